@@ -1,0 +1,85 @@
+"""The one base viewset every API route inherits (after PostHog's routing mixin).
+
+It scopes every queryset to the caller's tenant (TenantManager) and hierarchy scope
+(cem.scoping); other tenants' ids therefore 404. Subclasses choose *what* to list with
+``queryset`` or :meth:`safely_get_queryset`; they cannot override ``get_queryset`` or swap
+the authentication and permission classes — ``__init_subclass__`` refuses at import time.
+"""
+
+from django.db import models
+from rest_framework import viewsets
+
+from cem.api.authentication import ApiKeyAuthentication, TenantSessionAuthentication
+from cem.api.permissions import RolePermission, caller_role
+from cem.principals import Actor
+from cem.scoping import scope_queryset
+
+_FINAL = ("get_queryset", "check_permissions", "get_authenticators", "get_permissions")
+
+
+class TenantViewSetMixin:
+    authentication_classes = [ApiKeyAuthentication, TenantSessionAuthentication]
+    permission_classes = [RolePermission]
+    resource: str = ""
+    api_app: str = "core"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _FINAL:
+            if name in cls.__dict__:
+                raise TypeError(f"{cls.__name__} may not override {name}; use safely_get_queryset")
+        if cls.__dict__.get("permission_classes") is not None and RolePermission not in cls.permission_classes:
+            raise TypeError(f"{cls.__name__} must keep RolePermission")
+        if "authentication_classes" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} may not change authentication_classes")
+
+    # --- what subclasses may customise ---------------------------------------------------------
+    def safely_get_queryset(self, queryset):
+        return queryset
+
+    # --- final ---------------------------------------------------------------------------------
+    def get_queryset(self):
+        model = self.queryset.model
+        if getattr(self, "swagger_fake_view", False):
+            return models.QuerySet(model=model).none()
+        queryset = self.safely_get_queryset(self.queryset.all())
+        return scope_queryset(queryset, role=caller_role(self.request), membership=self.request._request.membership)
+
+    @property
+    def organization(self):
+        return self.request._request.tenant
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request._request)
+
+
+class TenantReadOnlyViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    pass
+
+
+class TenantModelViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+    """CRUD where every write goes through the generic record services (audit log + event)."""
+
+    http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
+
+    def perform_create(self, serializer):
+        from cem.services import record_create
+
+        serializer.instance = record_create(
+            organization=self.organization, actor=self.actor, model=self.queryset.model,
+            data=serializer.validated_data,
+        )
+
+    def perform_update(self, serializer):
+        from cem.services import record_update
+
+        serializer.instance = record_update(
+            organization=self.organization, actor=self.actor, instance=serializer.instance,
+            data=serializer.validated_data,
+        )
+
+    def perform_destroy(self, instance):
+        from cem.services import record_delete
+
+        record_delete(organization=self.organization, actor=self.actor, instance=instance)

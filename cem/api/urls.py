@@ -1,0 +1,25 @@
+from rest_framework.routers import DefaultRouter
+
+from cem.api import views
+
+router = DefaultRouter()
+router.register("organization", views.OrganizationViewSet, basename="organization")
+router.register("regions", views.RegionViewSet)
+router.register("locations", views.LocationViewSet)
+router.register("teams", views.TeamViewSet)
+router.register("employees", views.EmployeeViewSet)
+router.register("channels", views.ChannelViewSet)
+router.register("touchpoints", views.TouchpointViewSet)
+router.register("skill-categories", views.SkillCategoryViewSet)
+router.register("expectations", views.CustomerExpectationViewSet)
+router.register("brand-messages", views.BrandMessageViewSet)
+router.register("standards", views.StandardViewSet)
+router.register("segments", views.SegmentViewSet)
+router.register("customers", views.CustomerViewSet)
+router.register("interactions", views.InteractionViewSet)
+router.register("memberships", views.MembershipViewSet)
+router.register("api-keys", views.ApiKeyViewSet)
+router.register("audit-log", views.AuditLogViewSet)
+router.register("events", views.OutboxEventViewSet)
+
+urlpatterns = router.urls

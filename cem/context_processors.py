@@ -1,0 +1,25 @@
+from cem.permissions import role_can
+
+# (label, url name, required action). Navigation is data: a link shows only if the role may use it.
+NAVIGATION = [
+    ("Home", "home", "organization.view"),
+    ("Interactions", "interactions", "interactions.view"),
+    ("Hierarchy", "locations", "hierarchy.view"),
+    ("Employees", "employees", "hierarchy.view"),
+    ("Standards", "standards", "standards.view"),
+    ("Users", "members", "memberships.view"),
+    ("API keys", "api_keys", "apikeys.view"),
+    ("Audit log", "audit_log", "auditlog.view"),
+]
+
+
+def navigation(request):
+    membership = getattr(request, "membership", None)
+    if membership is None:
+        return {"nav_items": [], "current_membership": None}
+    items = [(label, name) for label, name, action in NAVIGATION if role_can(membership.role, action)]
+    return {
+        "nav_items": items,
+        "current_membership": membership,
+        "other_memberships": [m for m in getattr(request, "memberships", []) if m.pk != membership.pk],
+    }

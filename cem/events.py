@@ -1,0 +1,78 @@
+"""The event spine: services emit, the outbox stores, Celery delivers to registered handlers.
+
+    from cem.events import emit, handles
+
+    emit(organization=org, event_type="InteractionRecorded", payload={...})   # inside the service's atomic block
+
+    @handles("InteractionRecorded")
+    def feedback_invite_after_interaction(event): ...
+
+A handler runs inside a transaction together with the HandlerDelivery row that marks it done,
+so a handler that raises leaves no trace and is retried, and one that succeeded is never run
+again for the same event, however often the task is redelivered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+logger = logging.getLogger(__name__)
+
+_handlers: dict[str, dict[str, Callable]] = defaultdict(dict)
+
+EVENT_TYPES = {
+    "InteractionRecorded": "Interactions were ingested (payload: interaction_ids).",
+}
+
+
+@dataclass(frozen=True)
+class Handler:
+    name: str
+    func: Callable
+
+
+def handles(event_type: str, *, name: str | None = None):
+    """Register a function as a handler of one event type; its name is its idempotency key."""
+
+    def register(func: Callable) -> Callable:
+        handler_name = name or f"{func.__module__}.{func.__qualname__}"
+        _handlers[event_type][handler_name] = func
+        return func
+
+    return register
+
+
+def handlers_for(event_type: str) -> dict[str, Callable]:
+    return dict(_handlers.get(event_type, {}))
+
+
+def emit(*, organization, event_type: str, payload: dict, aggregate=None):
+    """Write an event to the outbox in the caller's transaction; deliver it once that commits."""
+    from cem.models import OutboxEvent
+
+    event = OutboxEvent.objects.create(
+        organization_id=getattr(organization, "pk", organization),
+        event_type=event_type,
+        aggregate_type=type(aggregate).__name__ if aggregate is not None else "",
+        aggregate_id=str(aggregate.pk) if aggregate is not None else "",
+        payload=payload,
+    )
+    tenant_id, event_id = event.organization_id, event.pk
+
+    def kick():
+        from cem.tasks import events_deliver
+
+        try:
+            events_deliver.delay(tenant_id, event_id)
+        except (KombuOperationalError, ConnectionError, OSError):
+            # A broker outage must not fail a committed write: the periodic sweep delivers it.
+            logger.warning("broker unavailable; event %s left for the sweep", event_id)
+
+    transaction.on_commit(kick)
+    return event

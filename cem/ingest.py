@@ -1,0 +1,341 @@
+"""Interaction ingest: validate per row, then write the good rows set-based in one transaction.
+
+Rows are validated in Python against lookup maps built with one query per reference type, so
+the cost per row is a few dict look-ups. Good rows go to a temporary table with COPY and into
+``cem_interaction`` with one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` (COPY cannot target a
+table under row-level security; the INSERT's WITH CHECK still runs). A bad row never drops a
+good one, and an exception rolls the whole call back: nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import zoneinfo
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from cem.events import emit
+from cem.models import Channel, Customer, Employee, Interaction, InteractionCategory, Location, Touchpoint
+from cem.principals import Actor
+from cem.services import _check_tenant, audit_log_write
+
+EVENT_CHUNK = 1000
+_CATEGORIES = {c.value for c in InteractionCategory}
+_MAX_AMOUNT = Decimal("9999999999.99")
+_FUTURE_TOLERANCE = dt.timedelta(days=1)
+FIELDS = ("external_id", "occurred_at", "location", "channel", "touchpoint", "customer", "employees",
+          "amount", "category", "attributes")
+
+
+class TooManyRows(ValueError):
+    pass
+
+
+@dataclass
+class RowResult:
+    row: int
+    external_id: str | None
+    status: str = "error"  # created | duplicate | error
+    id: int | None = None
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        out = {"row": self.row, "external_id": self.external_id, "status": self.status}
+        if self.id is not None:
+            out["id"] = self.id
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+@dataclass
+class _Clean:
+    row: int
+    external_id: str
+    occurred_at: dt.datetime
+    location_id: int
+    channel_id: int
+    touchpoint_id: int | None
+    category: str
+    customer_ref: str | None
+    employee_ids: list[int]
+    amount: Decimal | None
+    attributes: dict
+
+
+def _text(value, name: str, errors: dict, *, required: bool, max_length: int) -> str | None:
+    if value is None or value == "":
+        if required:
+            errors.setdefault(name, []).append("This field is required.")
+        return None
+    if not isinstance(value, str | int):
+        errors.setdefault(name, []).append("Must be a string.")
+        return None
+    value = str(value).strip()
+    if len(value) > max_length:
+        errors.setdefault(name, []).append(f"At most {max_length} characters.")
+        return None
+    return value
+
+
+def _employee_refs(value, errors: dict) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.replace(";", ",").replace("|", ",").split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+        return [str(v).strip() for v in value if str(v).strip()]
+    errors.setdefault("employees", []).append("Must be a list of employee external ids.")
+    return []
+
+
+class _Resolver:
+    """Lookup maps for the references in one batch: one query per kind, only the codes used."""
+
+    def __init__(self, rows: list[dict]):
+        def refs(name):
+            return {str(r[name]).strip() for r in rows if isinstance(r, dict) and isinstance(r.get(name), str | int)}
+
+        emp_refs = set()
+        for r in rows:
+            if isinstance(r, dict):
+                emp_refs.update(_employee_refs(r.get("employees"), {}))
+        self.locations = dict(Location.objects.filter(code__in=refs("location")).values_list("code", "id"))
+        self.channels = dict(Channel.objects.filter(code__in=refs("channel")).values_list("code", "id"))
+        self.touchpoints = {
+            code: (pk, channel_id, category)
+            for code, pk, channel_id, category in Touchpoint.objects.filter(code__in=refs("touchpoint")).values_list(
+                "code", "id", "channel_id", "category"
+            )
+        }
+        self.employees = dict(Employee.objects.filter(external_id__in=emp_refs).values_list("external_id", "id"))
+
+
+def _clean_row(index: int, raw, resolver: _Resolver, tz, now) -> tuple[_Clean | None, RowResult]:
+    if not isinstance(raw, dict):
+        return None, RowResult(row=index, external_id=None, errors={"non_field_errors": ["Each row must be an object."]})
+    errors: dict[str, list[str]] = {}
+    unknown = set(raw) - set(FIELDS)
+    if unknown:
+        errors["non_field_errors"] = [f"Unknown field(s): {', '.join(sorted(unknown))}."]
+    external_id = _text(raw.get("external_id"), "external_id", errors, required=True, max_length=100)
+    result = RowResult(row=index, external_id=external_id)
+
+    occurred_at = None
+    value = raw.get("occurred_at")
+    if value in (None, ""):
+        errors["occurred_at"] = ["This field is required."]
+    else:
+        try:
+            occurred_at = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            errors["occurred_at"] = [f"Not an ISO 8601 date-time: {str(value)[:40]!r}."]
+        else:
+            if occurred_at.tzinfo is None:
+                occurred_at = occurred_at.replace(tzinfo=tz)
+            if occurred_at > now + _FUTURE_TOLERANCE:
+                errors["occurred_at"] = ["Lies in the future."]
+
+    location_code = _text(raw.get("location"), "location", errors, required=True, max_length=40)
+    location_id = resolver.locations.get(location_code) if location_code else None
+    if location_code and location_id is None:
+        errors["location"] = [f"Unknown location {location_code!r}."]
+
+    touchpoint = None
+    touchpoint_code = _text(raw.get("touchpoint"), "touchpoint", errors, required=False, max_length=60)
+    if touchpoint_code:
+        touchpoint = resolver.touchpoints.get(touchpoint_code)
+        if touchpoint is None:
+            errors["touchpoint"] = [f"Unknown touchpoint {touchpoint_code!r}."]
+
+    channel_code = _text(raw.get("channel"), "channel", errors, required=touchpoint is None, max_length=40)
+    channel_id = resolver.channels.get(channel_code) if channel_code else None
+    if channel_code and channel_id is None:
+        errors["channel"] = [f"Unknown channel {channel_code!r}."]
+    if touchpoint is not None:
+        if channel_id is None and not channel_code:
+            channel_id = touchpoint[1]
+        elif channel_id is not None and channel_id != touchpoint[1]:
+            errors["touchpoint"] = ["The touchpoint belongs to another channel."]
+
+    category = raw.get("category") or (touchpoint[2] if touchpoint else None)
+    if category is None:
+        errors["category"] = ["Required when no touchpoint is given."]
+    elif category not in _CATEGORIES:
+        errors["category"] = [f"Must be one of {', '.join(sorted(_CATEGORIES))}."]
+
+    customer_ref = _text(raw.get("customer"), "customer", errors, required=False, max_length=64)
+
+    employee_ids = []
+    for ref in _employee_refs(raw.get("employees"), errors):
+        employee_id = resolver.employees.get(ref)
+        if employee_id is None:
+            errors.setdefault("employees", []).append(f"Unknown employee {ref!r}.")
+        elif employee_id not in employee_ids:
+            employee_ids.append(employee_id)
+
+    amount = None
+    value = raw.get("amount")
+    if value not in (None, ""):
+        try:
+            amount = Decimal(str(value)).quantize(Decimal("0.01"))
+            if not amount.is_finite() or abs(amount) > _MAX_AMOUNT:
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            errors["amount"] = ["Must be a number with at most 10 digits before the decimal point."]
+            amount = None
+
+    attributes = raw.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        errors["attributes"] = ["Must be an object."]
+
+    if errors:
+        result.errors = errors
+        return None, result
+    return (
+        _Clean(index, external_id, occurred_at, location_id, channel_id, touchpoint[0] if touchpoint else None,
+               category, customer_ref, employee_ids, amount, attributes),
+        result,
+    )
+
+
+def interactions_ingest(*, organization, actor: Actor, rows: list) -> list[RowResult]:
+    """Validate and store a batch; idempotent on external_id. Returns one result per input row."""
+    org_id = _check_tenant(organization)
+    if len(rows) > settings.BULK_INGEST_MAX_ROWS:
+        raise TooManyRows(f"At most {settings.BULK_INGEST_MAX_ROWS} rows per call; got {len(rows)}.")
+    tz = zoneinfo.ZoneInfo(getattr(organization, "time_zone", None) or "UTC")
+    now = timezone.now()
+    resolver = _Resolver(rows)
+    results: list[RowResult] = []
+    clean: list[_Clean] = []
+    first_row_of: dict[str, int] = {}
+    for index, raw in enumerate(rows):
+        row, result = _clean_row(index, raw, resolver, tz, now)
+        results.append(result)
+        if row is None:
+            continue
+        if row.external_id in first_row_of:
+            result.status = "duplicate"
+            result.errors = {}
+            continue
+        first_row_of[row.external_id] = index
+        clean.append(row)
+
+    with transaction.atomic():
+        created = _write(org_id, clean) if clean else {}
+        existing_refs = [r.external_id for r in clean if r.external_id not in created]
+        batch_dups = [r.external_id for r in results if r.status == "duplicate"]
+        existing = dict(
+            Interaction.objects.filter(external_id__in=existing_refs + batch_dups).values_list("external_id", "id")
+        ) if existing_refs or batch_dups else {}
+        ids = sorted(created.values())
+        for start in range(0, len(ids), EVENT_CHUNK):
+            emit(organization=org_id, event_type="InteractionRecorded",
+                 payload={"interaction_ids": ids[start:start + EVENT_CHUNK]})
+        summary = {"created": len(created), "duplicate": 0, "error": 0}
+        for result in results:
+            if result.errors:
+                summary["error"] += 1
+                continue
+            if result.external_id in created and first_row_of.get(result.external_id) == result.row:
+                result.status, result.id = "created", created[result.external_id]
+            else:
+                result.status, result.id = "duplicate", existing.get(result.external_id) or created.get(result.external_id)
+                summary["duplicate"] += 1
+        audit_log_write(organization=org_id, actor=actor, action="interactions.ingest", object_type="cem.Interaction",
+                        changes={"rows": len(rows), **summary})
+    return results
+
+
+def _write(org_id: int, rows: list[_Clean]) -> dict[str, int]:
+    customer_ids = _customers_upsert(org_id, {r.customer_ref for r in rows if r.customer_ref})
+    with connection.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE _ingest_interaction (row_no int, external_id text, customer_id bigint,"
+            " location_id bigint, channel_id bigint, touchpoint_id bigint, category text,"
+            " occurred_at timestamptz, amount numeric(12,2), attributes text) ON COMMIT DROP"
+        )
+        cur.execute("CREATE TEMP TABLE _ingest_employee (row_no int, employee_id bigint) ON COMMIT DROP")
+        with cur.copy("COPY _ingest_interaction FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((
+                    r.row, r.external_id, customer_ids.get(r.customer_ref) if r.customer_ref else None,
+                    r.location_id, r.channel_id, r.touchpoint_id, r.category, r.occurred_at, r.amount,
+                    json.dumps(r.attributes, separators=(",", ":")),
+                ))
+        if any(r.employee_ids for r in rows):
+            with cur.copy("COPY _ingest_employee FROM STDIN") as copy:
+                for r in rows:
+                    for employee_id in r.employee_ids:
+                        copy.write_row((r.row, employee_id))
+        cur.execute(
+            """
+            WITH ins AS (
+                INSERT INTO cem_interaction (organization_id, external_id, customer_id, location_id, channel_id,
+                    touchpoint_id, category, occurred_at, amount, attributes, created_at)
+                SELECT %(org)s, external_id, customer_id, location_id, channel_id, touchpoint_id, category,
+                    occurred_at, amount, attributes::jsonb, now()
+                FROM _ingest_interaction ORDER BY row_no
+                ON CONFLICT (organization_id, external_id) DO NOTHING
+                RETURNING id, external_id
+            ), emp AS (
+                INSERT INTO cem_interactionemployee (organization_id, interaction_id, employee_id)
+                SELECT %(org)s, ins.id, e.employee_id
+                FROM ins JOIN _ingest_interaction t USING (external_id) JOIN _ingest_employee e USING (row_no)
+            )
+            SELECT external_id, id FROM ins
+            """,
+            {"org": org_id},
+        )
+        created = dict(cur.fetchall())
+        cur.execute("DROP TABLE _ingest_interaction, _ingest_employee")
+    return created
+
+
+def _customers_upsert(org_id: int, refs: set[str]) -> dict[str, int]:
+    if not refs:
+        return {}
+    known = dict(Customer.objects.filter(external_id__in=refs).values_list("external_id", "id"))
+    missing = sorted(refs - set(known))
+    if missing:
+        with connection.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO cem_customer (organization_id, external_id, email, phone, locale, consent_email,
+                    consent_sms, created_at)
+                SELECT %s, ref, '', '', '', false, false, now() FROM unnest(%s::text[]) AS ref
+                ON CONFLICT (organization_id, external_id) DO NOTHING
+                """,
+                [org_id, missing],
+            )
+        known.update(Customer.objects.filter(external_id__in=missing).values_list("external_id", "id"))
+    return known
+
+
+def rows_from_csv(data: bytes | str) -> list[dict]:
+    """CSV columns are the JSON fields; any other column becomes an attribute."""
+    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None:
+        return []
+    rows = []
+    for record in reader:
+        row = {"attributes": {}}
+        for key, value in record.items():
+            if key is None:
+                continue
+            key = key.strip()
+            if key in FIELDS and key != "attributes":
+                row[key] = value if value != "" else None
+            elif value not in (None, ""):
+                row["attributes"][key] = value
+        rows.append(row)
+    return rows

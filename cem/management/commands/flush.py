@@ -1,0 +1,11 @@
+from django.core.management.commands.flush import Command as FlushCommand
+
+from cem.db.base import owner_session
+
+
+class Command(FlushCommand):
+    """Django's flush (TRUNCATE) as the schema owner: the app role holds no TRUNCATE grant."""
+
+    def handle(self, *args, **options):
+        with owner_session():
+            return super().handle(*args, **options)

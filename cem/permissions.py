@@ -1,0 +1,68 @@
+"""Who may do what: role → allowed actions, and role → how far down the hierarchy they see.
+
+Permissions are data. Views declare a ``resource``; the permission class asks
+``role_can(role, f"{resource}.{verb}")``. Nothing else in the code branches on a role name.
+"""
+
+from cem.models.access import Role
+
+VERBS = ("view", "add", "change", "delete")
+
+RESOURCES = (
+    "organization",
+    "hierarchy",  # regions, locations, teams, employees, assignments
+    "standards",  # channels, touchpoints, skill categories, expectations, brand messages, standards
+    "customers",  # customers, segments
+    "interactions",
+    "memberships",
+    "apikeys",
+    "auditlog",
+    "events",
+)
+
+
+def _all(*resources: str) -> set[str]:
+    return {f"{r}.{v}" for r in resources for v in VERBS}
+
+
+def _view(*resources: str) -> set[str]:
+    return {f"{r}.view" for r in resources}
+
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.ORG_ADMIN: frozenset(_all(*RESOURCES) - {"auditlog.add", "auditlog.change", "auditlog.delete",
+                                                   "events.add", "events.change", "events.delete"}),
+    Role.EXECUTIVE: frozenset(_view("organization", "hierarchy", "standards", "customers", "interactions", "auditlog")),
+    Role.REGIONAL_MANAGER: frozenset(_view("organization", "hierarchy", "standards", "interactions")),
+    Role.STORE_MANAGER: frozenset(_view("organization", "hierarchy", "standards", "interactions")),
+    Role.TRAINER: frozenset(_view("organization", "hierarchy", "standards") | _all("standards")),
+    Role.EVALUATOR: frozenset(_view("organization", "hierarchy", "standards", "interactions")),
+    Role.EMPLOYEE: frozenset(_view("organization", "hierarchy", "standards", "interactions")),
+    Role.SHOPPER: frozenset(_view("organization", "standards")),
+    Role.INTEGRATOR: frozenset(
+        _view("organization", "hierarchy", "standards", "events")
+        | _all("customers", "interactions")
+        | {"hierarchy.add", "hierarchy.change"}
+    ),
+}
+
+# How far down the hierarchy each role sees. "organization" sees everything in the tenant.
+ROLE_SCOPE: dict[str, str] = {
+    Role.ORG_ADMIN: "organization",
+    Role.EXECUTIVE: "organization",
+    Role.REGIONAL_MANAGER: "region",
+    Role.STORE_MANAGER: "location",
+    Role.TRAINER: "organization",
+    Role.EVALUATOR: "organization",
+    Role.EMPLOYEE: "employee",
+    Role.SHOPPER: "none",
+    Role.INTEGRATOR: "organization",
+}
+
+# The API-key scopes an integrator can grant, one read and one write per app.
+API_KEY_APPS = ("core", "feedback", "audits", "learning", "incentives", "alignment")
+API_KEY_SCOPES = tuple(f"{app}:{mode}" for app in API_KEY_APPS for mode in ("read", "write"))
+
+
+def role_can(role: str, action: str) -> bool:
+    return action in ROLE_PERMISSIONS.get(role, frozenset())

@@ -1,0 +1,61 @@
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from cem import outbox
+from cem.tasking import TenantTask
+from cem.tenancy import unscoped
+
+
+@shared_task(name="cem.events_deliver", base=TenantTask)
+def events_deliver(tenant_id: int, event_id: int) -> int:
+    """Fan one outbox event out to a task per handler that has not processed it yet."""
+    pending = outbox.pending_handlers(event_id)
+    for handler_name in pending:
+        events_handle.delay(tenant_id, event_id, handler_name)
+    outbox.mark_dispatched(event_id, complete=not pending)
+    return len(pending)
+
+
+@shared_task(
+    name="cem.events_handle",
+    base=TenantTask,
+    bind=True,
+    max_retries=8,
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+)
+def events_handle(self, tenant_id: int, event_id: int, handler_name: str) -> bool:
+    try:
+        return outbox.run_handler(event_id, handler_name)
+    except outbox.UnknownHandler:
+        return False
+    except Exception as exc:
+        outbox.record_failure(event_id, handler_name, exc)
+        raise self.retry(exc=exc) from exc
+
+
+@shared_task(name="cem.events_sweep")
+def events_sweep(older_than_seconds: int = 20, limit: int = 1000) -> int:
+    """Re-dispatch events whose kick was lost (broker down at commit, worker killed)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    with unscoped():
+        stale = outbox.stale_events(cutoff, limit)
+    for tenant_id, event_id in stale:
+        events_deliver.delay(tenant_id, event_id)
+    return len(stale)
+
+
+@shared_task(name="cem.idempotency_purge")
+def idempotency_purge() -> int:
+    from django.conf import settings
+
+    from cem.models import IdempotencyRecord
+
+    with unscoped():
+        deleted, _ = IdempotencyRecord.objects.filter(
+            created_at__lt=timezone.now() - settings.IDEMPOTENCY_TTL
+        ).delete()
+    return deleted

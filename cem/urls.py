@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from cem import views
+from cem.health import healthz
+
+urlpatterns = [
+    path("", views.HomeView.as_view(), name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("organization/switch/", views.organization_switch, name="organization_switch"),
+    path("interactions/", views.InteractionListView.as_view(), name="interactions"),
+    path("manage/", include("cem.manage_urls")),
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", include("cem.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api_docs"),
+    path("admin/", admin.site.urls),
+]
