@@ -1,0 +1,214 @@
+"""Org B's user and API key against every route that exists, holding org A's ids.
+
+The sweep walks the DRF router and the page URL conf, so a route added later is swept without
+anyone editing this file. Every piece of org A's data carries "acme" in a name or code, so
+"no data" is checked on the raw bytes of each response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.routers import DefaultRouter
+
+from cem import models as m
+from cem.api.urls import router
+from cem.tenancy import tenant_context, tenant_models, unscoped
+from tests import factories as f
+
+MARK = b"acme"
+WRITE_METHODS = ("patch", "put", "delete")
+
+
+def _fingerprint() -> str:
+    """A digest of every tenant row of org A, to prove nothing changed."""
+    digest = hashlib.sha256()
+    with unscoped():
+        for model in sorted(tenant_models(), key=lambda mm: mm._meta.db_table):
+            if model in (m.IdempotencyRecord, m.ApiKey):
+                # last_used_at of B's key and B's idempotency rows change legitimately.
+                continue
+            field = "id" if model is m.Organization else "organization"
+            rows = model.objects.filter(**{field: _org_a_id}).order_by("pk").values()
+            digest.update(json.dumps(list(rows), default=str, sort_keys=True).encode())
+        keys = m.ApiKey.objects.filter(organization_id=_org_a_id).order_by("pk").values("pk", "revoked_at", "name")
+        digest.update(json.dumps(list(keys), default=str).encode())
+    return digest.hexdigest()
+
+
+_org_a_id = None
+
+
+@pytest.fixture
+def sweep_world(world, api):
+    """Make sure org A has at least one row of every model behind a route."""
+    global _org_a_id
+    _org_a_id = world.a.org.pk
+    org = world.a.org
+    f.SegmentFactory(organization=org, name="acme-segment")
+    f.BrandMessageFactory(organization=org, title="acme-brand")
+    f.TeamFactory(organization=org, name="acme-team", location=world.a.locations["a-n1"])
+    # One write through the API leaves an audit-log row and an outbox event in org A.
+    resp = api(key=world.a.api_key).post(
+        "/api/v1/interactions/",
+        {"external_id": "acme-sweep-1", "occurred_at": "2026-01-01T10:00:00Z", "location": "a-n1",
+         "touchpoint": "checkout"},
+        format="json",
+    )
+    assert resp.status_code == 201, resp.content
+    return world
+
+
+def _a_object_for(model):
+    with tenant_context(_org_a_id):
+        obj = model.objects.order_by("pk").first()
+    assert obj is not None, f"Org A has no {model.__name__}: add one to sweep_world so its routes are swept"
+    return obj
+
+
+def _routes():
+    for prefix, viewset, basename in router.registry:
+        yield prefix, viewset, basename
+
+
+def _clients(world, api):
+    return {"session": api(world.users["outsider"]), "key": api(key=world.b.api_key)}
+
+
+@pytest.mark.parametrize("auth", ["session", "key"])
+def test_every_api_route_hides_org_a(sweep_world, api, auth):
+    world = sweep_world
+    client = _clients(world, api)[auth]
+    before = _fingerprint()
+    swept = []
+    for prefix, viewset, _basename in _routes():
+        model = viewset.queryset.model
+        obj = _a_object_for(model)
+        base = f"/api/v1/{prefix}/"
+
+        # List: B sees no A rows; filters with A's ids find nothing.
+        resp = client.get(base)
+        assert resp.status_code in (200, 403), (base, resp.status_code)
+        assert MARK not in resp.content.lower(), f"{base} leaked org A data"
+
+        detail = f"{base}{obj.pk}/"
+        resp = client.get(detail)
+        assert resp.status_code in (403, 404), (detail, resp.status_code, resp.content[:200])
+        assert MARK not in resp.content.lower()
+        for method in WRITE_METHODS:
+            resp = getattr(client, method)(detail, {"name": "hijacked", "title": "hijacked"}, format="json")
+            assert resp.status_code in (403, 404, 405), (method, detail, resp.status_code, resp.content[:200])
+
+        for extra in viewset.get_extra_actions():
+            url_path = extra.url_path
+            for http_method in extra.mapping:
+                if extra.detail:
+                    url = f"{detail}{url_path}/"
+                    resp = getattr(client, http_method)(url, {}, format="json")
+                    assert resp.status_code in (403, 404, 405), (http_method, url, resp.status_code)
+                else:
+                    url = f"{base}{url_path}/"
+                    if http_method == "get":
+                        resp = client.get(url)
+                        assert resp.status_code in (200, 403), (url, resp.status_code)
+                        assert MARK not in resp.content.lower(), f"{url} leaked org A data"
+        swept.append(prefix)
+
+    assert _fingerprint() == before, "org B changed org A's data"
+    assert len(swept) == len(router.registry)
+
+
+def _fk_payload(viewset, world) -> dict:
+    """A create payload whose every relation points at one of org A's rows."""
+    serializer = viewset.serializer_class()
+    payload = {}
+    for name, field in serializer.fields.items():
+        if field.read_only:
+            continue
+        queryset = getattr(field, "queryset", None)
+        if queryset is None and hasattr(field, "child_relation"):
+            queryset = field.child_relation.queryset
+        if queryset is not None:
+            target = _a_object_for(queryset.model)
+            payload[name] = [target.pk] if hasattr(field, "child_relation") else target.pk
+        elif name in {"name", "title", "code", "external_id"}:
+            payload[name] = f"smuggled-{name}"
+    return payload
+
+
+@pytest.mark.parametrize("auth", ["session", "key"])
+def test_posts_referencing_org_a_ids_are_rejected(sweep_world, api, auth):
+    world = sweep_world
+    client = _clients(world, api)[auth]
+    before = _fingerprint()
+    checked = 0
+    for prefix, viewset, _basename in _routes():
+        if "post" not in viewset.http_method_names or not hasattr(viewset, "create"):
+            continue
+        payload = _fk_payload(viewset, world)
+        if not any(isinstance(v, int | list) for v in payload.values()):
+            continue
+        resp = client.post(f"/api/v1/{prefix}/", payload, format="json")
+        assert resp.status_code in (400, 403, 404), (prefix, resp.status_code, resp.content[:300])
+        checked += 1
+    # Interactions reference A's rows by code: B's view of the codes is empty.
+    resp = client.post(
+        "/api/v1/interactions/",
+        {"external_id": "smuggle", "occurred_at": "2026-01-01T10:00:00Z", "location": "a-n1", "channel": "in_store"},
+        format="json",
+    )
+    assert resp.status_code in (400, 403), resp.content
+    assert checked >= 5
+    assert _fingerprint() == before
+
+
+def _page_patterns(resolver=None, prefix=""):
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            if route.startswith(("api/", "admin/")):
+                continue
+            yield from _page_patterns(entry, route)
+        elif isinstance(entry, URLPattern):
+            yield route, entry
+
+
+def test_every_page_hides_org_a(sweep_world, client):
+    world = sweep_world
+    client.force_login(world.users["outsider"])
+    before = _fingerprint()
+    visited = 0
+    for route, pattern in _page_patterns():
+        if route.startswith(("api/", "admin/", "logout")) or route in {"healthz"}:
+            continue
+        view_class = getattr(pattern.callback, "view_class", None)
+        params = pattern.pattern.converters if hasattr(pattern.pattern, "converters") else {}
+        if params:
+            model = getattr(view_class, "model", None)
+            assert model is not None, f"page {route} takes ids but declares no model: sweep cannot cover it"
+            obj = _a_object_for(model)
+            url = "/" + route
+            for name in params:
+                url = url.replace(f"<int:{name}>", str(obj.pk)).replace(f"<{name}>", str(obj.pk))
+            for method in ("get", "post"):
+                resp = getattr(client, method)(url)
+                assert resp.status_code in (403, 404, 405), (method, url, resp.status_code)
+        else:
+            url = "/" + route
+            resp = client.get(url)
+            assert resp.status_code in (200, 302, 403, 404, 405), (url, resp.status_code)
+            assert MARK not in resp.content.lower(), f"page {url} leaked org A data"
+        visited += 1
+    assert visited >= 5
+    assert _fingerprint() == before
+
+
+def test_router_is_the_only_api_surface():
+    """Every API route comes from the router the sweep walks (no hand-written API paths)."""
+    assert isinstance(router, DefaultRouter)
+    api_patterns = [str(p.pattern) for p in get_resolver().url_patterns if str(p.pattern).startswith("api/v1/")]
+    assert api_patterns == ["api/v1/"]
