@@ -20,7 +20,7 @@ def scope_queryset(qs, *, role: str | None, membership=None):
     level = scope_level(role)
     if level == "organization":
         return qs
-    paths = getattr(qs.model, "SCOPE_PATHS", None)
+    paths = getattr(qs.model, "SCOPE_PATHS", {})
     if paths is None:
         return qs
     path = paths.get(level)

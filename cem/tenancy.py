@@ -141,6 +141,9 @@ class TenantModel(models.Model):
     """
 
     TENANT_FIELD = "organization_id"
+    # Hierarchy scope (cem.scoping): {} = only organization-wide roles see rows; None = reference
+    # data every member sees; otherwise {level: ORM path to that level's id}.
+    SCOPE_PATHS: dict[str, str] | None = {}
 
     organization = models.ForeignKey("cem.Organization", on_delete=models.CASCADE, related_name="+")
 

@@ -6,6 +6,8 @@ from cem.tenancy import TenantModel
 class Segment(TenantModel):
     """A named customer group; ``rule`` is a list of {field, op, value} conditions, all of which hold."""
 
+    SCOPE_PATHS = None  # reference data
+
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     rule = models.JSONField(default=list, blank=True)

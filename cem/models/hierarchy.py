@@ -5,6 +5,8 @@ from cem.tenancy import TenantModel
 
 
 class Region(TenantModel):
+    SCOPE_PATHS = {"region": "pk", "location": "locations", "employee": "locations__current_employees"}
+
     name = models.CharField(max_length=120)
     code = models.SlugField(max_length=40)
 
@@ -21,6 +23,8 @@ class Location(TenantModel):
         STORE = "store", "Store"
         BRANCH = "branch", "Branch"
         CONTACT_CENTRE = "contact_centre", "Contact centre"
+
+    SCOPE_PATHS = {"region": "region", "location": "pk", "employee": "current_employees"}
 
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="locations")
     name = models.CharField(max_length=160)
@@ -51,6 +55,8 @@ class Location(TenantModel):
 
 
 class Team(TenantModel):
+    SCOPE_PATHS = {"region": "location__region", "location": "location", "employee": "current_employees"}
+
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="teams")
     name = models.CharField(max_length=120)
 
@@ -70,6 +76,8 @@ class Employee(TenantModel):
         AGENT = "agent", "Agent"
         SUPERVISOR = "supervisor", "Supervisor"
         STORE_MANAGER = "store_manager", "Store manager"
+
+    SCOPE_PATHS = {"region": "current_location__region", "location": "current_location", "employee": "pk"}
 
     name = models.CharField(max_length=160)
     email = models.EmailField(blank=True)
@@ -98,6 +106,8 @@ class Employee(TenantModel):
 
 class EmployeeAssignment(TenantModel):
     """Where an employee worked and when. Closed, never deleted, so history stays attributable."""
+
+    SCOPE_PATHS = {"region": "location__region", "location": "location", "employee": "employee"}
 
     employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="assignments")
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="assignments")

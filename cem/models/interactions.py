@@ -10,6 +10,8 @@ from .standards import Channel, InteractionCategory, Touchpoint
 class Interaction(TenantModel):
     """One contact between a customer and the business: the fact everything else is about."""
 
+    SCOPE_PATHS = {"region": "location__region", "location": "location", "employee": "employees"}
+
     external_id = models.CharField(max_length=100)
     customer = models.ForeignKey(
         Customer, on_delete=models.SET_NULL, null=True, blank=True, related_name="interactions"

@@ -22,6 +22,7 @@ class Organization(models.Model):
     """The tenant. Its own row is visible only inside its own tenant context."""
 
     TENANT_FIELD = "id"
+    SCOPE_PATHS = None
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)

@@ -12,6 +12,8 @@ class InteractionCategory(models.TextChoices):
 
 
 class Channel(TenantModel):
+    SCOPE_PATHS = None  # reference data
+
     class Kind(models.TextChoices):
         IN_STORE = "in_store", "In-store"
         PHONE = "phone", "Phone"
@@ -33,6 +35,8 @@ class Channel(TenantModel):
 
 
 class Touchpoint(TenantModel):
+    SCOPE_PATHS = None  # reference data
+
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="touchpoints")
     code = models.SlugField(max_length=60)
     name = models.CharField(max_length=160)
@@ -48,6 +52,8 @@ class Touchpoint(TenantModel):
 
 
 class SkillCategory(TenantModel):
+    SCOPE_PATHS = None  # reference data
+
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
 
@@ -62,6 +68,8 @@ class SkillCategory(TenantModel):
 
 class CustomerExpectation(TenantModel):
     """What customers expect at a touchpoint, with how much it matters to them (1-5)."""
+
+    SCOPE_PATHS = None  # reference data
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -81,6 +89,8 @@ class CustomerExpectation(TenantModel):
 
 
 class BrandMessage(TenantModel):
+    SCOPE_PATHS = None  # reference data
+
     title = models.CharField(max_length=200)
     text = models.TextField(blank=True)
 
@@ -94,6 +104,8 @@ class BrandMessage(TenantModel):
 
 class Standard(TenantModel):
     """A service standard: the key every survey question, audit item, lesson and reward points at."""
+
+    SCOPE_PATHS = None  # reference data
 
     code = models.SlugField(max_length=60)
     title = models.CharField(max_length=200)
