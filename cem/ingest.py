@@ -233,8 +233,8 @@ def interactions_ingest(*, organization, actor: Actor, rows: list) -> list[RowRe
         created = _write(org_id, clean) if clean else {}
         existing_refs = [r.external_id for r in clean if r.external_id not in created]
         batch_dups = [r.external_id for r in results if r.status == "duplicate"]
-        existing = dict(
-            Interaction.objects.filter(external_id__in=existing_refs + batch_dups).values_list("external_id", "id")
+        existing = _ids_by_external_id(
+            Interaction._meta.db_table, org_id, existing_refs + batch_dups
         ) if existing_refs or batch_dups else {}
         ids = sorted(created.values())
         for start in range(0, len(ids), EVENT_CHUNK):
@@ -258,6 +258,10 @@ def interactions_ingest(*, organization, actor: Actor, rows: list) -> list[RowRe
 def _write(org_id: int, rows: list[_Clean]) -> dict[str, int]:
     customer_ids = _customers_upsert(org_id, {r.customer_ref for r in rows if r.customer_ref})
     with connection.cursor() as cur:
+        # The temp tables have no statistics, so the planner over-estimates the employee join by
+        # three orders of magnitude and the plan's cost passes jit_above_cost: compiling it took
+        # longer (~0.2 s per 10,000 rows) than running it. Transaction-local, like the tables.
+        cur.execute("SET LOCAL jit = off")
         cur.execute(
             "CREATE TEMP TABLE _ingest_interaction (row_no int, external_id text, customer_id bigint,"
             " location_id bigint, channel_id bigint, touchpoint_id bigint, category text,"
@@ -300,10 +304,26 @@ def _write(org_id: int, rows: list[_Clean]) -> dict[str, int]:
     return created
 
 
+def _ids_by_external_id(table: str, org_id: int, refs) -> dict[str, int]:
+    """``{external_id: id}`` for the tenant's rows among ``refs``, with the refs sent as one array.
+
+    An ORM ``__in`` would send one placeholder per ref: with thousands of refs, building,
+    splitting and parsing that statement cost ~0.1 s per 10,000-row call. RLS still applies.
+    """
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT external_id, id FROM {connection.ops.quote_name(table)}"  # noqa: S608 - model's table name
+            " WHERE organization_id = %s AND external_id = ANY(%s::text[])",
+            [org_id, list(refs)],
+        )
+        return dict(cur.fetchall())
+
+
 def _customers_upsert(org_id: int, refs: set[str]) -> dict[str, int]:
     if not refs:
         return {}
-    known = dict(Customer.objects.filter(external_id__in=refs).values_list("external_id", "id"))
+    table = Customer._meta.db_table
+    known = _ids_by_external_id(table, org_id, refs)
     missing = sorted(refs - set(known))
     if missing:
         with connection.cursor() as cur:
@@ -313,10 +333,15 @@ def _customers_upsert(org_id: int, refs: set[str]) -> dict[str, int]:
                     consent_sms, created_at)
                 SELECT %s, ref, '', '', '', false, false, now() FROM unnest(%s::text[]) AS ref
                 ON CONFLICT (organization_id, external_id) DO NOTHING
+                RETURNING external_id, id
                 """,
                 [org_id, missing],
             )
-        known.update(Customer.objects.filter(external_id__in=missing).values_list("external_id", "id"))
+            known.update(cur.fetchall())
+        # A ref another transaction stored meanwhile conflicted and returned nothing: look it up.
+        raced = [ref for ref in missing if ref not in known]
+        if raced:
+            known.update(_ids_by_external_id(table, org_id, raced))
     return known
 
 

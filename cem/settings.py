@@ -181,7 +181,10 @@ SPECTACULAR_SETTINGS = {
     "SERVERS": [{"url": SITE_URL}],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "MembershipRoleEnum": "cem.models.access.Role",
+        "EmployeeRoleEnum": "cem.models.hierarchy.Employee.Role",
+    },
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
 IDEMPOTENCY_TTL = timedelta(hours=24)

@@ -132,6 +132,10 @@ class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
             )
         return qs.filter(**{self.model.TENANT_FIELD: state.tenant_id})
 
+    def none(self):
+        # An empty queryset reads nothing, so it needs no tenant (schema generators build them).
+        return super().get_queryset().none()
+
 
 class TenantModel(models.Model):
     """Base for every tenant-owned table: carries organization_id and is scoped by default.

@@ -1,0 +1,198 @@
+"""Idempotency-Key, rate limits, API keys and /healthz."""
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from cem import models as m
+from cem.tenancy import tenant_context
+
+
+def _row(external_id):
+    return {"external_id": external_id, "occurred_at": "2026-03-01T10:00:00Z", "location": "a-n1",
+            "touchpoint": "checkout"}
+
+
+def test_idempotency_key_replays_the_first_response(world, api):
+    client = api(key=world.a.api_key)
+    first = client.post("/api/v1/regions/", {"name": "West", "code": "west"}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == 201
+    again = client.post("/api/v1/regions/", {"name": "West", "code": "west"}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="k-1")
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    with tenant_context(world.a.org):
+        assert m.Region.objects.filter(code="west").count() == 1
+    # Without the key, the second create is a plain conflict on the unique code.
+    assert client.post("/api/v1/regions/", {"name": "West", "code": "west"}, format="json").status_code == 400
+
+
+def test_idempotency_key_with_different_body_is_422(world, api):
+    client = api(key=world.a.api_key)
+    assert client.post("/api/v1/interactions/", _row("idem-1"), format="json",
+                       HTTP_IDEMPOTENCY_KEY="k-2").status_code == 201
+    resp = client.post("/api/v1/interactions/", _row("idem-2"), format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    assert resp.status_code == 422
+    assert resp.json()["field"] == "Idempotency-Key"
+    with tenant_context(world.a.org):
+        assert not m.Interaction.objects.filter(external_id="idem-2").exists()
+
+
+def test_idempotency_key_in_flight_is_409(world, api):
+    client = api(key=world.a.api_key)
+    with tenant_context(world.a.org):
+        m.IdempotencyRecord.objects.create(
+            principal=f"key:{world.a.api_key_obj.pk}", key="k-3", method="POST", path="/api/v1/interactions/",
+            request_hash="0" * 64,
+        )
+    import hashlib
+    import json
+
+    body = json.dumps(_row("idem-3")).encode()
+    digest = hashlib.sha256(b"POST\n/api/v1/interactions/\n" + body).hexdigest()
+    with tenant_context(world.a.org):
+        m.IdempotencyRecord.objects.filter(key="k-3").update(request_hash=digest)
+    resp = client.post("/api/v1/interactions/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-3")
+    assert resp.status_code == 409
+    assert resp["Retry-After"] == "1"
+
+
+def test_idempotency_keys_are_per_caller_and_expire(world, api):
+    a = api(key=world.a.api_key)
+    b = api(key=world.b.api_key)
+    assert a.post("/api/v1/regions/", {"name": "Same", "code": "same"}, format="json",
+                  HTTP_IDEMPOTENCY_KEY="shared").status_code == 201
+    # Another tenant using the same key string gets its own fresh outcome.
+    resp = b.post("/api/v1/regions/", {"name": "Same", "code": "same"}, format="json", HTTP_IDEMPOTENCY_KEY="shared")
+    assert resp.status_code == 201 and "Idempotent-Replayed" not in resp
+    with tenant_context(world.a.org):
+        m.IdempotencyRecord.objects.filter(key="shared").update(created_at=timezone.now() - dt.timedelta(hours=25))
+    resp = a.post("/api/v1/regions/", {"name": "Same", "code": "same"}, format="json", HTTP_IDEMPOTENCY_KEY="shared")
+    assert resp.status_code == 400  # expired: processed anew, and the code now exists
+
+
+def test_idempotency_key_validation(world, api):
+    resp = api(key=world.a.api_key).post("/api/v1/regions/", {"name": "x", "code": "x"}, format="json",
+                                         HTTP_IDEMPOTENCY_KEY="x" * 256)
+    assert resp.status_code == 400
+
+
+def test_failed_requests_are_not_stored(world, api):
+    client = api(key=world.a.api_key)
+    bad = client.post("/api/v1/regions/", {"name": "", "code": ""}, format="json", HTTP_IDEMPOTENCY_KEY="k-4")
+    assert bad.status_code == 400
+    # 4xx outcomes are stored (the request was wrong, and will be wrong again) ...
+    again = client.post("/api/v1/regions/", {"name": "", "code": ""}, format="json", HTTP_IDEMPOTENCY_KEY="k-4")
+    assert again.status_code == 400 and again["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicates_create_once(world, api):
+    """Two requests with one key at the same time: one runs, the other gets 409 or the replay."""
+    results = []
+
+    def call():
+        client = api(key=world.a.api_key)
+        results.append(client.post("/api/v1/interactions/", _row("race-1"), format="json",
+                                   HTTP_IDEMPOTENCY_KEY="race").status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(201) >= 1
+    assert set(results) <= {201, 409}
+    with tenant_context(world.a.org):
+        assert m.Interaction.objects.filter(external_id="race-1").count() == 1
+
+
+@override_settings(API_RATE_LIMIT_PER_MINUTE=3)
+def test_rate_limit_headers_and_429(world, api):
+    client = api(key=world.a.api_key)
+    seen = []
+    for _ in range(3):
+        resp = client.get("/api/v1/regions/")
+        assert resp.status_code == 200
+        seen.append(int(resp["X-RateLimit-Remaining"]))
+        assert resp["X-RateLimit-Limit"] == "3"
+        assert int(resp["X-RateLimit-Reset"]) > timezone.now().timestamp()
+    assert seen == [2, 1, 0]
+    blocked = client.get("/api/v1/regions/")
+    assert blocked.status_code == 429
+    assert 1 <= int(blocked["Retry-After"]) <= 60
+    assert blocked["X-RateLimit-Remaining"] == "0"
+    # Limits are per key: org B's key is unaffected.
+    assert api(key=world.b.api_key).get("/api/v1/regions/").status_code == 200
+
+
+def test_rate_limit_per_key_override(world, api):
+    with tenant_context(world.a.org):
+        m.ApiKey.objects.filter(pk=world.a.api_key_obj.pk).update(rate_limit_per_minute=1)
+    client = api(key=world.a.api_key)
+    assert client.get("/api/v1/regions/").status_code == 200
+    assert client.get("/api/v1/regions/").status_code == 429
+
+
+def test_api_key_lifecycle(world, api):
+    admin = api(world.users["admin"])
+    resp = admin.post("/api/v1/api-keys/", {"name": "POS feed", "scopes": ["core:read", "core:write"]},
+                      format="json")
+    assert resp.status_code == 201, resp.content
+    full = resp.json()["key"]
+    assert full.startswith(f"cem_{resp.json()['prefix']}_")
+    key_id = resp.json()["id"]
+    listed = admin.get(f"/api/v1/api-keys/{key_id}/").json()
+    assert "key" not in listed and full not in str(listed)
+    with tenant_context(world.a.org):
+        stored = m.ApiKey.objects.get(pk=key_id)
+        assert stored.hashed_key != full and full not in stored.hashed_key
+    integrator = api(key=full)
+    assert integrator.get("/api/v1/regions/").status_code == 200
+    with tenant_context(world.a.org):
+        assert m.ApiKey.objects.get(pk=key_id).last_used_at is not None
+    assert admin.post(f"/api/v1/api-keys/{key_id}/revoke/").status_code == 200
+    resp = integrator.get("/api/v1/regions/")
+    assert resp.status_code == 401 and resp["WWW-Authenticate"].startswith("Bearer")
+    assert api(key=full[:-2] + "xx").get("/api/v1/regions/").status_code == 401
+    assert api(key="garbage").get("/api/v1/regions/").status_code == 401
+    bad = admin.post("/api/v1/api-keys/", {"name": "x", "scopes": ["root"]}, format="json")
+    assert bad.status_code == 400 and "scopes" in bad.json()
+    with tenant_context(world.a.org):
+        actions = set(m.AuditLog.objects.values_list("action", flat=True))
+    assert {"api_key.create", "api_key.revoke"} <= actions
+
+
+def test_anonymous_is_refused(db, api):
+    assert api().get("/api/v1/regions/").status_code in (401, 403)
+
+
+def test_healthz_reports_dependencies(db, client, settings):
+    resp = client.get("/healthz")
+    assert resp.json()["database"] == "ok"
+    assert resp.status_code in (200, 503)
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    from cem.celery import app
+
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    try:
+        resp = client.get("/healthz")
+        assert resp.status_code == 503 and resp.json()["broker"].startswith("error")
+    finally:
+        app.conf.broker_url = None
+        app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+def test_schema_and_docs(db, client):
+    resp = client.get("/api/schema/")
+    assert resp.status_code == 200
+    text = resp.content.decode()
+    assert "/api/v1/interactions/bulk/" in text and "servers:" in text
+    assert client.get("/api/docs/").status_code == 200
