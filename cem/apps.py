@@ -35,18 +35,23 @@ def check_tenant_models(app_configs=None, **kwargs):
         if not isinstance(model._base_manager, TenantManager):
             errors.append(
                 checks.Error(
-                    f"{label}'s base manager is not scoped; declare class Meta(TenantModel.Meta)", id="cem.E002"
+                    f"{label}'s base manager is not scoped; declare class Meta(TenantModel.Meta)",
+                    id="cem.E002",
                 )
             )
         if model.TENANT_FIELD == "id":
             continue
         for index in model._meta.indexes:
             if index.fields and index.fields[0] != "organization":
-                errors.append(checks.Error(f"{label} index {index.name} does not lead with organization", id="cem.E003"))
+                errors.append(
+                    checks.Error(f"{label} index {index.name} does not lead with organization", id="cem.E003")
+                )
         for constraint in model._meta.constraints:
             fields = getattr(constraint, "fields", None)
             if fields and fields[0] != "organization":
                 errors.append(
-                    checks.Error(f"{label} unique {constraint.name} does not lead with organization", id="cem.E004")
+                    checks.Error(
+                        f"{label} unique {constraint.name} does not lead with organization", id="cem.E004"
+                    )
                 )
     return errors

@@ -2,7 +2,8 @@
 
     from cem.events import emit, handles
 
-    emit(organization=org, event_type="InteractionRecorded", payload={...})   # inside the service's atomic block
+    # inside the service's atomic block:
+    emit(organization=org, event_type="InteractionRecorded", payload={...})
 
     @handles("InteractionRecorded")
     def feedback_invite_after_interaction(event): ...

@@ -30,8 +30,18 @@ EVENT_CHUNK = 1000
 _CATEGORIES = {c.value for c in InteractionCategory}
 _MAX_AMOUNT = Decimal("9999999999.99")
 _FUTURE_TOLERANCE = dt.timedelta(days=1)
-FIELDS = ("external_id", "occurred_at", "location", "channel", "touchpoint", "customer", "employees",
-          "amount", "category", "attributes")
+FIELDS = (
+    "external_id",
+    "occurred_at",
+    "location",
+    "channel",
+    "touchpoint",
+    "customer",
+    "employees",
+    "amount",
+    "category",
+    "attributes",
+)
 
 
 class TooManyRows(ValueError):
@@ -101,7 +111,11 @@ class _Resolver:
 
     def __init__(self, rows: list[dict]):
         def refs(name):
-            return {str(r[name]).strip() for r in rows if isinstance(r, dict) and isinstance(r.get(name), str | int)}
+            return {
+                str(r[name]).strip()
+                for r in rows
+                if isinstance(r, dict) and isinstance(r.get(name), str | int)
+            }
 
         emp_refs = set()
         for r in rows:
@@ -111,16 +125,20 @@ class _Resolver:
         self.channels = dict(Channel.objects.filter(code__in=refs("channel")).values_list("code", "id"))
         self.touchpoints = {
             code: (pk, channel_id, category)
-            for code, pk, channel_id, category in Touchpoint.objects.filter(code__in=refs("touchpoint")).values_list(
-                "code", "id", "channel_id", "category"
-            )
+            for code, pk, channel_id, category in Touchpoint.objects.filter(
+                code__in=refs("touchpoint")
+            ).values_list("code", "id", "channel_id", "category")
         }
-        self.employees = dict(Employee.objects.filter(external_id__in=emp_refs).values_list("external_id", "id"))
+        self.employees = dict(
+            Employee.objects.filter(external_id__in=emp_refs).values_list("external_id", "id")
+        )
 
 
 def _clean_row(index: int, raw, resolver: _Resolver, tz, now) -> tuple[_Clean | None, RowResult]:
     if not isinstance(raw, dict):
-        return None, RowResult(row=index, external_id=None, errors={"non_field_errors": ["Each row must be an object."]})
+        return None, RowResult(
+            row=index, external_id=None, errors={"non_field_errors": ["Each row must be an object."]}
+        )
     errors: dict[str, list[str]] = {}
     unknown = set(raw) - set(FIELDS)
     if unknown:
@@ -200,8 +218,19 @@ def _clean_row(index: int, raw, resolver: _Resolver, tz, now) -> tuple[_Clean | 
         result.errors = errors
         return None, result
     return (
-        _Clean(index, external_id, occurred_at, location_id, channel_id, touchpoint[0] if touchpoint else None,
-               category, customer_ref, employee_ids, amount, attributes),
+        _Clean(
+            index,
+            external_id,
+            occurred_at,
+            location_id,
+            channel_id,
+            touchpoint[0] if touchpoint else None,
+            category,
+            customer_ref,
+            employee_ids,
+            amount,
+            attributes,
+        ),
         result,
     )
 
@@ -233,13 +262,18 @@ def interactions_ingest(*, organization, actor: Actor, rows: list) -> list[RowRe
         created = _write(org_id, clean) if clean else {}
         existing_refs = [r.external_id for r in clean if r.external_id not in created]
         batch_dups = [r.external_id for r in results if r.status == "duplicate"]
-        existing = _ids_by_external_id(
-            Interaction._meta.db_table, org_id, existing_refs + batch_dups
-        ) if existing_refs or batch_dups else {}
+        existing = (
+            _ids_by_external_id(Interaction._meta.db_table, org_id, existing_refs + batch_dups)
+            if existing_refs or batch_dups
+            else {}
+        )
         ids = sorted(created.values())
         for start in range(0, len(ids), EVENT_CHUNK):
-            emit(organization=org_id, event_type="InteractionRecorded",
-                 payload={"interaction_ids": ids[start:start + EVENT_CHUNK]})
+            emit(
+                organization=org_id,
+                event_type="InteractionRecorded",
+                payload={"interaction_ids": ids[start : start + EVENT_CHUNK]},
+            )
         summary = {"created": len(created), "duplicate": 0, "error": 0}
         for result in results:
             if result.errors:
@@ -248,10 +282,18 @@ def interactions_ingest(*, organization, actor: Actor, rows: list) -> list[RowRe
             if result.external_id in created and first_row_of.get(result.external_id) == result.row:
                 result.status, result.id = "created", created[result.external_id]
             else:
-                result.status, result.id = "duplicate", existing.get(result.external_id) or created.get(result.external_id)
+                result.status, result.id = (
+                    "duplicate",
+                    existing.get(result.external_id) or created.get(result.external_id),
+                )
                 summary["duplicate"] += 1
-        audit_log_write(organization=org_id, actor=actor, action="interactions.ingest", object_type="cem.Interaction",
-                        changes={"rows": len(rows), **summary})
+        audit_log_write(
+            organization=org_id,
+            actor=actor,
+            action="interactions.ingest",
+            object_type="cem.Interaction",
+            changes={"rows": len(rows), **summary},
+        )
     return results
 
 
@@ -270,11 +312,20 @@ def _write(org_id: int, rows: list[_Clean]) -> dict[str, int]:
         cur.execute("CREATE TEMP TABLE _ingest_employee (row_no int, employee_id bigint) ON COMMIT DROP")
         with cur.copy("COPY _ingest_interaction FROM STDIN") as copy:
             for r in rows:
-                copy.write_row((
-                    r.row, r.external_id, customer_ids.get(r.customer_ref) if r.customer_ref else None,
-                    r.location_id, r.channel_id, r.touchpoint_id, r.category, r.occurred_at, r.amount,
-                    json.dumps(r.attributes, separators=(",", ":")),
-                ))
+                copy.write_row(
+                    (
+                        r.row,
+                        r.external_id,
+                        customer_ids.get(r.customer_ref) if r.customer_ref else None,
+                        r.location_id,
+                        r.channel_id,
+                        r.touchpoint_id,
+                        r.category,
+                        r.occurred_at,
+                        r.amount,
+                        json.dumps(r.attributes, separators=(",", ":")),
+                    )
+                )
         if any(r.employee_ids for r in rows):
             with cur.copy("COPY _ingest_employee FROM STDIN") as copy:
                 for r in rows:
@@ -283,8 +334,8 @@ def _write(org_id: int, rows: list[_Clean]) -> dict[str, int]:
         cur.execute(
             """
             WITH ins AS (
-                INSERT INTO cem_interaction (organization_id, external_id, customer_id, location_id, channel_id,
-                    touchpoint_id, category, occurred_at, amount, attributes, created_at)
+                INSERT INTO cem_interaction (organization_id, external_id, customer_id, location_id,
+                    channel_id, touchpoint_id, category, occurred_at, amount, attributes, created_at)
                 SELECT %(org)s, external_id, customer_id, location_id, channel_id, touchpoint_id, category,
                     occurred_at, amount, attributes::jsonb, now()
                 FROM _ingest_interaction ORDER BY row_no

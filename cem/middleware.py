@@ -153,7 +153,9 @@ class IdempotencyMiddleware:
         if not key or len(key) > 255 or not key.isprintable():
             return _problem(400, "Idempotency-Key must be 1-255 printable characters.", field=self.HEADER)
 
-        digest = hashlib.sha256(b"POST\n" + request.get_full_path().encode() + b"\n" + request.body).hexdigest()
+        digest = hashlib.sha256(
+            b"POST\n" + request.get_full_path().encode() + b"\n" + request.body
+        ).hexdigest()
         expired_before = timezone.now() - settings.IDEMPOTENCY_TTL
         IdempotencyRecord.objects.filter(principal=principal, key=key, created_at__lt=expired_before).delete()
         try:
@@ -185,13 +187,17 @@ class IdempotencyMiddleware:
     def _replay(self, principal: str, key: str, digest: str) -> HttpResponse:
         record = IdempotencyRecord.objects.filter(principal=principal, key=key).first()
         if record is None:  # deleted by a concurrent failure: ask the client to retry
-            return _problem(409, "A request with this Idempotency-Key just failed; retry it.", field=self.HEADER)
+            return _problem(
+                409, "A request with this Idempotency-Key just failed; retry it.", field=self.HEADER
+            )
         if record.request_hash != digest:
             return _problem(
                 422, "This Idempotency-Key was already used with a different request body.", field=self.HEADER
             )
         if record.state == IdempotencyRecord.State.IN_FLIGHT:
-            response = _problem(409, "A request with this Idempotency-Key is still being processed.", field=self.HEADER)
+            response = _problem(
+                409, "A request with this Idempotency-Key is still being processed.", field=self.HEADER
+            )
             response["Retry-After"] = "1"
             return response
         response = HttpResponse(

@@ -30,9 +30,20 @@ def _view(*resources: str) -> set[str]:
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.ORG_ADMIN: frozenset(_all(*RESOURCES) - {"auditlog.add", "auditlog.change", "auditlog.delete",
-                                                   "events.add", "events.change", "events.delete"}),
-    Role.EXECUTIVE: frozenset(_view("organization", "hierarchy", "standards", "customers", "interactions", "auditlog")),
+    Role.ORG_ADMIN: frozenset(
+        _all(*RESOURCES)
+        - {
+            "auditlog.add",
+            "auditlog.change",
+            "auditlog.delete",
+            "events.add",
+            "events.change",
+            "events.delete",
+        }
+    ),
+    Role.EXECUTIVE: frozenset(
+        _view("organization", "hierarchy", "standards", "customers", "interactions", "auditlog")
+    ),
     Role.REGIONAL_MANAGER: frozenset(_view("organization", "hierarchy", "standards", "interactions")),
     Role.STORE_MANAGER: frozenset(_view("organization", "hierarchy", "standards", "interactions")),
     Role.TRAINER: frozenset(_view("organization", "hierarchy", "standards") | _all("standards")),

@@ -79,7 +79,9 @@ def memberships_of(user) -> list[Membership]:
         return []
     with unscoped():
         return list(
-            Membership.objects.select_related("organization").filter(user_id=user.pk, is_active=True).order_by("organization__name")
+            Membership.objects.select_related("organization")
+            .filter(user_id=user.pk, is_active=True)
+            .order_by("organization__name")
         )
 
 

@@ -41,7 +41,9 @@ def apply_grants(cursor) -> None:
     ident = sql.Identifier(role)
     cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
     # No TRUNCATE and no DDL: TRUNCATE ignores row-level security.
-    cursor.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(ident))
+    cursor.execute(
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(ident)
+    )
     cursor.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident))
 
 

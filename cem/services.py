@@ -48,7 +48,14 @@ def _check_tenant(organization) -> int:
 
 
 def audit_log_write(
-    *, organization, actor: Actor, action: str, instance=None, object_type: str = "", object_id="", changes=None
+    *,
+    organization,
+    actor: Actor,
+    action: str,
+    instance=None,
+    object_type: str = "",
+    object_id="",
+    changes=None,
 ) -> AuditLog:
     return AuditLog.objects.create(
         organization_id=getattr(organization, "pk", organization),
@@ -82,8 +89,13 @@ def record_create(*, organization, actor: Actor, model, data: dict):
     instance.save()
     for name, values in m2m.items():
         getattr(instance, name).set(values)
-    audit_log_write(organization=org_id, actor=actor, action="create", instance=instance,
-                    changes={"after": _snapshot(instance)})
+    audit_log_write(
+        organization=org_id,
+        actor=actor,
+        action="create",
+        instance=instance,
+        changes={"after": _snapshot(instance)},
+    )
     return instance
 
 
@@ -110,8 +122,14 @@ def record_delete(*, organization, actor: Actor, instance) -> None:
     before = _snapshot(instance)
     object_id = instance.pk
     instance.delete()
-    audit_log_write(organization=org_id, actor=actor, action="delete", object_type=instance._meta.label,
-                    object_id=object_id, changes={"before": before})
+    audit_log_write(
+        organization=org_id,
+        actor=actor,
+        action="delete",
+        object_type=instance._meta.label,
+        object_id=object_id,
+        changes={"before": before},
+    )
 
 
 # --- organization ----------------------------------------------------------------------------
@@ -127,7 +145,12 @@ def organization_update(*, organization: Organization, actor: Actor, data: dict)
 
 @transaction.atomic
 def employee_move(
-    *, organization, actor: Actor, employee: Employee, location, team: Team | None = None,
+    *,
+    organization,
+    actor: Actor,
+    employee: Employee,
+    location,
+    team: Team | None = None,
     start_date: dt.date | None = None,
 ) -> EmployeeAssignment:
     """Close the employee's open assignment and open a new one; history is kept."""
@@ -139,7 +162,9 @@ def employee_move(
     current = EmployeeAssignment.objects.filter(employee=employee, end_date__isnull=True).first()
     if current is not None:
         if start_date < current.start_date:
-            raise ValidationError({"start_date": f"Must be on or after the current assignment's start ({current.start_date})."})
+            raise ValidationError(
+                {"start_date": f"Must be on or after the current assignment's start ({current.start_date})."}
+            )
         current.end_date = start_date
         current.save(update_fields=["end_date"])
     assignment = EmployeeAssignment.objects.create(
@@ -149,19 +174,34 @@ def employee_move(
     employee.current_team = team
     employee.save(update_fields=["current_location", "current_team"])
     audit_log_write(
-        organization=org_id, actor=actor, action="employee.move", instance=employee,
-        changes={"from_location": current.location_id if current else None, "to_location": location.pk,
-                 "team": team.pk if team else None, "start_date": start_date.isoformat()},
+        organization=org_id,
+        actor=actor,
+        action="employee.move",
+        instance=employee,
+        changes={
+            "from_location": current.location_id if current else None,
+            "to_location": location.pk,
+            "team": team.pk if team else None,
+            "start_date": start_date.isoformat(),
+        },
     )
     return assignment
 
 
 @transaction.atomic
-def employee_create(*, organization, actor: Actor, data: dict, location=None, team=None, start_date=None) -> Employee:
+def employee_create(
+    *, organization, actor: Actor, data: dict, location=None, team=None, start_date=None
+) -> Employee:
     employee = record_create(organization=organization, actor=actor, model=Employee, data=data)
     if location is not None:
-        employee_move(organization=organization, actor=actor, employee=employee, location=location, team=team,
-                      start_date=start_date)
+        employee_move(
+            organization=organization,
+            actor=actor,
+            employee=employee,
+            location=location,
+            team=team,
+            start_date=start_date,
+        )
         employee.refresh_from_db()
     return employee
 
@@ -170,8 +210,18 @@ def employee_create(*, organization, actor: Actor, data: dict, location=None, te
 
 
 @transaction.atomic
-def membership_create(*, organization, actor: Actor, email: str, role: str, password: str | None = None,
-                      region=None, location=None, team=None, employee=None) -> Membership:
+def membership_create(
+    *,
+    organization,
+    actor: Actor,
+    email: str,
+    role: str,
+    password: str | None = None,
+    region=None,
+    location=None,
+    team=None,
+    employee=None,
+) -> Membership:
     org_id = _check_tenant(organization)
     user_model = get_user_model()
     email = user_model.objects.normalize_email(email).lower()
@@ -185,27 +235,50 @@ def membership_create(*, organization, actor: Actor, email: str, role: str, pass
         user.save()
     if Membership.objects.filter(user=user).exists():
         raise ValidationError({"email": "This person is already a member of the organization."})
-    membership = Membership(organization_id=org_id, user=user, role=role, region=region, location=location,
-                            team=team, employee=employee)
+    membership = Membership(
+        organization_id=org_id,
+        user=user,
+        role=role,
+        region=region,
+        location=location,
+        team=team,
+        employee=employee,
+    )
     membership.full_clean(exclude=["user"])
     membership.save()
-    audit_log_write(organization=org_id, actor=actor, action="membership.create", instance=membership,
-                    changes={"email": email, "role": role})
+    audit_log_write(
+        organization=org_id,
+        actor=actor,
+        action="membership.create",
+        instance=membership,
+        changes={"email": email, "role": role},
+    )
     return membership
 
 
 @transaction.atomic
-def api_key_create(*, organization, actor: Actor, name: str, scopes: list[str],
-                   rate_limit_per_minute: int | None = None) -> tuple[ApiKey, str]:
+def api_key_create(
+    *, organization, actor: Actor, name: str, scopes: list[str], rate_limit_per_minute: int | None = None
+) -> tuple[ApiKey, str]:
     """Create a key and return it with its full secret, which is never retrievable again."""
     org_id = _check_tenant(organization)
     full, prefix, hashed = ApiKey.generate()
     key = ApiKey.objects.create(
-        organization_id=org_id, name=name, prefix=prefix, hashed_key=hashed, scopes=sorted(set(scopes)),
-        rate_limit_per_minute=rate_limit_per_minute, created_by_id=actor.user_id,
+        organization_id=org_id,
+        name=name,
+        prefix=prefix,
+        hashed_key=hashed,
+        scopes=sorted(set(scopes)),
+        rate_limit_per_minute=rate_limit_per_minute,
+        created_by_id=actor.user_id,
     )
-    audit_log_write(organization=org_id, actor=actor, action="api_key.create", instance=key,
-                    changes={"name": name, "scopes": key.scopes, "prefix": prefix})
+    audit_log_write(
+        organization=org_id,
+        actor=actor,
+        action="api_key.create",
+        instance=key,
+        changes={"name": name, "scopes": key.scopes, "prefix": prefix},
+    )
     return key, full
 
 

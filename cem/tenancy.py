@@ -41,7 +41,8 @@ class _State:
         return ("" if self.tenant_id is None else str(self.tenant_id), "on" if self.system else "off")
 
 
-_state: ContextVar[_State] = ContextVar("cem_tenant_state", default=_State())
+_NO_TENANT = _State()  # frozen, so sharing it as the default is safe
+_state: ContextVar[_State] = ContextVar("cem_tenant_state", default=_NO_TENANT)
 
 
 def current_tenant_id(required: bool = True) -> int | None:

@@ -43,6 +43,7 @@ class LocationListView(TenantPageMixin, ListView):
 
     def page_queryset(self):
         return Location.objects.select_related("region")
+
     paginate_by = 100
 
 
@@ -53,6 +54,7 @@ class EmployeeListView(TenantPageMixin, ListView):
 
     def page_queryset(self):
         return Employee.objects.select_related("current_location", "current_team")
+
     paginate_by = 100
 
 
@@ -90,6 +92,7 @@ class AuditLogListView(TenantPageMixin, ListView):
 
     def page_queryset(self):
         return AuditLog.objects.select_related("actor_user", "actor_api_key")
+
     paginate_by = 100
 
 

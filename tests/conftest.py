@@ -49,7 +49,9 @@ def _tenant(name: str, slug: str, stores: dict[str, str]) -> Tenant:
     org = f.OrganizationFactory(name=name, slug=slug)
     t = Tenant(org=org)
     for region_code in sorted(set(stores.values())):
-        t.regions[region_code] = f.RegionFactory(organization=org, code=f"{slug}-{region_code}", name=region_code)
+        t.regions[region_code] = f.RegionFactory(
+            organization=org, code=f"{slug}-{region_code}", name=region_code
+        )
     for store_code, region_code in stores.items():
         t.locations[store_code] = f.LocationFactory(
             organization=org, code=store_code, name=f"{name} {store_code}", region=t.regions[region_code]
@@ -65,13 +67,20 @@ def _tenant(name: str, slug: str, stores: dict[str, str]) -> Tenant:
     t.customer = f.CustomerFactory(organization=org, external_id=f"{slug}-cust-1")
     for store_code, location in t.locations.items():
         t.interactions[store_code] = f.InteractionFactory(
-            organization=org, external_id=f"{slug}-int-{store_code}", location=location, channel=t.channel,
-            touchpoint=t.touchpoint, category=t.touchpoint.category, customer=t.customer,
-            employees=[t.employees[store_code]], occurred_at=timezone.now() - dt.timedelta(days=1),
+            organization=org,
+            external_id=f"{slug}-int-{store_code}",
+            location=location,
+            channel=t.channel,
+            touchpoint=t.touchpoint,
+            category=t.touchpoint.category,
+            customer=t.customer,
+            employees=[t.employees[store_code]],
+            occurred_at=timezone.now() - dt.timedelta(days=1),
         )
     with tenant_context(org):
-        key, full = services.api_key_create(organization=org, actor=Actor.system(), name="integration",
-                                            scopes=["*"])
+        key, full = services.api_key_create(
+            organization=org, actor=Actor.system(), name="integration", scopes=["*"]
+        )
     t.api_key, t.api_key_obj = full, key
     return t
 

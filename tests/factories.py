@@ -69,14 +69,18 @@ class EmployeeFactory(TenantFactory):
     name = factory.Sequence(lambda n: f"Employee {n}")
     external_id = factory.Sequence(lambda n: f"E{n:05d}")
     email = factory.LazyAttribute(lambda o: f"{o.external_id.lower()}@example.com")
-    current_location = factory.SubFactory(LocationFactory, organization=factory.SelfAttribute("..organization"))
+    current_location = factory.SubFactory(
+        LocationFactory, organization=factory.SelfAttribute("..organization")
+    )
 
     @factory.post_generation
     def assignment(obj, create, extracted, **kwargs):
         if create and obj.current_location_id:
             with tenant_context(obj.organization_id):
                 m.EmployeeAssignment.objects.create(
-                    organization_id=obj.organization_id, employee=obj, location_id=obj.current_location_id,
+                    organization_id=obj.organization_id,
+                    employee=obj,
+                    location_id=obj.current_location_id,
                     start_date=dt.date(2024, 1, 1),
                 )
 
@@ -127,7 +131,9 @@ class StandardFactory(TenantFactory):
 
     code = factory.Sequence(lambda n: f"std-{n}")
     title = factory.Sequence(lambda n: f"Standard {n}")
-    skill_category = factory.SubFactory(SkillCategoryFactory, organization=factory.SelfAttribute("..organization"))
+    skill_category = factory.SubFactory(
+        SkillCategoryFactory, organization=factory.SelfAttribute("..organization")
+    )
     expectation = factory.SubFactory(ExpectationFactory, organization=factory.SelfAttribute("..organization"))
 
 

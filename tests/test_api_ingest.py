@@ -10,9 +10,17 @@ from cem.tenancy import tenant_context
 
 
 def _row(external_id, **over):
-    row = {"external_id": external_id, "occurred_at": "2026-03-01T10:00:00+00:00", "location": "a-n1",
-           "channel": "in_store", "touchpoint": "checkout", "customer": "cust-new-1",
-           "employees": ["acme-emp-a-n1"], "amount": "42.50", "attributes": {"basket": 3}}
+    row = {
+        "external_id": external_id,
+        "occurred_at": "2026-03-01T10:00:00+00:00",
+        "location": "a-n1",
+        "channel": "in_store",
+        "touchpoint": "checkout",
+        "customer": "cust-new-1",
+        "employees": ["acme-emp-a-n1"],
+        "amount": "42.50",
+        "attributes": {"basket": 3},
+    }
     row.update(over)
     return row
 
@@ -36,8 +44,9 @@ def test_single_create_then_duplicate(world, api):
 
 def test_single_create_field_errors(world, api):
     client = api(key=world.a.api_key)
-    resp = client.post("/api/v1/interactions/", _row("bad-1", occurred_at="yesterday", location="nowhere"),
-                       format="json")
+    resp = client.post(
+        "/api/v1/interactions/", _row("bad-1", occurred_at="yesterday", location="nowhere"), format="json"
+    )
     assert resp.status_code == 400
     assert set(resp.json()) == {"occurred_at", "location"}
     assert client.post("/api/v1/interactions/", [1, 2], format="json").status_code == 400
@@ -65,10 +74,19 @@ def test_bulk_per_row_results(world, api):
     body = resp.json()
     statuses = [(r["external_id"], r["status"]) for r in body["results"]]
     assert statuses == [
-        ("bulk-ok-1", "created"), ("bulk-bad-date", "error"), ("bulk-unknown-loc", "error"),
-        ("bulk-other-tenant", "error"), ("acme-int-a-n1", "duplicate"), ("bulk-ok-1", "duplicate"),
-        ("bulk-ok-2", "created"), ("bulk-bad-cat", "error"), ("bulk-bad-amount", "error"), (None, "error"),
-        ("bulk-unknown-emp", "error"), ("bulk-future", "error"), ("bulk-extra", "error"),
+        ("bulk-ok-1", "created"),
+        ("bulk-bad-date", "error"),
+        ("bulk-unknown-loc", "error"),
+        ("bulk-other-tenant", "error"),
+        ("acme-int-a-n1", "duplicate"),
+        ("bulk-ok-1", "duplicate"),
+        ("bulk-ok-2", "created"),
+        ("bulk-bad-cat", "error"),
+        ("bulk-bad-amount", "error"),
+        (None, "error"),
+        ("bulk-unknown-emp", "error"),
+        ("bulk-future", "error"),
+        ("bulk-extra", "error"),
     ]
     results = body["results"]
     assert "occurred_at" in results[1]["errors"]
@@ -118,7 +136,9 @@ def test_bulk_csv_upload(world, api):
     resp = client.post("/api/v1/interactions/bulk/", {"file": upload}, format="multipart")
     assert resp.status_code == 200, resp.content
     assert [r["status"] for r in resp.json()["results"]] == ["created", "error"]
-    resp = client.post("/api/v1/interactions/bulk/", csv_text.replace("csv-1", "csv-3"), content_type="text/csv")
+    resp = client.post(
+        "/api/v1/interactions/bulk/", csv_text.replace("csv-1", "csv-3"), content_type="text/csv"
+    )
     assert [r["status"] for r in resp.json()["results"]] == ["created", "error"]
     with tenant_context(world.a.org):
         one = m.Interaction.objects.get(external_id="csv-1")
@@ -157,8 +177,9 @@ def test_scopes_limit_api_keys(world, api):
     from cem.principals import Actor
 
     with tenant_context(world.a.org):
-        _, read_only = services.api_key_create(organization=world.a.org, actor=Actor.system(), name="ro",
-                                               scopes=["core:read"])
+        _, read_only = services.api_key_create(
+            organization=world.a.org, actor=Actor.system(), name="ro", scopes=["core:read"]
+        )
     client = api(key=read_only)
     assert client.get("/api/v1/interactions/").status_code == 200
     assert client.post("/api/v1/interactions/", _row("ro-1"), format="json").status_code == 403

@@ -13,17 +13,23 @@ from cem.tenancy import tenant_context
 
 
 def _row(external_id):
-    return {"external_id": external_id, "occurred_at": "2026-03-01T10:00:00Z", "location": "a-n1",
-            "touchpoint": "checkout"}
+    return {
+        "external_id": external_id,
+        "occurred_at": "2026-03-01T10:00:00Z",
+        "location": "a-n1",
+        "touchpoint": "checkout",
+    }
 
 
 def test_idempotency_key_replays_the_first_response(world, api):
     client = api(key=world.a.api_key)
-    first = client.post("/api/v1/regions/", {"name": "West", "code": "west"}, format="json",
-                        HTTP_IDEMPOTENCY_KEY="k-1")
+    first = client.post(
+        "/api/v1/regions/", {"name": "West", "code": "west"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
     assert first.status_code == 201
-    again = client.post("/api/v1/regions/", {"name": "West", "code": "west"}, format="json",
-                        HTTP_IDEMPOTENCY_KEY="k-1")
+    again = client.post(
+        "/api/v1/regions/", {"name": "West", "code": "west"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
     assert again.status_code == 201
     assert again.json() == first.json()
     assert again["Idempotent-Replayed"] == "true"
@@ -35,8 +41,12 @@ def test_idempotency_key_replays_the_first_response(world, api):
 
 def test_idempotency_key_with_different_body_is_422(world, api):
     client = api(key=world.a.api_key)
-    assert client.post("/api/v1/interactions/", _row("idem-1"), format="json",
-                       HTTP_IDEMPOTENCY_KEY="k-2").status_code == 201
+    assert (
+        client.post(
+            "/api/v1/interactions/", _row("idem-1"), format="json", HTTP_IDEMPOTENCY_KEY="k-2"
+        ).status_code
+        == 201
+    )
     resp = client.post("/api/v1/interactions/", _row("idem-2"), format="json", HTTP_IDEMPOTENCY_KEY="k-2")
     assert resp.status_code == 422
     assert resp.json()["field"] == "Idempotency-Key"
@@ -48,7 +58,10 @@ def test_idempotency_key_in_flight_is_409(world, api):
     client = api(key=world.a.api_key)
     with tenant_context(world.a.org):
         m.IdempotencyRecord.objects.create(
-            principal=f"key:{world.a.api_key_obj.pk}", key="k-3", method="POST", path="/api/v1/interactions/",
+            principal=f"key:{world.a.api_key_obj.pk}",
+            key="k-3",
+            method="POST",
+            path="/api/v1/interactions/",
             request_hash="0" * 64,
         )
     import hashlib
@@ -58,7 +71,9 @@ def test_idempotency_key_in_flight_is_409(world, api):
     digest = hashlib.sha256(b"POST\n/api/v1/interactions/\n" + body).hexdigest()
     with tenant_context(world.a.org):
         m.IdempotencyRecord.objects.filter(key="k-3").update(request_hash=digest)
-    resp = client.post("/api/v1/interactions/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-3")
+    resp = client.post(
+        "/api/v1/interactions/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-3"
+    )
     assert resp.status_code == 409
     assert resp["Retry-After"] == "1"
 
@@ -66,20 +81,31 @@ def test_idempotency_key_in_flight_is_409(world, api):
 def test_idempotency_keys_are_per_caller_and_expire(world, api):
     a = api(key=world.a.api_key)
     b = api(key=world.b.api_key)
-    assert a.post("/api/v1/regions/", {"name": "Same", "code": "same"}, format="json",
-                  HTTP_IDEMPOTENCY_KEY="shared").status_code == 201
+    assert (
+        a.post(
+            "/api/v1/regions/", {"name": "Same", "code": "same"}, format="json", HTTP_IDEMPOTENCY_KEY="shared"
+        ).status_code
+        == 201
+    )
     # Another tenant using the same key string gets its own fresh outcome.
-    resp = b.post("/api/v1/regions/", {"name": "Same", "code": "same"}, format="json", HTTP_IDEMPOTENCY_KEY="shared")
+    resp = b.post(
+        "/api/v1/regions/", {"name": "Same", "code": "same"}, format="json", HTTP_IDEMPOTENCY_KEY="shared"
+    )
     assert resp.status_code == 201 and "Idempotent-Replayed" not in resp
     with tenant_context(world.a.org):
-        m.IdempotencyRecord.objects.filter(key="shared").update(created_at=timezone.now() - dt.timedelta(hours=25))
-    resp = a.post("/api/v1/regions/", {"name": "Same", "code": "same"}, format="json", HTTP_IDEMPOTENCY_KEY="shared")
+        m.IdempotencyRecord.objects.filter(key="shared").update(
+            created_at=timezone.now() - dt.timedelta(hours=25)
+        )
+    resp = a.post(
+        "/api/v1/regions/", {"name": "Same", "code": "same"}, format="json", HTTP_IDEMPOTENCY_KEY="shared"
+    )
     assert resp.status_code == 400  # expired: processed anew, and the code now exists
 
 
 def test_idempotency_key_validation(world, api):
-    resp = api(key=world.a.api_key).post("/api/v1/regions/", {"name": "x", "code": "x"}, format="json",
-                                         HTTP_IDEMPOTENCY_KEY="x" * 256)
+    resp = api(key=world.a.api_key).post(
+        "/api/v1/regions/", {"name": "x", "code": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="x" * 256
+    )
     assert resp.status_code == 400
 
 
@@ -88,7 +114,9 @@ def test_failed_requests_are_not_stored(world, api):
     bad = client.post("/api/v1/regions/", {"name": "", "code": ""}, format="json", HTTP_IDEMPOTENCY_KEY="k-4")
     assert bad.status_code == 400
     # 4xx outcomes are stored (the request was wrong, and will be wrong again) ...
-    again = client.post("/api/v1/regions/", {"name": "", "code": ""}, format="json", HTTP_IDEMPOTENCY_KEY="k-4")
+    again = client.post(
+        "/api/v1/regions/", {"name": "", "code": ""}, format="json", HTTP_IDEMPOTENCY_KEY="k-4"
+    )
     assert again.status_code == 400 and again["Idempotent-Replayed"] == "true"
 
 
@@ -99,8 +127,11 @@ def test_concurrent_duplicates_create_once(world, api):
 
     def call():
         client = api(key=world.a.api_key)
-        results.append(client.post("/api/v1/interactions/", _row("race-1"), format="json",
-                                   HTTP_IDEMPOTENCY_KEY="race").status_code)
+        results.append(
+            client.post(
+                "/api/v1/interactions/", _row("race-1"), format="json", HTTP_IDEMPOTENCY_KEY="race"
+            ).status_code
+        )
         connection.close()
 
     threads = [threading.Thread(target=call) for _ in range(4)]
@@ -143,8 +174,9 @@ def test_rate_limit_per_key_override(world, api):
 
 def test_api_key_lifecycle(world, api):
     admin = api(world.users["admin"])
-    resp = admin.post("/api/v1/api-keys/", {"name": "POS feed", "scopes": ["core:read", "core:write"]},
-                      format="json")
+    resp = admin.post(
+        "/api/v1/api-keys/", {"name": "POS feed", "scopes": ["core:read", "core:write"]}, format="json"
+    )
     assert resp.status_code == 201, resp.content
     full = resp.json()["key"]
     assert full.startswith(f"cem_{resp.json()['prefix']}_")

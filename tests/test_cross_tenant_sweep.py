@@ -34,7 +34,11 @@ def _fingerprint() -> str:
             field = "id" if model is m.Organization else "organization"
             rows = model.objects.filter(**{field: _org_a_id}).order_by("pk").values()
             digest.update(json.dumps(list(rows), default=str, sort_keys=True).encode())
-        keys = m.ApiKey.objects.filter(organization_id=_org_a_id).order_by("pk").values("pk", "revoked_at", "name")
+        keys = (
+            m.ApiKey.objects.filter(organization_id=_org_a_id)
+            .order_by("pk")
+            .values("pk", "revoked_at", "name")
+        )
         digest.update(json.dumps(list(keys), default=str).encode())
     return digest.hexdigest()
 
@@ -54,8 +58,12 @@ def sweep_world(world, api):
     # One write through the API leaves an audit-log row and an outbox event in org A.
     resp = api(key=world.a.api_key).post(
         "/api/v1/interactions/",
-        {"external_id": "acme-sweep-1", "occurred_at": "2026-01-01T10:00:00Z", "location": "a-n1",
-         "touchpoint": "checkout"},
+        {
+            "external_id": "acme-sweep-1",
+            "occurred_at": "2026-01-01T10:00:00Z",
+            "location": "a-n1",
+            "touchpoint": "checkout",
+        },
         format="json",
     )
     assert resp.status_code == 201, resp.content
@@ -70,8 +78,7 @@ def _a_object_for(model):
 
 
 def _routes():
-    for prefix, viewset, basename in router.registry:
-        yield prefix, viewset, basename
+    yield from router.registry
 
 
 def _clients(world, api):
@@ -157,7 +164,12 @@ def test_posts_referencing_org_a_ids_are_rejected(sweep_world, api, auth):
     # Interactions reference A's rows by code: B's view of the codes is empty.
     resp = client.post(
         "/api/v1/interactions/",
-        {"external_id": "smuggle", "occurred_at": "2026-01-01T10:00:00Z", "location": "a-n1", "channel": "in_store"},
+        {
+            "external_id": "smuggle",
+            "occurred_at": "2026-01-01T10:00:00Z",
+            "location": "a-n1",
+            "channel": "in_store",
+        },
         format="json",
     )
     assert resp.status_code in (400, 403), resp.content
@@ -210,5 +222,7 @@ def test_every_page_hides_org_a(sweep_world, client):
 def test_router_is_the_only_api_surface():
     """Every API route comes from the router the sweep walks (no hand-written API paths)."""
     assert isinstance(router, DefaultRouter)
-    api_patterns = [str(p.pattern) for p in get_resolver().url_patterns if str(p.pattern).startswith("api/v1/")]
+    api_patterns = [
+        str(p.pattern) for p in get_resolver().url_patterns if str(p.pattern).startswith("api/v1/")
+    ]
     assert api_patterns == ["api/v1/"]

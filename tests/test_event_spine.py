@@ -20,13 +20,21 @@ def handlers():
     def counting(event):
         CALLS.append(("counting", event.pk))
         # A side effect that must exist exactly once: a row in the audit log.
-        m.AuditLog.objects.create(organization_id=event.organization_id, action="test.counting",
-                                  object_type="event", object_id=str(event.pk))
+        m.AuditLog.objects.create(
+            organization_id=event.organization_id,
+            action="test.counting",
+            object_type="event",
+            object_id=str(event.pk),
+        )
 
     def flaky(event):
         CALLS.append(("flaky", event.pk))
-        m.AuditLog.objects.create(organization_id=event.organization_id, action="test.flaky",
-                                  object_type="event", object_id=str(event.pk))
+        m.AuditLog.objects.create(
+            organization_id=event.organization_id,
+            action="test.flaky",
+            object_type="event",
+            object_id=str(event.pk),
+        )
         if state["fail_once"]:
             state["fail_once"] = False
             raise RuntimeError("worker died mid-task")
@@ -43,8 +51,13 @@ def handlers():
 def _post_interaction(api, world, external_id="spine-1"):
     return api(key=world.a.api_key).post(
         "/api/v1/interactions/",
-        {"external_id": external_id, "occurred_at": "2026-02-01T09:30:00Z", "location": "a-n1",
-         "touchpoint": "checkout", "employees": ["acme-emp-a-n1"]},
+        {
+            "external_id": external_id,
+            "occurred_at": "2026-02-01T09:30:00Z",
+            "location": "a-n1",
+            "touchpoint": "checkout",
+            "employees": ["acme-emp-a-n1"],
+        },
         format="json",
     )
 
@@ -54,7 +67,9 @@ def _effects(org, action):
         return m.AuditLog.objects.filter(action=action).count()
 
 
-def test_api_write_emits_one_event_in_the_same_transaction(world, api, handlers, django_capture_on_commit_callbacks):
+def test_api_write_emits_one_event_in_the_same_transaction(
+    world, api, handlers, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         resp = _post_interaction(api, world)
     assert resp.status_code == 201
@@ -67,8 +82,9 @@ def test_api_write_emits_one_event_in_the_same_transaction(world, api, handlers,
     assert len(callbacks) == 1
 
 
-def test_each_handler_runs_once_despite_retries_and_duplicates(world, api, handlers,
-                                                               django_capture_on_commit_callbacks):
+def test_each_handler_runs_once_despite_retries_and_duplicates(
+    world, api, handlers, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
         resp = _post_interaction(api, world)
     assert resp.status_code == 201
@@ -99,7 +115,9 @@ def test_each_handler_runs_once_despite_retries_and_duplicates(world, api, handl
         event.refresh_from_db()
         assert event.completed_at is not None
         assert sorted(m.HandlerDelivery.objects.filter(event=event).values_list("handler", flat=True)) == [
-            "test.counting", "test.flaky"]
+            "test.counting",
+            "test.flaky",
+        ]
     assert CALLS.count(("counting", event.pk)) == 1
     assert CALLS.count(("flaky", event.pk)) == 2  # the attempt that raised, and the one that succeeded
 

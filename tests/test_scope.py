@@ -82,16 +82,23 @@ def test_employee_moves_keep_history_attributable(world, api):
     admin = api(world.users["admin"])
     employee = world.a.employees["a-n1"]
     target = world.a.locations["a-s1"]
-    resp = admin.post(f"/api/v1/employees/{employee.pk}/move/",
-                      {"location": target.pk, "start_date": "2026-03-01"}, format="json")
+    resp = admin.post(
+        f"/api/v1/employees/{employee.pk}/move/",
+        {"location": target.pk, "start_date": "2026-03-01"},
+        format="json",
+    )
     assert resp.status_code == 201, resp.content
     history = admin.get(f"/api/v1/employees/{employee.pk}/assignments/").json()
     assert [(h["location"], h["end_date"]) for h in history] == [
-        (target.pk, None), (world.a.locations["a-n1"].pk, "2026-03-01")
+        (target.pk, None),
+        (world.a.locations["a-n1"].pk, "2026-03-01"),
     ]
     # The interaction stays at the store where it happened.
     with tenant_context(world.a.org):
         assert m.Interaction.objects.get(external_id="acme-int-a-n1").location.code == "a-n1"
-    resp = admin.post(f"/api/v1/employees/{employee.pk}/move/",
-                      {"location": target.pk, "start_date": "2020-01-01"}, format="json")
+    resp = admin.post(
+        f"/api/v1/employees/{employee.pk}/move/",
+        {"location": target.pk, "start_date": "2020-01-01"},
+        format="json",
+    )
     assert resp.status_code == 400 and "start_date" in resp.json()

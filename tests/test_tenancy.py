@@ -58,7 +58,8 @@ def test_raw_select_without_tenant_returns_nothing(world, model):
     table = model._meta.db_table
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT relrowsecurity, relforcerowsecurity, (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)"
+            "SELECT relrowsecurity, relforcerowsecurity,"
+            " (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)"
             " FROM pg_class c WHERE relname = %s",
             [table],
         )
@@ -80,7 +81,12 @@ def test_raw_select_inside_tenant_sees_only_that_tenant(world):
 def test_raw_insert_for_another_tenant_is_rejected(world):
     from django.db import DatabaseError, transaction
 
-    with tenant_context(world.b.org), pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cur:
+    with (
+        tenant_context(world.b.org),
+        pytest.raises(DatabaseError),
+        transaction.atomic(),
+        connection.cursor() as cur,
+    ):
         cur.execute(
             "INSERT INTO cem_region (organization_id, name, code) VALUES (%s, 'x', 'x')", [world.a.org.pk]
         )

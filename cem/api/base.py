@@ -28,7 +28,10 @@ class TenantViewSetMixin:
         for name in _FINAL:
             if name in cls.__dict__:
                 raise TypeError(f"{cls.__name__} may not override {name}; use safely_get_queryset")
-        if cls.__dict__.get("permission_classes") is not None and RolePermission not in cls.permission_classes:
+        if (
+            cls.__dict__.get("permission_classes") is not None
+            and RolePermission not in cls.permission_classes
+        ):
             raise TypeError(f"{cls.__name__} must keep RolePermission")
         if "authentication_classes" in cls.__dict__:
             raise TypeError(f"{cls.__name__} may not change authentication_classes")
@@ -43,7 +46,9 @@ class TenantViewSetMixin:
         if getattr(self, "swagger_fake_view", False):
             return models.QuerySet(model=model).none()
         queryset = self.safely_get_queryset(self.queryset.all())
-        return scope_queryset(queryset, role=caller_role(self.request), membership=self.request._request.membership)
+        return scope_queryset(
+            queryset, role=caller_role(self.request), membership=self.request._request.membership
+        )
 
     @property
     def organization(self):
@@ -67,7 +72,9 @@ class TenantModelViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         from cem.services import record_create
 
         serializer.instance = record_create(
-            organization=self.organization, actor=self.actor, model=self.queryset.model,
+            organization=self.organization,
+            actor=self.actor,
+            model=self.queryset.model,
             data=serializer.validated_data,
         )
 
@@ -75,7 +82,9 @@ class TenantModelViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         from cem.services import record_update
 
         serializer.instance = record_update(
-            organization=self.organization, actor=self.actor, instance=serializer.instance,
+            organization=self.organization,
+            actor=self.actor,
+            instance=serializer.instance,
             data=serializer.validated_data,
         )
 

@@ -13,8 +13,11 @@ def exception_handler(exc, context):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail)
     elif isinstance(exc, ProtectedError | RestrictedError):
-        blockers = sorted({type(o).__name__ for o in exc.protected_objects if o is not None} if isinstance(
-            exc, ProtectedError) else {type(o).__name__ for o in exc.restricted_objects})
+        blockers = sorted(
+            {type(o).__name__ for o in exc.protected_objects if o is not None}
+            if isinstance(exc, ProtectedError)
+            else {type(o).__name__ for o in exc.restricted_objects}
+        )
         return Response(
             {"detail": "Still referenced; deactivate it instead of deleting.", "referenced_by": blockers},
             status=status.HTTP_409_CONFLICT,

@@ -3,8 +3,15 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from cem.models import Role
 from cem.permissions import role_can
 
-_VERB_BY_METHOD = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PUT": "change",
-                   "PATCH": "change", "DELETE": "delete"}
+_VERB_BY_METHOD = {
+    "GET": "view",
+    "HEAD": "view",
+    "OPTIONS": "view",
+    "POST": "add",
+    "PUT": "change",
+    "PATCH": "change",
+    "DELETE": "delete",
+}
 
 
 def caller_role(request) -> str | None:

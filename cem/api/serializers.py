@@ -59,21 +59,38 @@ class TeamSerializer(serializers.ModelSerializer):
 
 class EmployeeSerializer(serializers.ModelSerializer):
     location = serializers.PrimaryKeyRelatedField(
-        queryset=Location.objects, write_only=True, required=False,
+        queryset=Location.objects,
+        write_only=True,
+        required=False,
         help_text="Where the employee starts; opens the first assignment.",
     )
-    team = serializers.PrimaryKeyRelatedField(queryset=Team.objects, write_only=True, required=False, allow_null=True)
+    team = serializers.PrimaryKeyRelatedField(
+        queryset=Team.objects, write_only=True, required=False, allow_null=True
+    )
     start_date = serializers.DateField(write_only=True, required=False)
 
     class Meta:
         model = Employee
-        fields = ["id", "name", "email", "external_id", "role", "active", "current_location", "current_team",
-                  "location", "team", "start_date"]
+        fields = [
+            "id",
+            "name",
+            "email",
+            "external_id",
+            "role",
+            "active",
+            "current_location",
+            "current_team",
+            "location",
+            "team",
+            "start_date",
+        ]
         read_only_fields = ["current_location", "current_team"]
 
     def validate(self, attrs):
         if self.instance is not None and {"location", "team", "start_date"} & set(attrs):
-            raise serializers.ValidationError({"location": "Use POST /employees/{id}/move/ to change location."})
+            raise serializers.ValidationError(
+                {"location": "Use POST /employees/{id}/move/ to change location."}
+            )
         team, location = attrs.get("team"), attrs.get("location")
         if team is not None and (location is None or team.location_id != location.pk):
             raise serializers.ValidationError({"team": "The team must belong to the given location."})
@@ -125,8 +142,17 @@ class BrandMessageSerializer(serializers.ModelSerializer):
 class StandardSerializer(serializers.ModelSerializer):
     class Meta:
         model = Standard
-        fields = ["id", "code", "title", "description", "skill_category", "expectation", "brand_message",
-                  "category", "active"]
+        fields = [
+            "id",
+            "code",
+            "title",
+            "description",
+            "skill_category",
+            "expectation",
+            "brand_message",
+            "category",
+            "active",
+        ]
 
 
 _SEGMENT_OPS = {"eq", "ne", "lt", "lte", "gt", "gte", "in", "contains"}
@@ -144,7 +170,9 @@ class SegmentSerializer(serializers.ModelSerializer):
             if not isinstance(cond, dict) or set(cond) != {"field", "op", "value"}:
                 raise serializers.ValidationError(f"Condition {i} must have exactly field, op and value.")
             if cond["op"] not in _SEGMENT_OPS:
-                raise serializers.ValidationError(f"Condition {i}: op must be one of {', '.join(sorted(_SEGMENT_OPS))}.")
+                raise serializers.ValidationError(
+                    f"Condition {i}: op must be one of {', '.join(sorted(_SEGMENT_OPS))}."
+                )
             if not isinstance(cond["field"], str) or not cond["field"]:
                 raise serializers.ValidationError(f"Condition {i}: field must be a non-empty string.")
         return value
@@ -153,8 +181,18 @@ class SegmentSerializer(serializers.ModelSerializer):
 class CustomerSerializer(serializers.ModelSerializer):
     class Meta:
         model = Customer
-        fields = ["id", "external_id", "segment", "email", "phone", "locale", "consent_email", "consent_sms",
-                  "opted_out_at", "created_at"]
+        fields = [
+            "id",
+            "external_id",
+            "segment",
+            "email",
+            "phone",
+            "locale",
+            "consent_email",
+            "consent_sms",
+            "opted_out_at",
+            "created_at",
+        ]
         read_only_fields = ["created_at"]
 
 
@@ -167,8 +205,20 @@ class InteractionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Interaction
-        fields = ["id", "external_id", "customer", "location", "channel", "touchpoint", "category", "occurred_at",
-                  "amount", "attributes", "employees", "created_at"]
+        fields = [
+            "id",
+            "external_id",
+            "customer",
+            "location",
+            "channel",
+            "touchpoint",
+            "category",
+            "occurred_at",
+            "amount",
+            "attributes",
+            "employees",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_employees(self, obj) -> list[str]:
@@ -178,16 +228,26 @@ class InteractionSerializer(serializers.ModelSerializer):
 class InteractionInputSerializer(serializers.Serializer):
     """Documents the ingest row; validation itself is cem.ingest's, shared with the bulk path."""
 
-    external_id = serializers.CharField(max_length=100, help_text="Unique per organization; re-sending is a no-op.")
-    occurred_at = serializers.DateTimeField(help_text="ISO 8601; without an offset, the organization's time zone.")
+    external_id = serializers.CharField(
+        max_length=100, help_text="Unique per organization; re-sending is a no-op."
+    )
+    occurred_at = serializers.DateTimeField(
+        help_text="ISO 8601; without an offset, the organization's time zone."
+    )
     location = serializers.CharField(help_text="Location code.")
-    channel = serializers.CharField(required=False, help_text="Channel code (optional when touchpoint is given).")
+    channel = serializers.CharField(
+        required=False, help_text="Channel code (optional when touchpoint is given)."
+    )
     touchpoint = serializers.CharField(required=False)
-    category = serializers.ChoiceField(choices=InteractionCategory.choices, required=False,
-                                       help_text="Defaults to the touchpoint's category.")
+    category = serializers.ChoiceField(
+        choices=InteractionCategory.choices,
+        required=False,
+        help_text="Defaults to the touchpoint's category.",
+    )
     customer = serializers.CharField(required=False, help_text="Customer external id; created when new.")
-    employees = serializers.ListField(child=serializers.CharField(), required=False,
-                                      help_text="Employee external ids.")
+    employees = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Employee external ids."
+    )
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, required=False)
     attributes = serializers.DictField(required=False)
 
@@ -244,12 +304,22 @@ class MembershipCreateSerializer(MembershipSerializer):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
-    scopes = serializers.ListField(child=serializers.ChoiceField(choices=[*API_KEY_SCOPES, "*"]), allow_empty=False)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=[*API_KEY_SCOPES, "*"]), allow_empty=False
+    )
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "scopes", "rate_limit_per_minute", "created_at", "last_used_at",
-                  "revoked_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "rate_limit_per_minute",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        ]
         read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
         extra_kwargs = {"rate_limit_per_minute": {"min_value": 1, "max_value": 100_000}}
 
@@ -264,8 +334,17 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 class AuditLogSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditLog
-        fields = ["id", "actor_user", "actor_api_key", "action", "object_type", "object_id", "changes",
-                  "request_id", "created_at"]
+        fields = [
+            "id",
+            "actor_user",
+            "actor_api_key",
+            "action",
+            "object_type",
+            "object_id",
+            "changes",
+            "request_id",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -274,8 +353,18 @@ class OutboxEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OutboxEvent
-        fields = ["id", "event_type", "aggregate_type", "aggregate_id", "payload", "created_at", "completed_at",
-                  "dispatch_count", "last_error", "handlers_done"]
+        fields = [
+            "id",
+            "event_type",
+            "aggregate_type",
+            "aggregate_id",
+            "payload",
+            "created_at",
+            "completed_at",
+            "dispatch_count",
+            "last_error",
+            "handlers_done",
+        ]
         read_only_fields = fields
 
     def get_handlers_done(self, obj) -> list[str]:

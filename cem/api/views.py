@@ -41,8 +41,13 @@ from cem.models import (
 @extend_schema_view(
     list=extend_schema(summary="The caller's organization (a list of one)"),
 )
-class OrganizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
-                          TenantViewSetMixin, viewsets.GenericViewSet):
+class OrganizationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    TenantViewSetMixin,
+    viewsets.GenericViewSet,
+):
     queryset = Organization.objects
     serializer_class = s.OrganizationSerializer
     resource = "organization"
@@ -90,9 +95,17 @@ class EmployeeViewSet(TenantModelViewSet):
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
-        location, team, start = data.pop("location", None), data.pop("team", None), data.pop("start_date", None)
+        location, team, start = (
+            data.pop("location", None),
+            data.pop("team", None),
+            data.pop("start_date", None),
+        )
         serializer.instance = services.employee_create(
-            organization=self.organization, actor=self.actor, data=data, location=location, team=team,
+            organization=self.organization,
+            actor=self.actor,
+            data=data,
+            location=location,
+            team=team,
             start_date=start,
         )
 
@@ -188,18 +201,25 @@ class InteractionViewSet(mixins.CreateModelMixin, TenantReadOnlyViewSet):
     action_verbs = {"bulk": "add", "stats": "view"}
 
     def safely_get_queryset(self, queryset):
-        return queryset.select_related("customer", "location", "channel", "touchpoint").prefetch_related("employees")
+        return queryset.select_related("customer", "location", "channel", "touchpoint").prefetch_related(
+            "employees"
+        )
 
     @extend_schema(
         request=s.InteractionInputSerializer,
-        responses={201: s.InteractionSerializer, 200: s.InteractionSerializer, 400: OpenApiResponse(
-            description="Field errors")},
+        responses={
+            201: s.InteractionSerializer,
+            200: s.InteractionSerializer,
+            400: OpenApiResponse(description="Field errors"),
+        },
     )
     def create(self, request, *args, **kwargs):
         """Record one interaction; re-sending the same external_id returns the stored one (200)."""
         if not isinstance(request.data, dict):
             raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        [result] = ingest.interactions_ingest(organization=self.organization, actor=self.actor, rows=[request.data])
+        [result] = ingest.interactions_ingest(
+            organization=self.organization, actor=self.actor, rows=[request.data]
+        )
         if result.status == "error":
             return Response(result.errors, status=status.HTTP_400_BAD_REQUEST)
         instance = self.safely_get_queryset(Interaction.objects.all()).get(pk=result.id)
@@ -207,13 +227,19 @@ class InteractionViewSet(mixins.CreateModelMixin, TenantReadOnlyViewSet):
         return Response(s.InteractionSerializer(instance).data, status=code)
 
     @extend_schema(
-        request={"application/json": s.InteractionInputSerializer(many=True),
-                 "text/csv": {"type": "string", "format": "binary"},
-                 "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string",
-                                                                                   "format": "binary"}}}},
+        request={
+            "application/json": s.InteractionInputSerializer(many=True),
+            "text/csv": {"type": "string", "format": "binary"},
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            },
+        },
         responses={200: s.IngestResultSerializer, 413: OpenApiResponse(description="More than 10,000 rows")},
     )
-    @action(detail=False, methods=["post"], parser_classes=[JSONParser, CSVParser, MultiPartParser, FormParser])
+    @action(
+        detail=False, methods=["post"], parser_classes=[JSONParser, CSVParser, MultiPartParser, FormParser]
+    )
     def bulk(self, request):
         """Up to 10,000 interactions per call, as a JSON array or a CSV file; per-row results."""
         if "file" in request.FILES:
@@ -224,8 +250,10 @@ class InteractionViewSet(mixins.CreateModelMixin, TenantReadOnlyViewSet):
             raise ValidationError({"non_field_errors": ["Send a JSON array of interactions or a CSV file."]})
         limit = settings.BULK_INGEST_MAX_ROWS
         if len(rows) > limit:
-            return Response({"detail": f"At most {limit} rows per call; got {len(rows)}.", "max_rows": limit},
-                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+            return Response(
+                {"detail": f"At most {limit} rows per call; got {len(rows)}.", "max_rows": limit},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
         results = ingest.interactions_ingest(organization=self.organization, actor=self.actor, rows=rows)
         counts = {"created": 0, "duplicate": 0, "error": 0}
         for r in results:
@@ -239,7 +267,9 @@ class InteractionViewSet(mixins.CreateModelMixin, TenantReadOnlyViewSet):
         qs = self.filter_queryset(self.get_queryset()).order_by()
         by_category = dict(qs.values_list("category").annotate(n=Count("id")))
         by_channel = dict(qs.values_list("channel__code").annotate(n=Count("id")))
-        return Response({"total": sum(by_category.values()), "by_category": by_category, "by_channel": by_channel})
+        return Response(
+            {"total": sum(by_category.values()), "by_category": by_category, "by_channel": by_channel}
+        )
 
 
 # --- access ----------------------------------------------------------------------------------
@@ -274,7 +304,9 @@ class ApiKeyViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, TenantRea
         """Create a key. The full key is in this response only; only a hash is stored."""
         body = s.ApiKeySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        key, full = services.api_key_create(organization=self.organization, actor=self.actor, **body.validated_data)
+        key, full = services.api_key_create(
+            organization=self.organization, actor=self.actor, **body.validated_data
+        )
         data = s.ApiKeySerializer(key).data
         return Response({**data, "key": full}, status=status.HTTP_201_CREATED)
 
@@ -284,7 +316,9 @@ class ApiKeyViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, TenantRea
     @extend_schema(request=None, responses=s.ApiKeySerializer)
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        key = services.api_key_revoke(organization=self.organization, actor=self.actor, api_key=self.get_object())
+        key = services.api_key_revoke(
+            organization=self.organization, actor=self.actor, api_key=self.get_object()
+        )
         return Response(s.ApiKeySerializer(key).data)
 
 

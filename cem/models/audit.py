@@ -10,7 +10,9 @@ class AuditLog(TenantModel):
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    actor_api_key = models.ForeignKey("cem.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    actor_api_key = models.ForeignKey(
+        "cem.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     action = models.CharField(max_length=80)
     object_type = models.CharField(max_length=80)
     object_id = models.CharField(max_length=64, blank=True)

@@ -24,7 +24,9 @@ class Customer(TenantModel):
     """Only what contacting and segmenting need: no names, no addresses."""
 
     external_id = models.CharField(max_length=64)
-    segment = models.ForeignKey(Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="customers")
+    segment = models.ForeignKey(
+        Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="customers"
+    )
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=32, blank=True)
     locale = models.CharField(max_length=16, blank=True)

@@ -40,7 +40,9 @@ class HandlerDelivery(TenantModel):
 
     class Meta(TenantModel.Meta):
         constraints = [
-            models.UniqueConstraint(fields=["organization", "event", "handler"], name="delivery_once_per_handler")
+            models.UniqueConstraint(
+                fields=["organization", "event", "handler"], name="delivery_once_per_handler"
+            )
         ]
 
 

@@ -111,7 +111,9 @@ class EmployeeAssignment(TenantModel):
 
     employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="assignments")
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="assignments")
-    team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True, related_name="assignments")
+    team = models.ForeignKey(
+        Team, on_delete=models.PROTECT, null=True, blank=True, related_name="assignments"
+    )
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True)
 

@@ -31,7 +31,9 @@ class Interaction(TenantModel):
     class Meta(TenantModel.Meta):
         ordering = ["-occurred_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "external_id"], name="interaction_external_id_uniq")
+            models.UniqueConstraint(
+                fields=["organization", "external_id"], name="interaction_external_id_uniq"
+            )
         ]
         indexes = [
             models.Index(fields=["organization", "occurred_at"], name="interaction_org_occurred"),

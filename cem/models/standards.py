@@ -60,7 +60,9 @@ class SkillCategory(TenantModel):
     class Meta(TenantModel.Meta):
         ordering = ["name"]
         verbose_name_plural = "skill categories"
-        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="skill_category_name_uniq")]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="skill_category_name_uniq")
+        ]
 
     def __str__(self):
         return self.name
@@ -96,7 +98,9 @@ class BrandMessage(TenantModel):
 
     class Meta(TenantModel.Meta):
         ordering = ["title"]
-        constraints = [models.UniqueConstraint(fields=["organization", "title"], name="brand_message_title_uniq")]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "title"], name="brand_message_title_uniq")
+        ]
 
     def __str__(self):
         return self.title

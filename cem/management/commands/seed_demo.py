@@ -78,75 +78,245 @@ DEMO_SLUGS = ("northwind", "contoso")
 INGEST_BATCH = 10_000
 HISTORY_DAYS = 182
 
-STABILIZING, CRITICAL, PLANNED = (InteractionCategory.STABILIZING, InteractionCategory.CRITICAL,
-                                  InteractionCategory.PLANNED)
+STABILIZING, CRITICAL, PLANNED = (
+    InteractionCategory.STABILIZING,
+    InteractionCategory.CRITICAL,
+    InteractionCategory.PLANNED,
+)
 
 # --- names -----------------------------------------------------------------------------------
 
 FIRST_NAMES = (
-    "Aaliyah", "Aaron", "Abigail", "Adrian", "Aisha", "Alejandro", "Amara", "Andre", "Angela", "Arjun",
-    "Beatriz", "Benjamin", "Bianca", "Brandon", "Caleb", "Camila", "Carlos", "Chloe", "Daniel", "Deepa",
-    "Diego", "Elena", "Elijah", "Emily", "Fatima", "Gabriel", "Grace", "Hannah", "Hiroshi", "Imani",
-    "Isaac", "Jamal", "Jasmine", "Javier", "Jessica", "Jordan", "Kai", "Keisha", "Liam", "Lucia",
-    "Malik", "Maria", "Mei", "Mohammed", "Nadia", "Noah", "Olivia", "Omar", "Priya", "Rachel",
-    "Rafael", "Samuel", "Sofia", "Tariq", "Tyler", "Valentina", "Wei", "Xavier", "Yusuf", "Zoe",
+    "Aaliyah",
+    "Aaron",
+    "Abigail",
+    "Adrian",
+    "Aisha",
+    "Alejandro",
+    "Amara",
+    "Andre",
+    "Angela",
+    "Arjun",
+    "Beatriz",
+    "Benjamin",
+    "Bianca",
+    "Brandon",
+    "Caleb",
+    "Camila",
+    "Carlos",
+    "Chloe",
+    "Daniel",
+    "Deepa",
+    "Diego",
+    "Elena",
+    "Elijah",
+    "Emily",
+    "Fatima",
+    "Gabriel",
+    "Grace",
+    "Hannah",
+    "Hiroshi",
+    "Imani",
+    "Isaac",
+    "Jamal",
+    "Jasmine",
+    "Javier",
+    "Jessica",
+    "Jordan",
+    "Kai",
+    "Keisha",
+    "Liam",
+    "Lucia",
+    "Malik",
+    "Maria",
+    "Mei",
+    "Mohammed",
+    "Nadia",
+    "Noah",
+    "Olivia",
+    "Omar",
+    "Priya",
+    "Rachel",
+    "Rafael",
+    "Samuel",
+    "Sofia",
+    "Tariq",
+    "Tyler",
+    "Valentina",
+    "Wei",
+    "Xavier",
+    "Yusuf",
+    "Zoe",
 )
 LAST_NAMES = (
-    "Adams", "Ahmed", "Alvarez", "Anderson", "Baker", "Bennett", "Brooks", "Brown", "Campbell", "Chen",
-    "Clark", "Collins", "Cruz", "Davis", "Diaz", "Edwards", "Evans", "Fischer", "Flores", "Garcia",
-    "Gomez", "Green", "Hall", "Harris", "Hernandez", "Hughes", "Jackson", "Johnson", "Kaur", "Kim",
-    "Lee", "Lewis", "Lopez", "Martin", "Martinez", "Mitchell", "Moore", "Murphy", "Nguyen", "O'Brien",
-    "Okafor", "Patel", "Perez", "Phillips", "Reed", "Rivera", "Roberts", "Robinson", "Rossi", "Sanchez",
-    "Scott", "Shah", "Singh", "Smith", "Taylor", "Thomas", "Tran", "Walker", "Williams", "Wright",
+    "Adams",
+    "Ahmed",
+    "Alvarez",
+    "Anderson",
+    "Baker",
+    "Bennett",
+    "Brooks",
+    "Brown",
+    "Campbell",
+    "Chen",
+    "Clark",
+    "Collins",
+    "Cruz",
+    "Davis",
+    "Diaz",
+    "Edwards",
+    "Evans",
+    "Fischer",
+    "Flores",
+    "Garcia",
+    "Gomez",
+    "Green",
+    "Hall",
+    "Harris",
+    "Hernandez",
+    "Hughes",
+    "Jackson",
+    "Johnson",
+    "Kaur",
+    "Kim",
+    "Lee",
+    "Lewis",
+    "Lopez",
+    "Martin",
+    "Martinez",
+    "Mitchell",
+    "Moore",
+    "Murphy",
+    "Nguyen",
+    "O'Brien",
+    "Okafor",
+    "Patel",
+    "Perez",
+    "Phillips",
+    "Reed",
+    "Rivera",
+    "Roberts",
+    "Robinson",
+    "Rossi",
+    "Sanchez",
+    "Scott",
+    "Shah",
+    "Singh",
+    "Smith",
+    "Taylor",
+    "Thomas",
+    "Tran",
+    "Walker",
+    "Williams",
+    "Wright",
 )
-STREETS = ("Main St", "Market St", "Oak Ave", "Maple Ave", "Washington Blvd", "Park Ave", "Elm St",
-           "Lake Dr", "Commerce Way", "Riverside Dr", "Broadway", "Center St")
+STREETS = (
+    "Main St",
+    "Market St",
+    "Oak Ave",
+    "Maple Ave",
+    "Washington Blvd",
+    "Park Ave",
+    "Elm St",
+    "Lake Dr",
+    "Commerce Way",
+    "Riverside Dr",
+    "Broadway",
+    "Center St",
+)
 
 # --- Northwind Retail ------------------------------------------------------------------------
 
 # (region code, region name, [(city, state, zip, latitude, longitude) x 10])
 NW_REGIONS = (
-    ("northeast", "Northeast", (
-        ("New York", "NY", "10001", 40.7128, -74.0060), ("Boston", "MA", "02108", 42.3601, -71.0589),
-        ("Philadelphia", "PA", "19103", 39.9526, -75.1652), ("Hartford", "CT", "06103", 41.7658, -72.6734),
-        ("Providence", "RI", "02903", 41.8240, -71.4128), ("Albany", "NY", "12207", 42.6526, -73.7562),
-        ("Newark", "NJ", "07102", 40.7357, -74.1724), ("Pittsburgh", "PA", "15222", 40.4406, -79.9959),
-        ("Buffalo", "NY", "14202", 42.8864, -78.8784), ("Portland", "ME", "04101", 43.6591, -70.2568),
-    )),
-    ("southeast", "Southeast", (
-        ("Atlanta", "GA", "30303", 33.7490, -84.3880), ("Miami", "FL", "33130", 25.7617, -80.1918),
-        ("Charlotte", "NC", "28202", 35.2271, -80.8431), ("Orlando", "FL", "32801", 28.5383, -81.3792),
-        ("Tampa", "FL", "33602", 27.9506, -82.4572), ("Raleigh", "NC", "27601", 35.7796, -78.6382),
-        ("Nashville", "TN", "37203", 36.1627, -86.7816), ("Charleston", "SC", "29401", 32.7765, -79.9311),
-        ("Richmond", "VA", "23219", 37.5407, -77.4360), ("Jacksonville", "FL", "32202", 30.3322, -81.6557),
-    )),
-    ("midwest", "Midwest", (
-        ("Chicago", "IL", "60601", 41.8781, -87.6298), ("Detroit", "MI", "48226", 42.3314, -83.0458),
-        ("Columbus", "OH", "43215", 39.9612, -82.9988), ("Indianapolis", "IN", "46204", 39.7684, -86.1581),
-        ("Milwaukee", "WI", "53202", 43.0389, -87.9065), ("Minneapolis", "MN", "55401", 44.9778, -93.2650),
-        ("Cleveland", "OH", "44113", 41.4993, -81.6944), ("St. Louis", "MO", "63101", 38.6270, -90.1994),
-        ("Kansas City", "MO", "64105", 39.0997, -94.5786), ("Cincinnati", "OH", "45202", 39.1031, -84.5120),
-    )),
+    (
+        "northeast",
+        "Northeast",
+        (
+            ("New York", "NY", "10001", 40.7128, -74.0060),
+            ("Boston", "MA", "02108", 42.3601, -71.0589),
+            ("Philadelphia", "PA", "19103", 39.9526, -75.1652),
+            ("Hartford", "CT", "06103", 41.7658, -72.6734),
+            ("Providence", "RI", "02903", 41.8240, -71.4128),
+            ("Albany", "NY", "12207", 42.6526, -73.7562),
+            ("Newark", "NJ", "07102", 40.7357, -74.1724),
+            ("Pittsburgh", "PA", "15222", 40.4406, -79.9959),
+            ("Buffalo", "NY", "14202", 42.8864, -78.8784),
+            ("Portland", "ME", "04101", 43.6591, -70.2568),
+        ),
+    ),
+    (
+        "southeast",
+        "Southeast",
+        (
+            ("Atlanta", "GA", "30303", 33.7490, -84.3880),
+            ("Miami", "FL", "33130", 25.7617, -80.1918),
+            ("Charlotte", "NC", "28202", 35.2271, -80.8431),
+            ("Orlando", "FL", "32801", 28.5383, -81.3792),
+            ("Tampa", "FL", "33602", 27.9506, -82.4572),
+            ("Raleigh", "NC", "27601", 35.7796, -78.6382),
+            ("Nashville", "TN", "37203", 36.1627, -86.7816),
+            ("Charleston", "SC", "29401", 32.7765, -79.9311),
+            ("Richmond", "VA", "23219", 37.5407, -77.4360),
+            ("Jacksonville", "FL", "32202", 30.3322, -81.6557),
+        ),
+    ),
+    (
+        "midwest",
+        "Midwest",
+        (
+            ("Chicago", "IL", "60601", 41.8781, -87.6298),
+            ("Detroit", "MI", "48226", 42.3314, -83.0458),
+            ("Columbus", "OH", "43215", 39.9612, -82.9988),
+            ("Indianapolis", "IN", "46204", 39.7684, -86.1581),
+            ("Milwaukee", "WI", "53202", 43.0389, -87.9065),
+            ("Minneapolis", "MN", "55401", 44.9778, -93.2650),
+            ("Cleveland", "OH", "44113", 41.4993, -81.6944),
+            ("St. Louis", "MO", "63101", 38.6270, -90.1994),
+            ("Kansas City", "MO", "64105", 39.0997, -94.5786),
+            ("Cincinnati", "OH", "45202", 39.1031, -84.5120),
+        ),
+    ),
 )
 NW_TEAMS = ("Sales floor", "Checkout", "Customer service")
 CS = "Customer service"
 
 CHANNEL_NAMES = {
-    "in_store": "In store", "phone": "Phone", "chat": "Live chat", "email": "Email", "web": "Website",
+    "in_store": "In store",
+    "phone": "Phone",
+    "chat": "Live chat",
+    "email": "Email",
+    "web": "Website",
     "app": "Mobile app",
 }
 
 # (channel, code, name, category, weight, staffed, amount (median, sigma) or None, team or None)
 NW_TOUCHPOINTS = (
     ("in_store", "store-greeting", "Greeting at entrance", STABILIZING, 10, True, None, "Sales floor"),
-    ("in_store", "store-product-advice", "Product advice on the floor", STABILIZING, 14, True, None,
-     "Sales floor"),
+    (
+        "in_store",
+        "store-product-advice",
+        "Product advice on the floor",
+        STABILIZING,
+        14,
+        True,
+        None,
+        "Sales floor",
+    ),
     ("in_store", "store-fitting-room", "Fitting room", STABILIZING, 5, True, None, "Sales floor"),
     ("in_store", "store-checkout", "Checkout", STABILIZING, 30, True, (45, 0.7), "Checkout"),
     ("in_store", "store-returns-desk", "Returns desk", CRITICAL, 5, True, None, CS),
     ("in_store", "store-complaint", "In-store complaint", CRITICAL, 1.5, True, None, CS),
-    ("in_store", "store-personal-shopping", "Personal shopping appointment", PLANNED, 1.5, True, (220, 0.5),
-     "Sales floor"),
+    (
+        "in_store",
+        "store-personal-shopping",
+        "Personal shopping appointment",
+        PLANNED,
+        1.5,
+        True,
+        (220, 0.5),
+        "Sales floor",
+    ),
     ("in_store", "store-click-collect", "Click & collect pick-up", PLANNED, 5, True, None, CS),
     ("phone", "phone-order-status", "Order status call", STABILIZING, 4, True, None, CS),
     ("phone", "phone-complaint-call", "Complaint call", CRITICAL, 1.5, True, None, CS),
@@ -173,11 +343,20 @@ SKILL_CATEGORIES = (
 
 # (name, importance 1-5)
 NW_EXPECTATIONS = (
-    ("Acknowledged promptly", 5), ("A friendly, personal welcome", 4), ("Staff who know the products", 5),
-    ("Honest advice", 5), ("Being listened to", 4), ("Finding the right product quickly", 4),
-    ("A fast, easy checkout", 4), ("Clear prices and offers", 3), ("Problems fixed first time", 5),
-    ("Being kept informed", 4), ("Hassle-free returns", 4), ("Recognition as a loyal customer", 2),
-    ("Follow-through on promises", 5), ("Not feeling pressured", 3),
+    ("Acknowledged promptly", 5),
+    ("A friendly, personal welcome", 4),
+    ("Staff who know the products", 5),
+    ("Honest advice", 5),
+    ("Being listened to", 4),
+    ("Finding the right product quickly", 4),
+    ("A fast, easy checkout", 4),
+    ("Clear prices and offers", 3),
+    ("Problems fixed first time", 5),
+    ("Being kept informed", 4),
+    ("Hassle-free returns", 4),
+    ("Recognition as a loyal customer", 2),
+    ("Follow-through on promises", 5),
+    ("Not feeling pressured", 3),
     ("Fair treatment when things go wrong", 5),
 )
 NW_BRAND_MESSAGES = (
@@ -188,96 +367,353 @@ NW_BRAND_MESSAGES = (
 )
 # (skill category, code, title, interaction category, expectation, brand message or None)
 NW_STANDARDS = (
-    ("Greeting", "greet-within-10-seconds", "Acknowledge every customer within 10 seconds", STABILIZING,
-     "Acknowledged promptly", "Helpful by nature"),
-    ("Greeting", "greet-eye-contact-smile", "Make eye contact and smile when greeting", STABILIZING,
-     "A friendly, personal welcome", None),
-    ("Greeting", "greet-open-offer", "Open with an offer of help, not a yes/no question", STABILIZING,
-     "A friendly, personal welcome", "Helpful by nature"),
-    ("Greeting", "greet-returning-customer", "Recognise returning customers and loyalty members by name",
-     PLANNED, "Recognition as a loyal customer", "Part of the neighbourhood"),
-    ("Greeting", "greet-acknowledge-queue", "Acknowledge waiting customers while serving someone else",
-     STABILIZING, "Acknowledged promptly", None),
-    ("Greeting", "greet-phone-three-rings", "Answer the phone within three rings with store and name",
-     STABILIZING, "Acknowledged promptly", None),
-    ("Greeting", "greet-chat-60-seconds", "Reply to chats within 60 seconds with a personal greeting",
-     STABILIZING, "Acknowledged promptly", None),
-    ("Product knowledge", "pk-features-benefits", "Explain features as benefits to this customer",
-     STABILIZING, "Staff who know the products", "Quality you can trust"),
-    ("Product knowledge", "pk-stock-check", "Check store and online stock before saying 'sold out'",
-     STABILIZING, "Finding the right product quickly", "Easy to do business with"),
-    ("Product knowledge", "pk-compare-options", "Compare at least two suitable options honestly", STABILIZING,
-     "Honest advice", "Quality you can trust"),
-    ("Product knowledge", "pk-current-promotions", "Know this week's promotions and price-match rules",
-     STABILIZING, "Clear prices and offers", None),
-    ("Product knowledge", "pk-care-warranty", "Explain care, warranty and returns terms", STABILIZING,
-     "Honest advice", None),
-    ("Product knowledge", "pk-walk-to-product", "Walk the customer to the product instead of pointing",
-     STABILIZING, "Finding the right product quickly", "Helpful by nature"),
-    ("Product knowledge", "pk-find-out", "Admit when you don't know, then find out", STABILIZING,
-     "Honest advice", None),
-    ("Needs discovery", "nd-open-questions", "Ask at least two open questions about the need", STABILIZING,
-     "Being listened to", None),
-    ("Needs discovery", "nd-summarise-need", "Summarise the need back before recommending", STABILIZING,
-     "Being listened to", None),
-    ("Needs discovery", "nd-respect-budget", "Establish the budget and respect it", STABILIZING,
-     "Not feeling pressured", None),
-    ("Needs discovery", "nd-usage-occasion", "Ask how and when the product will be used", STABILIZING,
-     "Staff who know the products", None),
-    ("Needs discovery", "nd-appointment-shortlist", "Prepare a shortlist before a personal-shopping visit",
-     PLANNED, "Recognition as a loyal customer", "Part of the neighbourhood"),
-    ("Needs discovery", "nd-offer-assistance", "Offer help proactively to customers who may need it",
-     STABILIZING, "Acknowledged promptly", "Helpful by nature"),
-    ("Needs discovery", "nd-record-preferences", "Record preferences in the profile, with consent", PLANNED,
-     "Recognition as a loyal customer", None),
-    ("Closing", "cl-confirm-choice", "Confirm the choice meets the stated need", STABILIZING,
-     "Honest advice", None),
-    ("Closing", "cl-complementary-item", "Suggest one relevant complementary item, without pressure",
-     STABILIZING, "Not feeling pressured", None),
-    ("Closing", "cl-fast-checkout", "Complete checkout in under three minutes", STABILIZING,
-     "A fast, easy checkout", "Easy to do business with"),
-    ("Closing", "cl-returns-period", "Point out the returns period and receipt options", STABILIZING,
-     "Hassle-free returns", None),
-    ("Closing", "cl-loyalty-offer", "Offer loyalty sign-up to non-members", PLANNED,
-     "Recognition as a loyal customer", None),
-    ("Closing", "cl-thank-and-invite", "Thank the customer, by name if known, and invite them back",
-     STABILIZING, "A friendly, personal welcome", "Part of the neighbourhood"),
-    ("Complaint handling", "ch-listen-fully", "Let the customer finish without interrupting", CRITICAL,
-     "Being listened to", None),
-    ("Complaint handling", "ch-apologise", "Apologise sincerely and acknowledge the impact", CRITICAL,
-     "Fair treatment when things go wrong", None),
-    ("Complaint handling", "ch-own-the-problem", "Take ownership: no passing the customer around", CRITICAL,
-     "Problems fixed first time", "Easy to do business with"),
-    ("Complaint handling", "ch-resolve-first-contact", "Resolve within your authority at the first contact",
-     CRITICAL, "Problems fixed first time", None),
-    ("Complaint handling", "ch-consistent-returns", "Apply the returns policy consistently", CRITICAL,
-     "Hassle-free returns", None),
-    ("Complaint handling", "ch-warm-escalation", "Escalate with a warm hand-over when needed", CRITICAL,
-     "Being kept informed", None),
-    ("Complaint handling", "ch-agree-next-step", "Agree the next step and a time-frame", CRITICAL,
-     "Follow-through on promises", None),
-    ("Follow-up", "fu-callback-on-time", "Call back at the time promised", PLANNED,
-     "Follow-through on promises", "Easy to do business with"),
-    ("Follow-up", "fu-order-updates", "Update customers proactively on special orders", PLANNED,
-     "Being kept informed", None),
-    ("Follow-up", "fu-complaint-check", "Check satisfaction within 48 hours of a resolved complaint",
-     PLANNED, "Fair treatment when things go wrong", None),
-    ("Follow-up", "fu-thank-you-note", "Send a personal thank-you after high-value purchases", PLANNED,
-     "Recognition as a loyal customer", "Part of the neighbourhood"),
-    ("Follow-up", "fu-service-reminders", "Offer reminders for alterations, repairs and collections",
-     PLANNED, "Being kept informed", None),
-    ("Follow-up", "fu-log-outcome", "Log the outcome of every follow-up", PLANNED,
-     "Follow-through on promises", None),
+    (
+        "Greeting",
+        "greet-within-10-seconds",
+        "Acknowledge every customer within 10 seconds",
+        STABILIZING,
+        "Acknowledged promptly",
+        "Helpful by nature",
+    ),
+    (
+        "Greeting",
+        "greet-eye-contact-smile",
+        "Make eye contact and smile when greeting",
+        STABILIZING,
+        "A friendly, personal welcome",
+        None,
+    ),
+    (
+        "Greeting",
+        "greet-open-offer",
+        "Open with an offer of help, not a yes/no question",
+        STABILIZING,
+        "A friendly, personal welcome",
+        "Helpful by nature",
+    ),
+    (
+        "Greeting",
+        "greet-returning-customer",
+        "Recognise returning customers and loyalty members by name",
+        PLANNED,
+        "Recognition as a loyal customer",
+        "Part of the neighbourhood",
+    ),
+    (
+        "Greeting",
+        "greet-acknowledge-queue",
+        "Acknowledge waiting customers while serving someone else",
+        STABILIZING,
+        "Acknowledged promptly",
+        None,
+    ),
+    (
+        "Greeting",
+        "greet-phone-three-rings",
+        "Answer the phone within three rings with store and name",
+        STABILIZING,
+        "Acknowledged promptly",
+        None,
+    ),
+    (
+        "Greeting",
+        "greet-chat-60-seconds",
+        "Reply to chats within 60 seconds with a personal greeting",
+        STABILIZING,
+        "Acknowledged promptly",
+        None,
+    ),
+    (
+        "Product knowledge",
+        "pk-features-benefits",
+        "Explain features as benefits to this customer",
+        STABILIZING,
+        "Staff who know the products",
+        "Quality you can trust",
+    ),
+    (
+        "Product knowledge",
+        "pk-stock-check",
+        "Check store and online stock before saying 'sold out'",
+        STABILIZING,
+        "Finding the right product quickly",
+        "Easy to do business with",
+    ),
+    (
+        "Product knowledge",
+        "pk-compare-options",
+        "Compare at least two suitable options honestly",
+        STABILIZING,
+        "Honest advice",
+        "Quality you can trust",
+    ),
+    (
+        "Product knowledge",
+        "pk-current-promotions",
+        "Know this week's promotions and price-match rules",
+        STABILIZING,
+        "Clear prices and offers",
+        None,
+    ),
+    (
+        "Product knowledge",
+        "pk-care-warranty",
+        "Explain care, warranty and returns terms",
+        STABILIZING,
+        "Honest advice",
+        None,
+    ),
+    (
+        "Product knowledge",
+        "pk-walk-to-product",
+        "Walk the customer to the product instead of pointing",
+        STABILIZING,
+        "Finding the right product quickly",
+        "Helpful by nature",
+    ),
+    (
+        "Product knowledge",
+        "pk-find-out",
+        "Admit when you don't know, then find out",
+        STABILIZING,
+        "Honest advice",
+        None,
+    ),
+    (
+        "Needs discovery",
+        "nd-open-questions",
+        "Ask at least two open questions about the need",
+        STABILIZING,
+        "Being listened to",
+        None,
+    ),
+    (
+        "Needs discovery",
+        "nd-summarise-need",
+        "Summarise the need back before recommending",
+        STABILIZING,
+        "Being listened to",
+        None,
+    ),
+    (
+        "Needs discovery",
+        "nd-respect-budget",
+        "Establish the budget and respect it",
+        STABILIZING,
+        "Not feeling pressured",
+        None,
+    ),
+    (
+        "Needs discovery",
+        "nd-usage-occasion",
+        "Ask how and when the product will be used",
+        STABILIZING,
+        "Staff who know the products",
+        None,
+    ),
+    (
+        "Needs discovery",
+        "nd-appointment-shortlist",
+        "Prepare a shortlist before a personal-shopping visit",
+        PLANNED,
+        "Recognition as a loyal customer",
+        "Part of the neighbourhood",
+    ),
+    (
+        "Needs discovery",
+        "nd-offer-assistance",
+        "Offer help proactively to customers who may need it",
+        STABILIZING,
+        "Acknowledged promptly",
+        "Helpful by nature",
+    ),
+    (
+        "Needs discovery",
+        "nd-record-preferences",
+        "Record preferences in the profile, with consent",
+        PLANNED,
+        "Recognition as a loyal customer",
+        None,
+    ),
+    (
+        "Closing",
+        "cl-confirm-choice",
+        "Confirm the choice meets the stated need",
+        STABILIZING,
+        "Honest advice",
+        None,
+    ),
+    (
+        "Closing",
+        "cl-complementary-item",
+        "Suggest one relevant complementary item, without pressure",
+        STABILIZING,
+        "Not feeling pressured",
+        None,
+    ),
+    (
+        "Closing",
+        "cl-fast-checkout",
+        "Complete checkout in under three minutes",
+        STABILIZING,
+        "A fast, easy checkout",
+        "Easy to do business with",
+    ),
+    (
+        "Closing",
+        "cl-returns-period",
+        "Point out the returns period and receipt options",
+        STABILIZING,
+        "Hassle-free returns",
+        None,
+    ),
+    (
+        "Closing",
+        "cl-loyalty-offer",
+        "Offer loyalty sign-up to non-members",
+        PLANNED,
+        "Recognition as a loyal customer",
+        None,
+    ),
+    (
+        "Closing",
+        "cl-thank-and-invite",
+        "Thank the customer, by name if known, and invite them back",
+        STABILIZING,
+        "A friendly, personal welcome",
+        "Part of the neighbourhood",
+    ),
+    (
+        "Complaint handling",
+        "ch-listen-fully",
+        "Let the customer finish without interrupting",
+        CRITICAL,
+        "Being listened to",
+        None,
+    ),
+    (
+        "Complaint handling",
+        "ch-apologise",
+        "Apologise sincerely and acknowledge the impact",
+        CRITICAL,
+        "Fair treatment when things go wrong",
+        None,
+    ),
+    (
+        "Complaint handling",
+        "ch-own-the-problem",
+        "Take ownership: no passing the customer around",
+        CRITICAL,
+        "Problems fixed first time",
+        "Easy to do business with",
+    ),
+    (
+        "Complaint handling",
+        "ch-resolve-first-contact",
+        "Resolve within your authority at the first contact",
+        CRITICAL,
+        "Problems fixed first time",
+        None,
+    ),
+    (
+        "Complaint handling",
+        "ch-consistent-returns",
+        "Apply the returns policy consistently",
+        CRITICAL,
+        "Hassle-free returns",
+        None,
+    ),
+    (
+        "Complaint handling",
+        "ch-warm-escalation",
+        "Escalate with a warm hand-over when needed",
+        CRITICAL,
+        "Being kept informed",
+        None,
+    ),
+    (
+        "Complaint handling",
+        "ch-agree-next-step",
+        "Agree the next step and a time-frame",
+        CRITICAL,
+        "Follow-through on promises",
+        None,
+    ),
+    (
+        "Follow-up",
+        "fu-callback-on-time",
+        "Call back at the time promised",
+        PLANNED,
+        "Follow-through on promises",
+        "Easy to do business with",
+    ),
+    (
+        "Follow-up",
+        "fu-order-updates",
+        "Update customers proactively on special orders",
+        PLANNED,
+        "Being kept informed",
+        None,
+    ),
+    (
+        "Follow-up",
+        "fu-complaint-check",
+        "Check satisfaction within 48 hours of a resolved complaint",
+        PLANNED,
+        "Fair treatment when things go wrong",
+        None,
+    ),
+    (
+        "Follow-up",
+        "fu-thank-you-note",
+        "Send a personal thank-you after high-value purchases",
+        PLANNED,
+        "Recognition as a loyal customer",
+        "Part of the neighbourhood",
+    ),
+    (
+        "Follow-up",
+        "fu-service-reminders",
+        "Offer reminders for alterations, repairs and collections",
+        PLANNED,
+        "Being kept informed",
+        None,
+    ),
+    (
+        "Follow-up",
+        "fu-log-outcome",
+        "Log the outcome of every follow-up",
+        PLANNED,
+        "Follow-through on promises",
+        None,
+    ),
 )
 # (name, description, rule, share of customers, interaction weight)
 NW_SEGMENTS = (
-    ("New customers", "Lifetime value under $100.", [{"field": "lifetime_value", "op": "lt", "value": 100}],
-     0.50, 1),
-    ("Regulars", "Lifetime value $100-$999.", [{"field": "lifetime_value", "op": "gte", "value": 100},
-                                                {"field": "lifetime_value", "op": "lt", "value": 1000}],
-     0.38, 3),
-    ("VIP", "Lifetime value $1,000 or more.", [{"field": "lifetime_value", "op": "gte", "value": 1000}],
-     0.12, 8),
+    (
+        "New customers",
+        "Lifetime value under $100.",
+        [{"field": "lifetime_value", "op": "lt", "value": 100}],
+        0.50,
+        1,
+    ),
+    (
+        "Regulars",
+        "Lifetime value $100-$999.",
+        [
+            {"field": "lifetime_value", "op": "gte", "value": 100},
+            {"field": "lifetime_value", "op": "lt", "value": 1000},
+        ],
+        0.38,
+        3,
+    ),
+    (
+        "VIP",
+        "Lifetime value $1,000 or more.",
+        [{"field": "lifetime_value", "op": "gte", "value": 1000}],
+        0.12,
+        8,
+    ),
 )
 
 # --- Contoso Care ----------------------------------------------------------------------------
@@ -286,8 +722,16 @@ CC_TEAMS = ("Billing", "Technical support", "Retention", "Onboarding")
 CC_TOUCHPOINTS = (
     ("phone", "ivr-menu", "IVR menu", STABILIZING, 8, False, None, None),
     ("phone", "billing-query", "Billing query", STABILIZING, 22, True, (45, 0.4), "Billing"),
-    ("phone", "tech-support-call", "Technical support call", STABILIZING, 18, True, None,
-     "Technical support"),
+    (
+        "phone",
+        "tech-support-call",
+        "Technical support call",
+        STABILIZING,
+        18,
+        True,
+        None,
+        "Technical support",
+    ),
     ("phone", "complaint-call", "Complaint call", CRITICAL, 6, True, None, "Retention"),
     ("phone", "cancellation-call", "Cancellation request", CRITICAL, 4, True, None, "Retention"),
     ("phone", "onboarding-call", "Onboarding call", PLANNED, 6, True, None, "Onboarding"),
@@ -301,10 +745,16 @@ CC_TOUCHPOINTS = (
     ("web", "web-callback-request", "Callback request", PLANNED, 2, False, None, None),
 )
 CC_EXPECTATIONS = (
-    ("Quick to reach a person", 5), ("Not repeating myself", 5), ("Clear explanations", 4),
-    ("Issue solved on the first contact", 5), ("Empathy when things go wrong", 4),
-    ("Honest about timescales", 4), ("Accurate bills", 5), ("Proactive updates", 3),
-    ("Easy self-service", 3), ("Respectful of my time", 4),
+    ("Quick to reach a person", 5),
+    ("Not repeating myself", 5),
+    ("Clear explanations", 4),
+    ("Issue solved on the first contact", 5),
+    ("Empathy when things go wrong", 4),
+    ("Honest about timescales", 4),
+    ("Accurate bills", 5),
+    ("Proactive updates", 3),
+    ("Easy self-service", 3),
+    ("Respectful of my time", 4),
 )
 CC_BRAND_MESSAGES = (
     ("Here for you, first time", "The person who answers is the person who fixes it."),
@@ -312,57 +762,181 @@ CC_BRAND_MESSAGES = (
     ("We call back when we say we will", "A promised call-back is an appointment."),
 )
 CC_STANDARDS = (
-    ("Greeting", "cc-greet-script", "Greet with brand, name and an offer to help within 5 seconds",
-     STABILIZING, "Quick to reach a person", "Here for you, first time"),
-    ("Greeting", "cc-verify-once", "Verify identity once; never re-ask what the IVR captured", STABILIZING,
-     "Not repeating myself", None),
-    ("Greeting", "cc-chat-first-reply", "Send the first chat reply within 45 seconds", STABILIZING,
-     "Quick to reach a person", None),
-    ("Product knowledge", "cc-explain-bill", "Explain each line of the bill in plain English", STABILIZING,
-     "Accurate bills", "Plain English, always"),
-    ("Product knowledge", "cc-plan-fit", "Check the customer is on the best-fit plan", PLANNED,
-     "Clear explanations", None),
-    ("Product knowledge", "cc-troubleshoot-guide",
-     "Follow the troubleshooting guide before booking an engineer", STABILIZING,
-     "Issue solved on the first contact", None),
-    ("Product knowledge", "cc-self-service-tip", "Show how to do it in the app next time", STABILIZING,
-     "Easy self-service", None),
-    ("Needs discovery", "cc-reason-for-contact", "Confirm the real reason for contact before acting",
-     STABILIZING, "Not repeating myself", None),
-    ("Needs discovery", "cc-anything-else", "Ask whether there is anything else before closing", STABILIZING,
-     "Respectful of my time", None),
-    ("Needs discovery", "cc-retention-why",
-     "Understand why a customer wants to leave before offering anything", CRITICAL,
-     "Respectful of my time", None),
-    ("Closing", "cc-summarise-actions", "Summarise what was done and what happens next", STABILIZING,
-     "Honest about timescales", "Plain English, always"),
-    ("Closing", "cc-reference-number", "Give a reference number for every open case", STABILIZING,
-     "Proactive updates", None),
-    ("Closing", "cc-onboarding-checklist", "Complete the onboarding checklist on welcome calls", PLANNED,
-     "Clear explanations", None),
-    ("Complaint handling", "cc-acknowledge-impact", "Acknowledge the impact before explaining", CRITICAL,
-     "Empathy when things go wrong", None),
-    ("Complaint handling", "cc-own-the-case", "Own the case until resolved or warmly transferred", CRITICAL,
-     "Issue solved on the first contact", "Here for you, first time"),
-    ("Complaint handling", "cc-goodwill-policy", "Apply goodwill credit within policy, consistently",
-     CRITICAL, "Accurate bills", None),
-    ("Complaint handling", "cc-outage-honesty", "Give outage status and restoration estimate honestly",
-     CRITICAL, "Honest about timescales", None),
-    ("Follow-up", "cc-callback-window", "Call back within the promised window", PLANNED,
-     "Proactive updates", "We call back when we say we will"),
-    ("Follow-up", "cc-case-updates", "Update open cases at least every 48 hours", PLANNED,
-     "Proactive updates", None),
-    ("Follow-up", "cc-fix-check", "Check the fix worked within seven days", PLANNED,
-     "Issue solved on the first contact", None),
+    (
+        "Greeting",
+        "cc-greet-script",
+        "Greet with brand, name and an offer to help within 5 seconds",
+        STABILIZING,
+        "Quick to reach a person",
+        "Here for you, first time",
+    ),
+    (
+        "Greeting",
+        "cc-verify-once",
+        "Verify identity once; never re-ask what the IVR captured",
+        STABILIZING,
+        "Not repeating myself",
+        None,
+    ),
+    (
+        "Greeting",
+        "cc-chat-first-reply",
+        "Send the first chat reply within 45 seconds",
+        STABILIZING,
+        "Quick to reach a person",
+        None,
+    ),
+    (
+        "Product knowledge",
+        "cc-explain-bill",
+        "Explain each line of the bill in plain English",
+        STABILIZING,
+        "Accurate bills",
+        "Plain English, always",
+    ),
+    (
+        "Product knowledge",
+        "cc-plan-fit",
+        "Check the customer is on the best-fit plan",
+        PLANNED,
+        "Clear explanations",
+        None,
+    ),
+    (
+        "Product knowledge",
+        "cc-troubleshoot-guide",
+        "Follow the troubleshooting guide before booking an engineer",
+        STABILIZING,
+        "Issue solved on the first contact",
+        None,
+    ),
+    (
+        "Product knowledge",
+        "cc-self-service-tip",
+        "Show how to do it in the app next time",
+        STABILIZING,
+        "Easy self-service",
+        None,
+    ),
+    (
+        "Needs discovery",
+        "cc-reason-for-contact",
+        "Confirm the real reason for contact before acting",
+        STABILIZING,
+        "Not repeating myself",
+        None,
+    ),
+    (
+        "Needs discovery",
+        "cc-anything-else",
+        "Ask whether there is anything else before closing",
+        STABILIZING,
+        "Respectful of my time",
+        None,
+    ),
+    (
+        "Needs discovery",
+        "cc-retention-why",
+        "Understand why a customer wants to leave before offering anything",
+        CRITICAL,
+        "Respectful of my time",
+        None,
+    ),
+    (
+        "Closing",
+        "cc-summarise-actions",
+        "Summarise what was done and what happens next",
+        STABILIZING,
+        "Honest about timescales",
+        "Plain English, always",
+    ),
+    (
+        "Closing",
+        "cc-reference-number",
+        "Give a reference number for every open case",
+        STABILIZING,
+        "Proactive updates",
+        None,
+    ),
+    (
+        "Closing",
+        "cc-onboarding-checklist",
+        "Complete the onboarding checklist on welcome calls",
+        PLANNED,
+        "Clear explanations",
+        None,
+    ),
+    (
+        "Complaint handling",
+        "cc-acknowledge-impact",
+        "Acknowledge the impact before explaining",
+        CRITICAL,
+        "Empathy when things go wrong",
+        None,
+    ),
+    (
+        "Complaint handling",
+        "cc-own-the-case",
+        "Own the case until resolved or warmly transferred",
+        CRITICAL,
+        "Issue solved on the first contact",
+        "Here for you, first time",
+    ),
+    (
+        "Complaint handling",
+        "cc-goodwill-policy",
+        "Apply goodwill credit within policy, consistently",
+        CRITICAL,
+        "Accurate bills",
+        None,
+    ),
+    (
+        "Complaint handling",
+        "cc-outage-honesty",
+        "Give outage status and restoration estimate honestly",
+        CRITICAL,
+        "Honest about timescales",
+        None,
+    ),
+    (
+        "Follow-up",
+        "cc-callback-window",
+        "Call back within the promised window",
+        PLANNED,
+        "Proactive updates",
+        "We call back when we say we will",
+    ),
+    (
+        "Follow-up",
+        "cc-case-updates",
+        "Update open cases at least every 48 hours",
+        PLANNED,
+        "Proactive updates",
+        None,
+    ),
+    (
+        "Follow-up",
+        "cc-fix-check",
+        "Check the fix worked within seven days",
+        PLANNED,
+        "Issue solved on the first contact",
+        None,
+    ),
 )
 CC_SEGMENTS = (
     ("Pay as you go", "No contract.", [{"field": "plan", "op": "eq", "value": "payg"}], 0.35, 1),
     ("Contract", "12- or 24-month contract.", [{"field": "plan", "op": "eq", "value": "contract"}], 0.45, 2),
     ("Business", "Business accounts.", [{"field": "plan", "op": "eq", "value": "business"}], 0.12, 3),
-    ("At risk", "Contract ending within two months.",
-     [{"field": "plan", "op": "eq", "value": "contract"},
-      {"field": "months_to_renewal", "op": "lt", "value": 2}],
-     0.08, 4),
+    (
+        "At risk",
+        "Contract ending within two months.",
+        [
+            {"field": "plan", "op": "eq", "value": "contract"},
+            {"field": "months_to_renewal", "op": "lt", "value": 2},
+        ],
+        0.08,
+        4,
+    ),
 )
 
 # (key, email, role, org slug, scope)
@@ -392,13 +966,21 @@ class Command(BaseCommand):
     help = "Load deterministic demo data (Northwind Retail and Contoso Care) once; --reset reloads it."
 
     def add_arguments(self, parser):
-        parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                            help=f"Random seed (default {DEFAULT_SEED}).")
-        parser.add_argument("--scale", type=float, default=1.0,
-                            help="Multiply stores, employees, customers and interactions (minimum 1 each).")
+        parser.add_argument(
+            "--seed", type=int, default=DEFAULT_SEED, help=f"Random seed (default {DEFAULT_SEED})."
+        )
+        parser.add_argument(
+            "--scale",
+            type=float,
+            default=1.0,
+            help="Multiply stores, employees, customers and interactions (minimum 1 each).",
+        )
         parser.add_argument("--reset", action="store_true", help="Delete both demo organizations first.")
-        parser.add_argument("--logins-file", default=None,
-                            help="Where to write the login table (default .local/demo_logins.txt).")
+        parser.add_argument(
+            "--logins-file",
+            default=None,
+            help="Where to write the login table (default .local/demo_logins.txt).",
+        )
 
     def handle(self, *args, seed: int, scale: float, reset: bool, logins_file: str | None, **options):
         started = time.monotonic()
@@ -472,18 +1054,27 @@ def _delete_tenant_rows(cur, org_ids: list[int]) -> None:
             if target not in tenant_set:
                 continue
             subquery = sql.SQL("SELECT {pk} FROM {t} WHERE {org} = ANY(%s)").format(
-                pk=sql.Identifier(target._meta.pk.column), t=sql.Identifier(target._meta.db_table),
+                pk=sql.Identifier(target._meta.pk.column),
+                t=sql.Identifier(target._meta.db_table),
                 org=sql.Identifier(org_column(target)),
             )
             if fk.null and fk.remote_field.on_delete is models.SET_NULL:
                 statement = "UPDATE {t} SET {c} = NULL WHERE {c} IN ({sub})"
             else:
                 statement = "DELETE FROM {t} WHERE {c} IN ({sub})"
-            cur.execute(sql.SQL(statement).format(t=sql.Identifier(model._meta.db_table),
-                                                  c=sql.Identifier(fk.column), sub=subquery), [org_ids])
+            cur.execute(
+                sql.SQL(statement).format(
+                    t=sql.Identifier(model._meta.db_table), c=sql.Identifier(fk.column), sub=subquery
+                ),
+                [org_ids],
+            )
     for model in tenants:
-        cur.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
-            sql.Identifier(model._meta.db_table), sql.Identifier(org_column(model))), [org_ids])
+        cur.execute(
+            sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
+                sql.Identifier(model._meta.db_table), sql.Identifier(org_column(model))
+            ),
+            [org_ids],
+        )
     cur.execute("DELETE FROM cem_organization WHERE id = ANY(%s)", [org_ids])
 
 
@@ -556,8 +1147,10 @@ class Seeder:
             self.step("Contoso Care", t0)
             self.superuser()
         if dropped:
-            self.out.write(f"  broker unreachable: {len(dropped)} outbox kick(s) skipped; the events stay "
-                           "pending until the events-sweep beat task delivers them")
+            self.out.write(
+                f"  broker unreachable: {len(dropped)} outbox kick(s) skipped; the events stay "
+                "pending until the events-sweep beat task delivers them"
+            )
         return self.logins_text()
 
     # --- shared building blocks -------------------------------------------------------------
@@ -572,25 +1165,49 @@ class Seeder:
         return services.record_create(organization=org, actor=self.actor, model=model, data=data)
 
     def reference_data(self, org, channels, touchpoints, expectations, brand_messages, standards, segments):
-        channel_objs = {code: self.create(org, Channel, code=code, name=CHANNEL_NAMES[code], kind=code)
-                        for code in channels}
+        channel_objs = {
+            code: self.create(org, Channel, code=code, name=CHANNEL_NAMES[code], kind=code)
+            for code in channels
+        }
         tps, order = [], {}
         for channel, code, name, category, weight, staffed, amount, team in touchpoints:
             order[channel] = order.get(channel, 0) + 1
-            tp = self.create(org, Touchpoint, channel=channel_objs[channel], code=code, name=name,
-                             category=category, journey_order=order[channel])
+            tp = self.create(
+                org,
+                Touchpoint,
+                channel=channel_objs[channel],
+                code=code,
+                name=name,
+                category=category,
+                journey_order=order[channel],
+            )
             tps.append((tp, channel, weight, staffed, amount, team))
-        skills = {name: self.create(org, SkillCategory, name=name, description=description)
-                  for name, description in SKILL_CATEGORIES}
-        exps = {name: self.create(org, CustomerExpectation, name=name, importance=importance)
-                for name, importance in expectations}
-        brands = {title: self.create(org, BrandMessage, title=title, text=text)
-                  for title, text in brand_messages}
+        skills = {
+            name: self.create(org, SkillCategory, name=name, description=description)
+            for name, description in SKILL_CATEGORIES
+        }
+        exps = {
+            name: self.create(org, CustomerExpectation, name=name, importance=importance)
+            for name, importance in expectations
+        }
+        brands = {
+            title: self.create(org, BrandMessage, title=title, text=text) for title, text in brand_messages
+        }
         for skill, code, title, category, expectation, brand in standards:
-            self.create(org, Standard, code=code, title=title, skill_category=skills[skill],
-                        expectation=exps[expectation], brand_message=brands.get(brand), category=category)
-        segs = [(self.create(org, Segment, name=name, description=description, rule=rule), share, weight)
-                for name, description, rule, share, weight in segments]
+            self.create(
+                org,
+                Standard,
+                code=code,
+                title=title,
+                skill_category=skills[skill],
+                expectation=exps[expectation],
+                brand_message=brands.get(brand),
+                category=category,
+            )
+        segs = [
+            (self.create(org, Segment, name=name, description=description, rule=rule), share, weight)
+            for name, description, rule, share, weight in segments
+        ]
         return tps, segs
 
     def person_name(self) -> tuple[str, str]:
@@ -600,7 +1217,11 @@ class Seeder:
         first, last = self.person_name()
         email = email or f"{first}.{last}.{external_id}@{domain}".lower().replace("'", "")
         return services.employee_create(
-            organization=org, actor=self.actor, location=location, team=team, start_date=start_date,
+            organization=org,
+            actor=self.actor,
+            location=location,
+            team=team,
+            start_date=start_date,
             data={"name": f"{first} {last}", "email": email, "external_id": external_id, "role": role},
         )
 
@@ -614,14 +1235,19 @@ class Seeder:
         for n, seg_index in enumerate(picks, start=1):
             ref = f"{prefix}-C{n:06d}"
             opted_out = rng.random() < 0.03
-            rows.append(Customer(
-                organization_id=org.pk, external_id=ref, segment=seg_objs[seg_index],
-                email=f"{ref.lower()}@example.com" if rng.random() < 0.85 else "",
-                phone=f"{phone_prefix}{rng.randrange(10**6, 10**7)}" if rng.random() < 0.7 else "",
-                locale=rng.choices(locales[0], weights=locales[1])[0],
-                consent_email=rng.random() < 0.7, consent_sms=rng.random() < 0.4,
-                opted_out_at=now - dt.timedelta(days=rng.randint(1, 365)) if opted_out else None,
-            ))
+            rows.append(
+                Customer(
+                    organization_id=org.pk,
+                    external_id=ref,
+                    segment=seg_objs[seg_index],
+                    email=f"{ref.lower()}@example.com" if rng.random() < 0.85 else "",
+                    phone=f"{phone_prefix}{rng.randrange(10**6, 10**7)}" if rng.random() < 0.7 else "",
+                    locale=rng.choices(locales[0], weights=locales[1])[0],
+                    consent_email=rng.random() < 0.7,
+                    consent_sms=rng.random() < 0.4,
+                    opted_out_at=now - dt.timedelta(days=rng.randint(1, 365)) if opted_out else None,
+                )
+            )
             refs.append(ref)
             weights.append(segments[seg_index][2])
         Customer.objects.bulk_create(rows, batch_size=2000)
@@ -630,7 +1256,7 @@ class Seeder:
     def ingest(self, org, rows: list[dict]) -> int:
         created = 0
         for start in range(0, len(rows), INGEST_BATCH):
-            batch = rows[start:start + INGEST_BATCH]
+            batch = rows[start : start + INGEST_BATCH]
             results = interactions_ingest(organization=org, actor=self.actor, rows=batch)
             errors = [r.as_dict() for r in results if r.status == "error"]
             if errors:
@@ -651,9 +1277,14 @@ class Seeder:
         return days, list(_accumulate(weights))
 
     def audit_summary(self, org, counts: dict) -> None:
-        services.audit_log_write(organization=org, actor=self.actor, action="seed_demo.load",
-                                 object_type="cem.Organization", object_id=org.pk,
-                                 changes={"seed": self.seed, "scale": self.scale, **counts})
+        services.audit_log_write(
+            organization=org,
+            actor=self.actor,
+            action="seed_demo.load",
+            object_type="cem.Organization",
+            object_id=org.pk,
+            changes={"seed": self.seed, "scale": self.scale, **counts},
+        )
 
     def member(self, org, key: str, email: str, role: str, scope_label: str | None, **scope):
         user_model = get_user_model()
@@ -674,8 +1305,15 @@ class Seeder:
         rng, t0 = self.rng, time.monotonic()
         tz = zoneinfo.ZoneInfo(org.time_zone)
         today = timezone.now().astimezone(tz).date()
-        tps, segments = self.reference_data(org, list(CHANNEL_NAMES), NW_TOUCHPOINTS, NW_EXPECTATIONS,
-                                             NW_BRAND_MESSAGES, NW_STANDARDS, NW_SEGMENTS)
+        tps, segments = self.reference_data(
+            org,
+            list(CHANNEL_NAMES),
+            NW_TOUCHPOINTS,
+            NW_EXPECTATIONS,
+            NW_BRAND_MESSAGES,
+            NW_STANDARDS,
+            NW_SEGMENTS,
+        )
         self.step("northwind: reference data and standards", t0)
 
         n_stores = min(scaled(30, self.scale), 30)
@@ -685,7 +1323,11 @@ class Seeder:
             region_index = i * len(NW_REGIONS) // n_stores
             city, state, zip_code, lat, lon = NW_REGIONS[region_index][2][i % 10]
             store = self.create(
-                org, Location, region=regions[region_index], code=f"S{i + 1:03d}", name=f"Northwind {city}",
+                org,
+                Location,
+                region=regions[region_index],
+                code=f"S{i + 1:03d}",
+                name=f"Northwind {city}",
                 kind=Location.Kind.STORE,
                 address=f"{rng.randint(10, 9899)} {rng.choice(STREETS)}, {city}, {state} {zip_code}",
                 latitude=Decimal(f"{lat + rng.uniform(-0.04, 0.04):.6f}"),
@@ -708,15 +1350,27 @@ class Seeder:
         for i in range(n_employees):
             store = stores[i * n_stores // n_employees]
             k = position[store.pk] = position.get(store.pk, -1) + 1
-            role = (Employee.Role.STORE_MANAGER if k == 0 else Employee.Role.SUPERVISOR if k <= 2
-                    else Employee.Role.ASSOCIATE)
+            role = (
+                Employee.Role.STORE_MANAGER
+                if k == 0
+                else Employee.Role.SUPERVISOR
+                if k <= 2
+                else Employee.Role.ASSOCIATE
+            )
             team = None if k == 0 else teams[store.pk, NW_TEAMS[k % len(NW_TEAMS)]]
             external_id = f"E{i + 1:04d}"
             is_persona = store is stores[0] and k == persona_k
             start = today - dt.timedelta(days=rng.randint(HISTORY_DAYS + 10, 3000))
-            emp = self.employee(org, external_id=external_id, role=role, domain="northwind.demo",
-                                location=store, team=team, start_date=start,
-                                email="employee@northwind.demo" if is_persona and k > 0 else None)
+            emp = self.employee(
+                org,
+                external_id=external_id,
+                role=role,
+                domain="northwind.demo",
+                location=store,
+                team=team,
+                start_date=start,
+                email="employee@northwind.demo" if is_persona and k > 0 else None,
+            )
             if is_persona:
                 persona_employee = emp
             if store is stores[0] and k == 0:
@@ -726,26 +1380,35 @@ class Seeder:
 
         # A few associates transferred between stores 75 days ago: history via employee_move.
         moved_on = today - dt.timedelta(days=75)
-        movers = [e for e in employees
-                  if e[0].role == Employee.Role.ASSOCIATE and e[0] is not persona_employee]
+        movers = [
+            e for e in employees if e[0].role == Employee.Role.ASSOCIATE and e[0] is not persona_employee
+        ]
         n_movers = min(len(movers), max(0, round(n_employees / 100))) if n_stores > 1 else 0
         for emp, old_store, team in rng.sample(movers, n_movers):
             new_store = rng.choice([s for s in stores if s is not old_store])
             new_team = teams[new_store.pk, team.name]
-            services.employee_move(organization=org, actor=self.actor, employee=emp, location=new_store,
-                                   team=new_team, start_date=moved_on)
+            services.employee_move(
+                organization=org,
+                actor=self.actor,
+                employee=emp,
+                location=new_store,
+                team=new_team,
+                start_date=moved_on,
+            )
             entry = next(r for r in roster[old_store.pk] if r[0] == emp.external_id)
             entry[4] = moved_on
             roster[new_store.pk].append([emp.external_id, emp.role, team.name, moved_on, None])
         self.step(f"northwind: {n_employees} employees ({n_movers} moved)", t0)
 
         n_customers = scaled(3000, self.scale)
-        refs, customer_cum = self.customers(org, "NW", n_customers, segments,
-                                            (("en-US", "es-US"), (85, 15)), "+1555")
+        refs, customer_cum = self.customers(
+            org, "NW", n_customers, segments, (("en-US", "es-US"), (85, 15)), "+1555"
+        )
         self.step(f"northwind: {n_customers} customers", t0)
 
-        rows = self.retail_interactions(org, tz, stores, roster, tps, refs, customer_cum,
-                                        scaled(40_000, self.scale))
+        rows = self.retail_interactions(
+            org, tz, stores, roster, tps, refs, customer_cum, scaled(40_000, self.scale)
+        )
         created = self.ingest(org, rows)
         self.step(f"northwind: {created} interactions", t0)
 
@@ -762,11 +1425,19 @@ class Seeder:
                 scope = {"employee": persona_employee}
                 scope_label = f"{persona_employee.external_id} {persona_employee.name} at {s001.code}"
             self.member(org, key, email, role, scope_label, **scope)
-        _, self.api_key = services.api_key_create(organization=org, actor=self.actor, name="Demo integrator",
-                                                  scopes=["*"])
-        counts = {"regions": len(regions), "stores": n_stores, "teams": len(teams), "employees": n_employees,
-                  "transfers": n_movers, "customers": n_customers, "interactions": created,
-                  "standards": len(NW_STANDARDS)}
+        _, self.api_key = services.api_key_create(
+            organization=org, actor=self.actor, name="Demo integrator", scopes=["*"]
+        )
+        counts = {
+            "regions": len(regions),
+            "stores": n_stores,
+            "teams": len(teams),
+            "employees": n_employees,
+            "transfers": n_movers,
+            "customers": n_customers,
+            "interactions": created,
+            "standards": len(NW_STANDARDS),
+        }
         self.audit_summary(org, counts)
         self.summary["Northwind Retail"] = counts
 
@@ -786,10 +1457,15 @@ class Seeder:
             store = stores[pick_store[n]]
             tp, channel, _, staffed, amount, team = tps[pick_tp[n]]
             day = pick_day[n]
-            occurred = dt.datetime(day.year, day.month, day.day, pick_hour[n], rng.randrange(60),
-                                   rng.randrange(60), tzinfo=tz)
-            row = {"external_id": f"NW-I{n + 1:07d}", "occurred_at": occurred, "location": store.code,
-                   "touchpoint": tp.code}
+            occurred = dt.datetime(
+                day.year, day.month, day.day, pick_hour[n], rng.randrange(60), rng.randrange(60), tzinfo=tz
+            )
+            row = {
+                "external_id": f"NW-I{n + 1:07d}",
+                "occurred_at": occurred,
+                "location": store.code,
+                "touchpoint": tp.code,
+            }
             # Share of anonymous contacts: browsing in store is often anonymous, buying less so.
             anonymous = 0.02 if channel != "in_store" else 0.2 if amount else 0.45
             if rng.random() >= anonymous:
@@ -820,13 +1496,27 @@ class Seeder:
         rng, t0 = self.rng, time.monotonic()
         tz = zoneinfo.ZoneInfo(org.time_zone)
         today = timezone.now().astimezone(tz).date()
-        tps, segments = self.reference_data(org, ["phone", "chat", "email", "web"], CC_TOUCHPOINTS,
-                                            CC_EXPECTATIONS, CC_BRAND_MESSAGES, CC_STANDARDS, CC_SEGMENTS)
+        tps, segments = self.reference_data(
+            org,
+            ["phone", "chat", "email", "web"],
+            CC_TOUCHPOINTS,
+            CC_EXPECTATIONS,
+            CC_BRAND_MESSAGES,
+            CC_STANDARDS,
+            CC_SEGMENTS,
+        )
         region = self.create(org, Region, code="uk", name="United Kingdom")
-        centre = self.create(org, Location, region=region, code="CC-MAN", name="Contoso Care Manchester",
-                             kind=Location.Kind.CONTACT_CENTRE,
-                             address="1 Piccadilly Gardens, Manchester M1 1RG, United Kingdom",
-                             latitude=Decimal("53.480800"), longitude=Decimal("-2.242600"))
+        centre = self.create(
+            org,
+            Location,
+            region=region,
+            code="CC-MAN",
+            name="Contoso Care Manchester",
+            kind=Location.Kind.CONTACT_CENTRE,
+            address="1 Piccadilly Gardens, Manchester M1 1RG, United Kingdom",
+            latitude=Decimal("53.480800"),
+            longitude=Decimal("-2.242600"),
+        )
         teams = {name: self.create(org, Team, location=centre, name=name) for name in CC_TEAMS}
         self.step("contoso: reference data, centre and teams", t0)
 
@@ -842,16 +1532,24 @@ class Seeder:
             else:
                 role, team = Employee.Role.AGENT, teams[CC_TEAMS[i % len(CC_TEAMS)]]
             start = today - dt.timedelta(days=rng.randint(HISTORY_DAYS + 10, 2000))
-            emp = self.employee(org, external_id=f"C{i + 1:04d}", role=role, domain="contoso.demo",
-                                location=centre, team=team, start_date=start)
+            emp = self.employee(
+                org,
+                external_id=f"C{i + 1:04d}",
+                role=role,
+                domain="contoso.demo",
+                location=centre,
+                team=team,
+                start_date=start,
+            )
             manager = manager or emp
             roster.append([emp.external_id, role, team.name if team else None, None, None])
         self.step(f"contoso: {n_agents} agents", t0)
 
         n_customers = scaled(1200, self.scale)
         refs, customer_cum = self.customers(org, "CC", n_customers, segments, (("en-GB",), (1,)), "+447700")
-        rows = self.contact_centre_interactions(tz, centre, roster, tps, refs, customer_cum,
-                                                scaled(10_000, self.scale))
+        rows = self.contact_centre_interactions(
+            tz, centre, roster, tps, refs, customer_cum, scaled(10_000, self.scale)
+        )
         created = self.ingest(org, rows)
         self.step(f"contoso: {n_customers} customers, {created} interactions", t0)
 
@@ -860,8 +1558,15 @@ class Seeder:
                 continue
             scope = {"location": centre, "employee": manager} if role == Role.STORE_MANAGER else {}
             self.member(org, key, email, role, scope_label, **scope)
-        counts = {"regions": 1, "locations": 1, "teams": len(teams), "employees": n_agents,
-                  "customers": n_customers, "interactions": created, "standards": len(CC_STANDARDS)}
+        counts = {
+            "regions": 1,
+            "locations": 1,
+            "teams": len(teams),
+            "employees": n_agents,
+            "customers": n_customers,
+            "interactions": created,
+            "standards": len(CC_STANDARDS),
+        }
         self.audit_summary(org, counts)
         self.summary["Contoso Care"] = counts
 
@@ -878,10 +1583,15 @@ class Seeder:
         for n in range(count):
             tp, channel, _, staffed, amount, team = tps[pick_tp[n]]
             day = pick_day[n]
-            occurred = dt.datetime(day.year, day.month, day.day, pick_hour[n], rng.randrange(60),
-                                   rng.randrange(60), tzinfo=tz)
-            row = {"external_id": f"CC-I{n + 1:07d}", "occurred_at": occurred, "location": centre.code,
-                   "touchpoint": tp.code}
+            occurred = dt.datetime(
+                day.year, day.month, day.day, pick_hour[n], rng.randrange(60), rng.randrange(60), tzinfo=tz
+            )
+            row = {
+                "external_id": f"CC-I{n + 1:07d}",
+                "occurred_at": occurred,
+                "location": centre.code,
+                "touchpoint": tp.code,
+            }
             if rng.random() >= 0.05:
                 row["customer"] = refs[_pick(rng, customer_cum)]
             if staffed:
@@ -905,8 +1615,9 @@ class Seeder:
 
     def superuser(self) -> None:
         user_model = get_user_model()
-        user, _ = user_model.objects.get_or_create(username=SUPERUSER_EMAIL,
-                                                   defaults={"email": SUPERUSER_EMAIL})
+        user, _ = user_model.objects.get_or_create(
+            username=SUPERUSER_EMAIL, defaults={"email": SUPERUSER_EMAIL}
+        )
         user.password = self.password_hash
         user.is_staff = user.is_superuser = True
         user.first_name, user.last_name = "Platform", "Staff (demo)"
@@ -922,8 +1633,12 @@ class Seeder:
             lines.append("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)).rstrip())
             if i == 0:
                 lines.append("  ".join("-" * w for w in widths))
-        lines += ["", "Integrator API key (Northwind Retail, scopes ['*'];"
-                      " send as 'Authorization: Bearer <key>'):", self.api_key, ""]
+        lines += [
+            "",
+            "Integrator API key (Northwind Retail, scopes ['*']; send as 'Authorization: Bearer <key>'):",
+            self.api_key,
+            "",
+        ]
         for org, counts in self.summary.items():
             lines.append(f"{org}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
         return "\n".join(lines) + "\n"
@@ -942,8 +1657,11 @@ def _pick(rng: random.Random, cum_weights: list[float]) -> int:
 
 def _staff(rng: random.Random, roster: list, day: dt.date, team: str | None, roles=None) -> list[str]:
     """One employee who worked there that day, preferring the touchpoint's team."""
-    on_duty = [r for r in roster if (r[3] is None or r[3] <= day) and (r[4] is None or day < r[4])
-               and (roles is None or r[1] in roles)]
+    on_duty = [
+        r
+        for r in roster
+        if (r[3] is None or r[3] <= day) and (r[4] is None or day < r[4]) and (roles is None or r[1] in roles)
+    ]
     if team is not None:
         on_duty = [r for r in on_duty if r[2] == team] or on_duty
     return [rng.choice(on_duty)[0]] if on_duty else []
