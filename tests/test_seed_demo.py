@@ -1,0 +1,158 @@
+"""seed_demo at 2% scale: both tenants load once, deterministically, and every persona can sign in."""
+
+from __future__ import annotations
+
+import hashlib
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import call_command
+from django.test import RequestFactory
+
+from cem import models as m
+from cem.management.commands.seed_demo import PASSWORD, PERSONAS, SUPERUSER_EMAIL
+from cem.principals import api_key_from_header
+from cem.tenancy import unscoped
+
+pytestmark = pytest.mark.django_db
+
+SCALE = 0.02
+SEED = 4242
+COUNTED = (
+    m.Region,
+    m.Location,
+    m.Team,
+    m.Employee,
+    m.EmployeeAssignment,
+    m.Channel,
+    m.Touchpoint,
+    m.SkillCategory,
+    m.CustomerExpectation,
+    m.BrandMessage,
+    m.Standard,
+    m.Segment,
+    m.Customer,
+    m.Interaction,
+    m.InteractionEmployee,
+    m.Membership,
+    m.ApiKey,
+    m.OutboxEvent,
+    m.AuditLog,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fast_hasher(settings):
+    # The seed hashes the demo password once with the first hasher; PBKDF2 costs ~0.4 s per check.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def seed(tmp_path, **options) -> str:
+    out = StringIO()
+    options = {"scale": SCALE, "seed": SEED, **options}
+    call_command("seed_demo", logins_file=str(tmp_path / "logins.txt"), stdout=out, **options)
+    return out.getvalue()
+
+
+def snapshot() -> dict:
+    """Row counts per demo tenant plus a digest of the generated content (ids excluded)."""
+    with unscoped():
+        demo = m.Organization.objects.filter(slug__in=["northwind", "contoso"])
+        orgs = dict(demo.values_list("slug", "id"))
+        counts = {
+            f"{slug}.{model.__name__}": model.objects.filter(organization_id=org_id).count()
+            for slug, org_id in sorted(orgs.items())
+            for model in COUNTED
+        }
+        content = (
+            list(
+                m.Interaction.objects.filter(organization_id__in=orgs.values())
+                .order_by("organization__slug", "external_id")
+                .values_list(
+                    "organization__slug",
+                    "external_id",
+                    "location__code",
+                    "touchpoint__code",
+                    "customer__external_id",
+                    "amount",
+                    "category",
+                    "attributes",
+                )
+            ),
+            list(
+                m.Employee.objects.filter(organization_id__in=orgs.values())
+                .order_by("organization__slug", "external_id")
+                .values_list(
+                    "external_id", "name", "email", "role", "current_location__code", "current_team__name"
+                )
+            ),
+            list(
+                m.Customer.objects.filter(organization_id__in=orgs.values())
+                .order_by("organization__slug", "external_id")
+                .values_list("external_id", "segment__name", "email", "phone", "consent_email")
+            ),
+        )
+    digest = hashlib.sha256(repr(content).encode()).hexdigest()
+    return {"orgs": sorted(orgs), "counts": counts, "digest": digest}
+
+
+def api_key_from(text: str) -> str:
+    lines = text.splitlines()
+    return next(lines[i + 1] for i, line in enumerate(lines) if line.startswith("Integrator API key")).strip()
+
+
+def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
+    output = seed(tmp_path)
+    first = snapshot()
+
+    assert first["orgs"] == ["contoso", "northwind"]
+    counts = first["counts"]
+    assert counts["northwind.Location"] == 1 and counts["contoso.Location"] == 1
+    assert counts["northwind.Region"] == 3
+    assert counts["northwind.Employee"] == counts["northwind.EmployeeAssignment"] == 6
+    assert counts["contoso.Employee"] == counts["contoso.EmployeeAssignment"] == 2
+    assert counts["northwind.Interaction"] == 800 and counts["contoso.Interaction"] == 200
+    assert counts["northwind.InteractionEmployee"] > 0
+    assert counts["northwind.Standard"] == 40 and counts["contoso.Standard"] == 20
+    assert counts["northwind.SkillCategory"] == counts["contoso.SkillCategory"] == 6
+    assert counts["northwind.Customer"] == 60 and counts["contoso.Customer"] == 24
+    assert counts["northwind.Membership"] == 8 and counts["contoso.Membership"] == 2
+    assert counts["northwind.ApiKey"] == 1
+    assert "Demo data loaded in" in output
+
+    # Every persona authenticates with the demo password and holds the advertised role.
+    request = RequestFactory().post("/accounts/login/")
+    for _key, email, role, slug, _scope in PERSONAS:
+        user = authenticate(request, username=email, password=PASSWORD)
+        assert user is not None, email
+        with unscoped():
+            membership = m.Membership.objects.select_related("organization").get(user=user)
+        assert (membership.role, membership.organization.slug) == (role, slug)
+    staff = authenticate(request, username=SUPERUSER_EMAIL, password=PASSWORD)
+    assert staff is not None and staff.is_staff and staff.is_superuser
+    with unscoped():
+        assert not m.Membership.objects.filter(user=staff).exists()
+        employee_membership = m.Membership.objects.get(user__username="employee@northwind.demo")
+        assert employee_membership.employee.current_location.code == "S001"
+
+    # The logins file carries the table and a working integrator key.
+    logins = (tmp_path / "logins.txt").read_text()
+    assert "admin@northwind.demo" in logins and PASSWORD in logins
+    key = api_key_from_header(f"Bearer {api_key_from(logins)}")
+    assert key is not None and key.organization.slug == "northwind" and "*" in key.scopes
+
+    # A second run is a no-op that prints the logins again.
+    again = seed(tmp_path)
+    assert "demo data already loaded" in again and api_key_from(logins) in again
+    assert snapshot() == first
+    assert get_user_model().objects.filter(username=SUPERUSER_EMAIL).count() == 1
+
+    # Same seed after --reset: the same rows; another seed: other rows, same volumes.
+    seed(tmp_path, reset=True)
+    assert snapshot() == first
+    seed(tmp_path, reset=True, seed=SEED + 1)
+    other = snapshot()
+    assert other["digest"] != first["digest"]
+    for name in ("northwind.Employee", "northwind.Interaction", "contoso.Interaction", "northwind.Customer"):
+        assert other["counts"][name] == first["counts"][name]
