@@ -2,13 +2,50 @@
 
 from django.urls import path
 
-from cem import views
+from cem import views_manage as v
+
+
+def crud(prefix: str, record: v.Record, *, list_view=v.RecordListView, create_view=v.RecordCreateView,
+         update_view=v.RecordUpdateView, delete_view=v.RecordDeleteView):
+    """List, create, edit and (if the record is deletable) delete pages of one record."""
+    urls = [path(f"{prefix}/", list_view.for_record(record).as_view(), name=record.plural)]
+    if create_view is not None:
+        urls.append(path(f"{prefix}/new/", create_view.for_record(record).as_view(), name=f"{record.name}_create"))
+    if update_view is not None:
+        urls.append(path(f"{prefix}/<int:pk>/edit/", update_view.for_record(record).as_view(),
+                         name=f"{record.name}_edit"))
+    if delete_view is not None and record.deletable:
+        urls.append(path(f"{prefix}/<int:pk>/delete/", delete_view.for_record(record).as_view(),
+                         name=f"{record.name}_delete"))
+    return urls
+
 
 urlpatterns = [
-    path("locations/", views.LocationListView.as_view(), name="locations"),
-    path("employees/", views.EmployeeListView.as_view(), name="employees"),
-    path("standards/", views.StandardListView.as_view(), name="standards"),
-    path("users/", views.MemberListView.as_view(), name="members"),
-    path("api-keys/", views.ApiKeyListView.as_view(), name="api_keys"),
-    path("audit-log/", views.AuditLogListView.as_view(), name="audit_log"),
+    # Hierarchy
+    *crud("regions", v.REGIONS),
+    *crud("locations", v.LOCATIONS),
+    *crud("teams", v.TEAMS),
+    path("teams/options/", v.TeamOptionsView.as_view(), name="team_options"),
+    *crud("employees", v.EMPLOYEES, create_view=v.EmployeeCreateView, update_view=v.EmployeeUpdateView),
+    path("employees/<int:pk>/", v.EmployeeDetailView.for_record(v.EMPLOYEES).as_view(), name="employee_detail"),
+    path("employees/<int:pk>/move/", v.EmployeeMoveView.for_record(v.EMPLOYEES).as_view(), name="employee_move"),
+    # Standards
+    *crud("standards", v.STANDARDS),
+    *crud("skill-categories", v.SKILL_CATEGORIES),
+    *crud("expectations", v.EXPECTATIONS),
+    *crud("brand-messages", v.BRAND_MESSAGES),
+    *crud("channels", v.CHANNELS),
+    *crud("touchpoints", v.TOUCHPOINTS),
+    # Users
+    *crud("users", v.MEMBERS, list_view=v.MemberListView, create_view=v.MemberCreateView,
+          update_view=v.MemberUpdateView),
+    path("users/<int:pk>/deactivate/", v.MemberDeactivateView.for_record(v.MEMBERS).as_view(),
+         name="member_deactivate"),
+    path("users/<int:pk>/reactivate/", v.MemberReactivateView.for_record(v.MEMBERS).as_view(),
+         name="member_reactivate"),
+    # API keys
+    *crud("api-keys", v.API_KEYS, list_view=v.ApiKeyListView, create_view=v.ApiKeyCreateView, update_view=None),
+    path("api-keys/<int:pk>/revoke/", v.ApiKeyRevokeView.for_record(v.API_KEYS).as_view(), name="api_key_revoke"),
+    # Audit log (read-only)
+    *crud("audit-log", v.AUDIT_LOG, list_view=v.AuditLogListView, create_view=None, update_view=None),
 ]

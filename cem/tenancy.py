@@ -24,7 +24,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import connections, models
+from django.utils.text import capfirst
 from psycopg.pq import TransactionStatus
 
 
@@ -158,6 +160,27 @@ class TenantModel(models.Model):
         abstract = True
         base_manager_name = "objects"
         default_manager_name = "objects"
+
+    def validate_constraints(self, exclude=None):
+        """Report a per-tenant unique clash under the field that clashes, not as a non-field error."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict({})
+            for error in errors.pop(NON_FIELD_ERRORS, []):
+                check = (
+                    (error.params or {}).get("unique_check")
+                    if error.code in {"unique", "unique_together"}
+                    else None
+                )
+                if check and check[0] == "organization" and len(check) > 1:
+                    name = check[-1]
+                    label = self._meta.get_field(name).verbose_name
+                    message = f"{capfirst(self._meta.verbose_name)} with this {label} already exists."
+                    errors.setdefault(name, []).append(ValidationError(message, code="unique"))
+                else:
+                    errors.setdefault(NON_FIELD_ERRORS, []).append(error)
+            raise ValidationError(errors) from None
 
     def save(self, *args, **kwargs):
         if self.organization_id is None:

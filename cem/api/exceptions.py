@@ -11,6 +11,8 @@ def exception_handler(exc, context):
     """DRF's handler, plus the domain errors services raise, as clear 4xx responses."""
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        if "__all__" in detail:
+            detail["non_field_errors"] = detail.pop("__all__")
         exc = exceptions.ValidationError(detail)
     elif isinstance(exc, ProtectedError | RestrictedError):
         blockers = sorted(

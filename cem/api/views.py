@@ -287,10 +287,14 @@ class MembershipViewSet(TenantModelViewSet):
     def get_serializer_class(self):
         return s.MembershipCreateSerializer if self.action == "create" else s.MembershipSerializer
 
-    def perform_create(self, serializer):
-        serializer.instance = services.membership_create(
-            organization=self.organization, actor=self.actor, **serializer.validated_data
+    @extend_schema(request=s.MembershipCreateSerializer, responses={201: s.MembershipSerializer})
+    def create(self, request, *args, **kwargs):
+        body = s.MembershipCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        membership = services.membership_create(
+            organization=self.organization, actor=self.actor, **body.validated_data
         )
+        return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 
 class ApiKeyViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, TenantReadOnlyViewSet):

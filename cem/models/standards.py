@@ -1,3 +1,4 @@
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from cem.tenancy import TenantModel
@@ -75,7 +76,11 @@ class CustomerExpectation(TenantModel):
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    importance = models.PositiveSmallIntegerField(default=3)
+    importance = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="1 (nice to have) to 5 (essential)",
+    )
 
     class Meta(TenantModel.Meta):
         ordering = ["name"]
