@@ -13,7 +13,9 @@ def _audit(world, action, object_type):
 
 def test_region_location_team_lifecycle(world, api):
     client = api(world.users["admin"])
-    region = client.post("/api/v1/regions/", {"name": "West", "code": "west"}, format="json", HTTP_X_REQUEST_ID="req-42")
+    region = client.post(
+        "/api/v1/regions/", {"name": "West", "code": "west"}, format="json", HTTP_X_REQUEST_ID="req-42"
+    )
     assert region.status_code == 201, region.content
     [entry] = _audit(world, "create", "cem.Region")
     assert entry.request_id == "req-42" and entry.actor_user_id == world.users["admin"].pk
@@ -21,8 +23,14 @@ def test_region_location_team_lifecycle(world, api):
 
     loc = client.post(
         "/api/v1/locations/",
-        {"region": region.json()["id"], "name": "West 1", "code": "w1", "kind": "store", "latitude": "40.7128",
-         "longitude": "-74.0060"},
+        {
+            "region": region.json()["id"],
+            "name": "West 1",
+            "code": "w1",
+            "kind": "store",
+            "latitude": "40.7128",
+            "longitude": "-74.0060",
+        },
         format="json",
     )
     assert loc.status_code == 201, loc.content
@@ -72,24 +80,40 @@ def test_organization_settings(world, api):
     client = api(world.users["admin"])
     listing = client.get("/api/v1/organization/").json()
     assert [o["slug"] for o in listing["results"]] == ["acme"]
-    resp = client.patch(f"/api/v1/organization/{world.a.org.pk}/",
-                        {"time_zone": "Europe/Paris", "settings": {"contact_rules": {"max_invitations_per_customer_days": 14}}},
-                        format="json")
+    resp = client.patch(
+        f"/api/v1/organization/{world.a.org.pk}/",
+        {
+            "time_zone": "Europe/Paris",
+            "settings": {"contact_rules": {"max_invitations_per_customer_days": 14}},
+        },
+        format="json",
+    )
     assert resp.status_code == 200 and resp.json()["time_zone"] == "Europe/Paris"
-    assert api(world.users["manager"]).patch(f"/api/v1/organization/{world.a.org.pk}/", {"name": "x"},
-                                             format="json").status_code == 403
+    assert (
+        api(world.users["manager"])
+        .patch(f"/api/v1/organization/{world.a.org.pk}/", {"name": "x"}, format="json")
+        .status_code
+        == 403
+    )
 
 
 def test_standards_point_at_the_backbone(world, api):
     client = api(world.users["trainer"])
     skill = client.post("/api/v1/skill-categories/", {"name": "Greeting"}, format="json").json()
-    expectation = client.post("/api/v1/expectations/", {"name": "Acknowledged quickly", "importance": 5},
-                              format="json").json()
+    expectation = client.post(
+        "/api/v1/expectations/", {"name": "Acknowledged quickly", "importance": 5}, format="json"
+    ).json()
     brand = client.post("/api/v1/brand-messages/", {"title": "We notice you"}, format="json").json()
     resp = client.post(
         "/api/v1/standards/",
-        {"code": "greet-30s", "title": "Greet within 30 s", "skill_category": skill["id"],
-         "expectation": expectation["id"], "brand_message": brand["id"], "category": "critical"},
+        {
+            "code": "greet-30s",
+            "title": "Greet within 30 s",
+            "skill_category": skill["id"],
+            "expectation": expectation["id"],
+            "brand_message": brand["id"],
+            "category": "critical",
+        },
         format="json",
     )
     assert resp.status_code == 201, resp.content
@@ -99,22 +123,31 @@ def test_standards_point_at_the_backbone(world, api):
 
 def test_memberships_via_api(world, api):
     client = api(world.users["admin"])
-    resp = client.post("/api/v1/memberships/", {"email": "New.Manager@Acme.test", "role": "store_manager"},
-                       format="json")
+    resp = client.post(
+        "/api/v1/memberships/", {"email": "New.Manager@Acme.test", "role": "store_manager"}, format="json"
+    )
     assert resp.status_code == 400 and "location" in resp.json()
     resp = client.post(
         "/api/v1/memberships/",
-        {"email": "New.Manager@Acme.test", "role": "store_manager", "location": world.a.locations["a-s1"].pk,
-         "password": "a-long-enough-passphrase"},
+        {
+            "email": "New.Manager@Acme.test",
+            "role": "store_manager",
+            "location": world.a.locations["a-s1"].pk,
+            "password": "a-long-enough-passphrase",
+        },
         format="json",
     )
     assert resp.status_code == 201, resp.content
     assert resp.json()["email"] == "new.manager@acme.test"
-    resp = client.post("/api/v1/memberships/", {"email": "new.manager@acme.test", "role": "executive"},
-                       format="json")
+    resp = client.post(
+        "/api/v1/memberships/", {"email": "new.manager@acme.test", "role": "executive"}, format="json"
+    )
     assert resp.status_code == 400 and "email" in resp.json()
-    resp = client.post("/api/v1/memberships/", {"email": "weak@acme.test", "role": "executive", "password": "123"},
-                       format="json")
+    resp = client.post(
+        "/api/v1/memberships/",
+        {"email": "weak@acme.test", "role": "executive", "password": "123"},
+        format="json",
+    )
     assert resp.status_code == 400 and "password" in resp.json()
     # The new manager is scoped to their store straight away.
     from django.contrib.auth import get_user_model
@@ -128,8 +161,13 @@ def test_employee_create_with_location(world, api):
     client = api(world.users["admin"])
     resp = client.post(
         "/api/v1/employees/",
-        {"name": "Dana", "external_id": "E-NEW", "role": "associate", "location": world.a.locations["a-n2"].pk,
-         "start_date": "2026-01-05"},
+        {
+            "name": "Dana",
+            "external_id": "E-NEW",
+            "role": "associate",
+            "location": world.a.locations["a-n2"].pk,
+            "start_date": "2026-01-05",
+        },
         format="json",
     )
     assert resp.status_code == 201, resp.content
@@ -148,7 +186,12 @@ def test_events_and_audit_log_are_read_only(world, api):
     assert client.delete(f"/api/v1/audit-log/{row['id']}/").status_code in (403, 405)
     api(key=world.a.api_key).post(
         "/api/v1/interactions/",
-        {"external_id": "ev-1", "occurred_at": "2026-01-01T00:00:00Z", "location": "a-n1", "touchpoint": "checkout"},
+        {
+            "external_id": "ev-1",
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "location": "a-n1",
+            "touchpoint": "checkout",
+        },
         format="json",
     )
     events = client.get("/api/v1/events/?event_type=InteractionRecorded").json()["results"]

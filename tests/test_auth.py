@@ -12,8 +12,9 @@ def test_login_requires_csrf(world):
     assert resp.status_code == 403
     page = client.get("/login/")
     token = page.cookies["csrftoken"].value
-    resp = client.post("/login/", {"username": "admin@acme.test", "password": PASSWORD,
-                                   "csrfmiddlewaretoken": token})
+    resp = client.post(
+        "/login/", {"username": "admin@acme.test", "password": PASSWORD, "csrfmiddlewaretoken": token}
+    )
     assert resp.status_code == 302 and resp.url == "/"
     assert "Acme" in client.get("/").content.decode()
 

@@ -12,11 +12,15 @@ from tests import factories as f
 def _grow(world, n):
     org = world.a.org
     loc = world.a.locations["a-n1"]
-    for i in range(n):
+    for _ in range(n):
         emp = f.EmployeeFactory(organization=org, current_location=loc)
         f.InteractionFactory(
-            organization=org, location=loc, channel=world.a.channel, touchpoint=world.a.touchpoint,
-            customer=world.a.customer, employees=[emp, world.a.employees["a-n1"]],
+            organization=org,
+            location=loc,
+            channel=world.a.channel,
+            touchpoint=world.a.touchpoint,
+            customer=world.a.customer,
+            employees=[emp, world.a.employees["a-n1"]],
         )
         f.StandardFactory(organization=org)
         user = f.UserFactory()
@@ -25,8 +29,9 @@ def _grow(world, n):
         ids = list(m.Interaction.objects.values_list("pk", flat=True)[:n])
     for i in ids:
         with tenant_context(org):
-            m.OutboxEvent.objects.create(organization=org, event_type="InteractionRecorded",
-                                         payload={"interaction_ids": [i]})
+            m.OutboxEvent.objects.create(
+                organization=org, event_type="InteractionRecorded", payload={"interaction_ids": [i]}
+            )
 
 
 def _queries(client, url):
@@ -36,10 +41,25 @@ def _queries(client, url):
     return len(ctx)
 
 
-API_LISTS = ["/api/v1/interactions/", "/api/v1/employees/", "/api/v1/standards/", "/api/v1/memberships/",
-             "/api/v1/events/", "/api/v1/audit-log/", "/api/v1/locations/", "/api/v1/customers/"]
-PAGES = ["/", "/interactions/", "/manage/employees/", "/manage/standards/", "/manage/users/",
-         "/manage/audit-log/", "/manage/locations/"]
+API_LISTS = [
+    "/api/v1/interactions/",
+    "/api/v1/employees/",
+    "/api/v1/standards/",
+    "/api/v1/memberships/",
+    "/api/v1/events/",
+    "/api/v1/audit-log/",
+    "/api/v1/locations/",
+    "/api/v1/customers/",
+]
+PAGES = [
+    "/",
+    "/interactions/",
+    "/manage/employees/",
+    "/manage/standards/",
+    "/manage/users/",
+    "/manage/audit-log/",
+    "/manage/locations/",
+]
 
 
 @pytest.mark.parametrize("url", API_LISTS)
