@@ -30,13 +30,18 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_NAME = "cem"
 DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 - the published demo password
+# Shown only when seed_demo left no .local/demo_logins.txt; keep in step with seed_demo's personas.
 DEMO_LOGINS = [
-    ("admin@retail.demo", "tenant admin"),
-    ("manager@retail.demo", "manager"),
-    ("employee@retail.demo", "employee"),
-    ("outsider@contact.demo", "contact outside the tenant"),
-    ("shopper@retail.demo", "shopper"),
-    ("integrator@retail.demo", "API integrator"),
+    ("admin@northwind.demo", "org admin, Northwind Retail"),
+    ("exec@northwind.demo", "executive"),
+    ("regional@northwind.demo", "regional manager, region 1"),
+    ("manager@northwind.demo", "store manager, S001"),
+    ("employee@northwind.demo", "employee, S001"),
+    ("trainer@northwind.demo", "trainer"),
+    ("evaluator@northwind.demo", "evaluator (QA)"),
+    ("shopper@northwind.demo", "mystery shopper"),
+    ("admin@contoso.demo", "org B admin (the outsider)"),
+    ("staff@cem.demo", "Django admin (/admin/)"),
 ]
 STOP_TIMEOUT = 10.0
 CHROMIUM = Path("/usr/bin/chromium")
@@ -401,7 +406,7 @@ def _banner(root: Path, url: str) -> str:
     if logins.is_file():
         lines += ["  " + line for line in logins.read_text().rstrip().splitlines()]
     else:
-        lines.append(f"  {'Persona login':<28}{'Password':<18}Who")
+        lines.append(f"  {'Login':<28}{'Password':<18}Persona")
         for email, who in DEMO_LOGINS:
             lines.append(f"  {email:<28}{DEMO_PASSWORD:<18}{who}")
     lines += ["", "  Ctrl-C stops the web server, worker, beat and the embedded services.", "=" * 72, ""]
