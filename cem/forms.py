@@ -70,9 +70,10 @@ def teams_queryset():
 
 def _team_picker(form: forms.BaseForm) -> None:
     """Reload the team options with htmx when the location changes (the server still checks the pair)."""
-    form.fields["location"].widget.attrs.update(
-        {"hx-get": reverse("team_options"), "hx-target": "#id_team", "hx-trigger": "change", "hx-swap": "innerHTML"}
-    )
+    form.fields["location"].widget.attrs.update({
+        "hx-get": reverse("team_options"), "hx-target": "#id_team", "hx-trigger": "change",
+        "hx-swap": "innerHTML",
+    })
 
 
 class ScopedFormMixin:
@@ -147,8 +148,10 @@ class RegionForm(TenantModelForm):
 
 
 class LocationForm(TenantModelForm):
-    latitude = forms.DecimalField(max_digits=9, decimal_places=6, min_value=-90, max_value=90, required=False)
-    longitude = forms.DecimalField(max_digits=9, decimal_places=6, min_value=-180, max_value=180, required=False)
+    latitude = forms.DecimalField(max_digits=9, decimal_places=6, min_value=-90, max_value=90,
+                                  required=False)
+    longitude = forms.DecimalField(max_digits=9, decimal_places=6, min_value=-180, max_value=180,
+                                   required=False)
 
     class Meta(TenantModelForm.Meta):
         model = Location
@@ -241,7 +244,8 @@ class SkillCategoryForm(TenantModelForm):
 
 
 class CustomerExpectationForm(TenantModelForm):
-    importance = forms.IntegerField(min_value=1, max_value=5, initial=3, help_text="1 (nice to have) to 5 (vital).")
+    importance = forms.IntegerField(min_value=1, max_value=5, initial=3,
+                                    help_text="1 (nice to have) to 5 (vital).")
 
     class Meta(TenantModelForm.Meta):
         model = CustomerExpectation
@@ -259,8 +263,8 @@ class BrandMessageForm(TenantModelForm):
 class StandardForm(TenantModelForm):
     class Meta(TenantModelForm.Meta):
         model = Standard
-        fields = ["code", "title", "description", "skill_category", "expectation", "brand_message", "category",
-                  "active"]
+        fields = ["code", "title", "description", "skill_category", "expectation", "brand_message",
+                  "category", "active"]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
 

@@ -92,8 +92,8 @@ def choice_options(choices):
 
 def distinct_options(model, field: str, limit: int = 200):
     def options(view):
-        values = view.scoped(model.objects.all()).order_by(field).values_list(field, flat=True).distinct()[:limit]
-        return [(v, v) for v in values if v]
+        values = view.scoped(model.objects.all()).order_by(field).values_list(field, flat=True).distinct()
+        return [(v, v) for v in values[:limit] if v]
 
     return options
 
@@ -161,6 +161,9 @@ def _status_filter(field: str, active_when_null: bool, labels=("Active", "Revoke
                       apply=apply)
 
 
+CATEGORY_FILTER = ListFilter("category", "Category", choice_options(InteractionCategory.choices),
+                             lookup="category")
+
 REGIONS = Record(
     Region, f.RegionForm, "hierarchy", "hierarchy", "region", "regions",
     columns=(Column("Name", "name"), Column("Code", "code")),
@@ -198,9 +201,10 @@ CHANNELS = Record(
 TOUCHPOINTS = Record(
     Touchpoint, f.TouchpointForm, "standards", "standards", "touchpoint", "touchpoints",
     columns=(Column("Name", "name"), Column("Code", "code"), Column("Channel", "channel.name"),
-             Column("Category", "get_category_display", badge="category"), Column("Journey order", "journey_order")),
+             Column("Category", "get_category_display", badge="category"),
+             Column("Journey order", "journey_order")),
     filters=(ListFilter("channel", "Channel", fk_options(Channel), lookup="channel_id"),
-             ListFilter("category", "Category", choice_options(InteractionCategory.choices), lookup="category")),
+             CATEGORY_FILTER),
     search=("name", "code"), select_related=("channel",),
     order_by=("channel__name", "journey_order", "name"),
 )
@@ -211,7 +215,8 @@ SKILL_CATEGORIES = Record(
 )
 EXPECTATIONS = Record(
     CustomerExpectation, f.CustomerExpectationForm, "standards", "standards", "expectation", "expectations",
-    columns=(Column("Name", "name"), Column("Importance (1-5)", "importance"), Column("Description", "description")),
+    columns=(Column("Name", "name"), Column("Importance (1-5)", "importance"),
+             Column("Description", "description")),
     search=("name",),
 )
 BRAND_MESSAGES = Record(
@@ -225,14 +230,15 @@ STANDARDS = Record(
              Column("Brand message", "brand_message.title"),
              Column("Category", "get_category_display", badge="category"), Column("Active", "active")),
     filters=(ListFilter("skill", "Skill category", fk_options(SkillCategory), lookup="skill_category_id"),
-             ListFilter("category", "Category", choice_options(InteractionCategory.choices), lookup="category")),
+             CATEGORY_FILTER),
     search=("code", "title"), select_related=("skill_category", "expectation", "brand_message"),
     order_by=("skill_category__name", "code"), list_template="cem/standards.html",
 )
 MEMBERS = Record(
     Membership, f.MembershipUpdateForm, "memberships", "admin", "member", "members",
     filters=(ListFilter("role", "Role", choice_options(Role.choices), lookup="role"),
-             ListFilter("status", "Status", choice_options([("active", "Active"), ("inactive", "Deactivated")]),
+             ListFilter("status", "Status",
+                        choice_options([("active", "Active"), ("inactive", "Deactivated")]),
                         apply=lambda qs, v: qs.filter(is_active=v == "active"))),
     search=("user__email", "user__username"), select_related=("user", "region", "location", "employee"),
     order_by=("user__username",), deletable=False, list_template="cem/members.html",
@@ -345,7 +351,8 @@ class RecordPage(ManagePage):
 
     @classmethod
     def for_record(cls, record: Record):
-        name = f"{record.model.__name__}{cls.__name__}"
+        model_name = record.model.__name__
+        name = cls.__name__ if cls.__name__.startswith(model_name) else f"{model_name}{cls.__name__}"
         return type(name, (cls,), {"record": record, "model": record.model, "__module__": __name__})
 
     @property
@@ -416,7 +423,8 @@ class RecordListView(RecordPage, ListView):
         cells = []
         for column in rec.columns:
             badge = _cell_value(obj, column.badge) if column.badge else ""
-            cells.append({"label": column.label, "text": _display(_cell_value(obj, column.accessor)), "badge": badge})
+            text = _display(_cell_value(obj, column.accessor))
+            cells.append({"label": column.label, "text": text, "badge": badge})
         return {"obj": obj, "cells": cells, "url": url, "edit_url": edit_url, "delete_url": delete_url}
 
     def get_context_data(self, **kwargs):
@@ -489,8 +497,8 @@ class RecordCreateView(RecordFormMixin, RecordPage, CreateView):
         return f"New {self.record.verbose_name}"
 
     def perform_save(self, form):
-        return services.record_create(organization=self.organization, actor=self.actor, model=self.record.model,
-                                      data=form.record_data())
+        return services.record_create(organization=self.organization, actor=self.actor,
+                                      model=self.record.model, data=form.record_data())
 
     def success_message(self, obj):
         return f"Created {self.record.verbose_name} “{obj}”."
@@ -538,8 +546,8 @@ class ConfirmPage(RecordPage, DetailView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        ctx.update(confirm_text=self.confirm_text(), confirm_label=self.confirm_label, cancel_url=self.list_url(),
-                   danger=self.danger, can_confirm=self.can_confirm())
+        ctx.update(confirm_text=self.confirm_text(), confirm_label=self.confirm_label,
+                   cancel_url=self.list_url(), danger=self.danger, can_confirm=self.can_confirm())
         return ctx
 
 
@@ -598,7 +606,8 @@ class EmployeeDetailView(RecordPage, DetailView):
             EmployeeAssignment.objects.filter(employee=employee).select_related("location", "team")
         ).order_by("-start_date", "-id")
         if self.can("change"):
-            ctx["move_form"] = f.EmployeeMoveForm(scope=self.scoped, initial={"location": employee.current_location_id})
+            ctx["move_form"] = f.EmployeeMoveForm(scope=self.scoped,
+                                                  initial={"location": employee.current_location_id})
         ctx["can_audit"] = self.can("view", "auditlog")
         return ctx
 
@@ -636,8 +645,8 @@ class EmployeeMoveView(RecordPage, FormView):
         cd = form.cleaned_data
         try:
             assignment = services.employee_move(
-                organization=self.organization, actor=self.actor, employee=self.object, location=cd["location"],
-                team=cd.get("team"), start_date=cd.get("start_date"),
+                organization=self.organization, actor=self.actor, employee=self.object,
+                location=cd["location"], team=cd.get("team"), start_date=cd.get("start_date"),
             )
         except ValidationError as error:
             add_service_errors(form, error)
@@ -648,7 +657,7 @@ class EmployeeMoveView(RecordPage, FormView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        ctx.update(object=self.object, employee=self.object,
+        ctx.update(object=self.object, employee=self.object, submit_label="Move",
                    cancel_url=reverse("employee_detail", args=[self.object.pk]))
         return ctx
 
@@ -783,7 +792,8 @@ class ApiKeyListView(RecordListView):
         ctx = super().get_context_data(**kwargs)
         for row in ctx["rows"]:
             key = row["obj"]
-            row["revoke_url"] = reverse("api_key_revoke", args=[key.pk]) if key.is_active and self.can("delete") else ""
+            revocable = key.is_active and self.can("delete")
+            row["revoke_url"] = reverse("api_key_revoke", args=[key.pk]) if revocable else ""
         ctx["show_actions"] = self.can("delete")
         return ctx
 
@@ -855,6 +865,7 @@ class AuditLogListView(RecordListView):
         ctx = super().get_context_data(**kwargs)
         for row in ctx["rows"]:
             changes = row["obj"].changes
-            row["changes"] = json.dumps(changes, indent=1, sort_keys=True, default=str)[:4000] if changes else ""
-        ctx["object_id"] = self.object_id()
+            pretty = json.dumps(changes, indent=1, sort_keys=True, default=str) if changes else ""
+            row["changes"] = pretty[:4000]
+        ctx.update(object_id=self.object_id(), show_object_id=True)
         return ctx
