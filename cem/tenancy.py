@@ -161,6 +161,16 @@ class TenantModel(models.Model):
         base_manager_name = "objects"
         default_manager_name = "objects"
 
+    def save(self, *args, **kwargs):
+        if self.organization_id is None:
+            self.organization_id = current_tenant_id()
+        elif not is_unscoped() and self.organization_id != current_tenant_id():
+            raise TenantNotSet(
+                f"Refusing to save {type(self).__name__} for organization {self.organization_id} "
+                f"inside tenant {current_tenant_id()}"
+            )
+        super().save(*args, **kwargs)
+
     def validate_constraints(self, exclude=None):
         """Report a per-tenant unique clash under the field that clashes, not as a non-field error."""
         try:
@@ -181,16 +191,6 @@ class TenantModel(models.Model):
                 else:
                     errors.setdefault(NON_FIELD_ERRORS, []).append(error)
             raise ValidationError(errors) from None
-
-    def save(self, *args, **kwargs):
-        if self.organization_id is None:
-            self.organization_id = current_tenant_id()
-        elif not is_unscoped() and self.organization_id != current_tenant_id():
-            raise TenantNotSet(
-                f"Refusing to save {type(self).__name__} for organization {self.organization_id} "
-                f"inside tenant {current_tenant_id()}"
-            )
-        super().save(*args, **kwargs)
 
 
 def tenant_models() -> list[type[models.Model]]:
