@@ -6,7 +6,7 @@ from django.views.generic import ListView, TemplateView
 
 from cem import selectors
 from cem.middleware import SESSION_ORG_KEY
-from cem.models import ApiKey, AuditLog, Employee, Interaction, Location, Membership, Standard
+from cem.models import Location
 from cem.pages import TenantPageMixin
 
 
@@ -36,66 +36,6 @@ class InteractionListView(TenantPageMixin, ListView):
         return ctx
 
 
-class LocationListView(TenantPageMixin, ListView):
-    template_name = "cem/locations.html"
-    required_action = "hierarchy.view"
-    model = Location
-
-    def page_queryset(self):
-        return Location.objects.select_related("region")
-
-    paginate_by = 100
-
-
-class EmployeeListView(TenantPageMixin, ListView):
-    template_name = "cem/employees.html"
-    required_action = "hierarchy.view"
-    model = Employee
-
-    def page_queryset(self):
-        return Employee.objects.select_related("current_location", "current_team")
-
-    paginate_by = 100
-
-
-class StandardListView(TenantPageMixin, ListView):
-    template_name = "cem/standards.html"
-    required_action = "standards.view"
-    model = Standard
-
-    def page_queryset(self):
-        return Standard.objects.select_related("skill_category", "expectation", "brand_message")
-
-
-class MemberListView(TenantPageMixin, ListView):
-    template_name = "cem/members.html"
-    required_action = "memberships.view"
-    model = Membership
-
-    def page_queryset(self):
-        return Membership.objects.select_related("user", "region", "location", "employee")
-
-
-class ApiKeyListView(TenantPageMixin, ListView):
-    template_name = "cem/api_keys.html"
-    required_action = "apikeys.view"
-    model = ApiKey
-
-    def page_queryset(self):
-        return ApiKey.objects.all()
-
-
-class AuditLogListView(TenantPageMixin, ListView):
-    template_name = "cem/audit_log.html"
-    required_action = "auditlog.view"
-    model = AuditLog
-
-    def page_queryset(self):
-        return AuditLog.objects.select_related("actor_user", "actor_api_key")
-
-    paginate_by = 100
-
-
 @login_required
 @require_POST
 def organization_switch(request):
@@ -109,5 +49,3 @@ def organization_switch(request):
     request.session[SESSION_ORG_KEY] = wanted
     return redirect("home")
 
-
-__all__ = ["Interaction"]
