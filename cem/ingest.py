@@ -329,34 +329,21 @@ def _write(org_id: int, rows: list[_Clean]) -> dict[str, int]:
     customer_ids = _customers_upsert(org_id, {r.customer_ref for r in rows if r.customer_ref})
     # One statement, the batch passed as column arrays: no temporary table to create, fill and
     # read back, and one round trip. COPY cannot be used on a table under row-level security.
-    columns = {
-        "row_no": [],
-        "external_id": [],
-        "customer_id": [],
-        "location_id": [],
-        "channel_id": [],
-        "touchpoint_id": [],
-        "category": [],
-        "occurred_at": [],
-        "amount": [],
-        "attributes": [],
-    }
-    emp_row, emp_id = [], []
     dumps = json.JSONEncoder(separators=(",", ":")).encode
-    for r in rows:
-        columns["row_no"].append(r.row)
-        columns["external_id"].append(r.external_id)
-        columns["customer_id"].append(customer_ids.get(r.customer_ref) if r.customer_ref else None)
-        columns["location_id"].append(r.location_id)
-        columns["channel_id"].append(r.channel_id)
-        columns["touchpoint_id"].append(r.touchpoint_id)
-        columns["category"].append(r.category)
-        columns["occurred_at"].append(r.occurred_at)
-        columns["amount"].append(r.amount)
-        columns["attributes"].append(dumps(r.attributes) if r.attributes else "{}")
-        for employee_id in r.employee_ids:
-            emp_row.append(r.row)
-            emp_id.append(employee_id)
+    columns = {
+        "row_no": [r.row for r in rows],
+        "external_id": [r.external_id for r in rows],
+        "customer_id": [customer_ids.get(r.customer_ref) for r in rows],
+        "location_id": [r.location_id for r in rows],
+        "channel_id": [r.channel_id for r in rows],
+        "touchpoint_id": [r.touchpoint_id for r in rows],
+        "category": [r.category for r in rows],
+        "occurred_at": [r.occurred_at for r in rows],
+        "amount": [r.amount for r in rows],
+        "attributes": [dumps(r.attributes) if r.attributes else "{}" for r in rows],
+    }
+    emp_row = [r.row for r in rows for _ in r.employee_ids]
+    emp_id = [employee_id for r in rows for employee_id in r.employee_ids]
     connection.ensure_connection()
     # A server-side-binding cursor with binary parameters: Django's default client-side binding
     # would render each 10,000-element array as SQL text (~0.25 s per call).
