@@ -462,7 +462,7 @@ def main() -> int:
             for n, b in results
         ],
     )
-    print("\ndiagnostic: the same COPY into cem_interaction itself (10 indexes + 5 deferred FK checks)\n")
+    print("\ndiagnostic: pre-built tuples COPYed into cem_interaction + cem_interactionemployee themselves\n")
     _table(
         ["rows", "COPY → cem_interaction rows/s", "% of raw COPY", "ours-service % of it"],
         [
