@@ -93,3 +93,21 @@ def test_switch_organization(world, client):
 
     other = OrganizationFactory()
     assert client.post("/organization/switch/", {"organization": other.pk}).status_code == 404
+
+
+def test_django_admin_for_staff(world, client):
+    from tests.factories import UserFactory
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    for url in (
+        "/admin/",
+        "/admin/cem/location/",
+        "/admin/cem/interaction/",
+        "/admin/cem/auditlog/",
+        f"/admin/cem/location/{world.a.locations['a-n1'].pk}/change/",
+    ):
+        assert client.get(url).status_code == 200, url
+    # A tenant member who is not staff cannot use the admin.
+    client.force_login(world.users["admin"])
+    assert client.get("/admin/cem/location/").status_code == 302
