@@ -45,7 +45,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "axes",
-    "feedback",
+    "feedback.apps.FeedbackConfig",
     "audits",
     "learning",
     "incentives",

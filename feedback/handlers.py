@@ -1,0 +1,1 @@
+"""Event handlers of the feedback app (registered with cem.events.handles)."""
