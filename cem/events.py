@@ -29,6 +29,8 @@ _handlers: dict[str, dict[str, Callable]] = defaultdict(dict)
 
 EVENT_TYPES = {
     "InteractionRecorded": "Interactions were ingested (payload: interaction_ids).",
+    "ResponseReceived": "Survey responses were stored (payload: response_ids, survey_id, location_id, "
+    "employee_id, standard_ids).",
 }
 
 

@@ -70,10 +70,14 @@ def teams_queryset():
 
 def _team_picker(form: forms.BaseForm) -> None:
     """Reload the team options with htmx when the location changes (the server still checks the pair)."""
-    form.fields["location"].widget.attrs.update({
-        "hx-get": reverse("team_options"), "hx-target": "#id_team", "hx-trigger": "change",
-        "hx-swap": "innerHTML",
-    })
+    form.fields["location"].widget.attrs.update(
+        {
+            "hx-get": reverse("team_options"),
+            "hx-target": "#id_team",
+            "hx-trigger": "change",
+            "hx-swap": "innerHTML",
+        }
+    )
 
 
 class ScopedFormMixin:
@@ -148,10 +152,10 @@ class RegionForm(TenantModelForm):
 
 
 class LocationForm(TenantModelForm):
-    latitude = forms.DecimalField(max_digits=9, decimal_places=6, min_value=-90, max_value=90,
-                                  required=False)
-    longitude = forms.DecimalField(max_digits=9, decimal_places=6, min_value=-180, max_value=180,
-                                   required=False)
+    latitude = forms.DecimalField(max_digits=9, decimal_places=6, min_value=-90, max_value=90, required=False)
+    longitude = forms.DecimalField(
+        max_digits=9, decimal_places=6, min_value=-180, max_value=180, required=False
+    )
 
     class Meta(TenantModelForm.Meta):
         model = Location
@@ -179,11 +183,14 @@ class _PlacementMixin:
 
     def _placement_fields(self, *, location_required: bool):
         self.fields["location"] = forms.ModelChoiceField(
-            queryset=self.scope(Location.objects.filter(active=True)), required=location_required,
+            queryset=self.scope(Location.objects.filter(active=True)),
+            required=location_required,
         )
         self.fields["team"] = TeamChoiceField(queryset=self.scope(teams_queryset()), required=False)
         self.fields["start_date"] = forms.DateField(
-            required=False, initial=timezone.localdate, widget=forms.DateInput(attrs={"type": "date"}),
+            required=False,
+            initial=timezone.localdate,
+            widget=forms.DateInput(attrs={"type": "date"}),
             help_text="Defaults to today.",
         )
         _team_picker(self)
@@ -244,8 +251,9 @@ class SkillCategoryForm(TenantModelForm):
 
 
 class CustomerExpectationForm(TenantModelForm):
-    importance = forms.IntegerField(min_value=1, max_value=5, initial=3,
-                                    help_text="1 (nice to have) to 5 (vital).")
+    importance = forms.IntegerField(
+        min_value=1, max_value=5, initial=3, help_text="1 (nice to have) to 5 (vital)."
+    )
 
     class Meta(TenantModelForm.Meta):
         model = CustomerExpectation
@@ -263,8 +271,16 @@ class BrandMessageForm(TenantModelForm):
 class StandardForm(TenantModelForm):
     class Meta(TenantModelForm.Meta):
         model = Standard
-        fields = ["code", "title", "description", "skill_category", "expectation", "brand_message",
-                  "category", "active"]
+        fields = [
+            "code",
+            "title",
+            "description",
+            "skill_category",
+            "expectation",
+            "brand_message",
+            "category",
+            "active",
+        ]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
 
@@ -302,7 +318,9 @@ class MembershipCreateForm(_MembershipScopeMixin, ScopedFormMixin, forms.Form):
     email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "off"}))
     role = forms.ChoiceField(choices=Role.choices)
     password = forms.CharField(
-        required=False, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="Optional. Leave empty for someone who signs in another way or will reset it; "
         "ignored for an existing user.",
     )
@@ -352,10 +370,14 @@ class MembershipUpdateForm(_MembershipScopeMixin, TenantModelForm):
 class ApiKeyCreateForm(forms.Form):
     name = forms.CharField(max_length=120, help_text="Who or what uses it, e.g. “POS export”.")
     scopes = forms.MultipleChoiceField(
-        choices=[(s, s) for s in API_KEY_SCOPES], widget=forms.CheckboxSelectMultiple,
+        choices=[(s, s) for s in API_KEY_SCOPES],
+        widget=forms.CheckboxSelectMultiple,
         help_text="Grant only what the integration needs.",
     )
     rate_limit_per_minute = forms.IntegerField(
-        required=False, min_value=1, max_value=100_000, label="Rate limit per minute",
+        required=False,
+        min_value=1,
+        max_value=100_000,
+        label="Rate limit per minute",
         help_text="Leave empty for the platform default.",
     )

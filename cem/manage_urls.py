@@ -5,19 +5,37 @@ from django.urls import path
 from cem import views_manage as v
 
 
-def crud(prefix: str, record: v.Record, *, list_view=v.RecordListView, create_view=v.RecordCreateView,
-         update_view=v.RecordUpdateView, delete_view=v.RecordDeleteView):
+def crud(
+    prefix: str,
+    record: v.Record,
+    *,
+    list_view=v.RecordListView,
+    create_view=v.RecordCreateView,
+    update_view=v.RecordUpdateView,
+    delete_view=v.RecordDeleteView,
+):
     """List, create, edit and (if the record is deletable) delete pages of one record."""
     urls = [path(f"{prefix}/", list_view.for_record(record).as_view(), name=record.plural)]
     if create_view is not None:
-        urls.append(path(f"{prefix}/new/", create_view.for_record(record).as_view(),
-                         name=f"{record.name}_create"))
+        urls.append(
+            path(f"{prefix}/new/", create_view.for_record(record).as_view(), name=f"{record.name}_create")
+        )
     if update_view is not None:
-        urls.append(path(f"{prefix}/<int:pk>/edit/", update_view.for_record(record).as_view(),
-                         name=f"{record.name}_edit"))
+        urls.append(
+            path(
+                f"{prefix}/<int:pk>/edit/",
+                update_view.for_record(record).as_view(),
+                name=f"{record.name}_edit",
+            )
+        )
     if delete_view is not None and record.deletable:
-        urls.append(path(f"{prefix}/<int:pk>/delete/", delete_view.for_record(record).as_view(),
-                         name=f"{record.name}_delete"))
+        urls.append(
+            path(
+                f"{prefix}/<int:pk>/delete/",
+                delete_view.for_record(record).as_view(),
+                name=f"{record.name}_delete",
+            )
+        )
     return urls
 
 
@@ -28,10 +46,12 @@ urlpatterns = [
     *crud("teams", v.TEAMS),
     path("teams/options/", v.TeamOptionsView.as_view(), name="team_options"),
     *crud("employees", v.EMPLOYEES, create_view=v.EmployeeCreateView, update_view=v.EmployeeUpdateView),
-    path("employees/<int:pk>/", v.EmployeeDetailView.for_record(v.EMPLOYEES).as_view(),
-         name="employee_detail"),
-    path("employees/<int:pk>/move/", v.EmployeeMoveView.for_record(v.EMPLOYEES).as_view(),
-         name="employee_move"),
+    path(
+        "employees/<int:pk>/", v.EmployeeDetailView.for_record(v.EMPLOYEES).as_view(), name="employee_detail"
+    ),
+    path(
+        "employees/<int:pk>/move/", v.EmployeeMoveView.for_record(v.EMPLOYEES).as_view(), name="employee_move"
+    ),
     # Standards
     *crud("standards", v.STANDARDS),
     *crud("skill-categories", v.SKILL_CATEGORIES),
@@ -40,17 +60,32 @@ urlpatterns = [
     *crud("channels", v.CHANNELS),
     *crud("touchpoints", v.TOUCHPOINTS),
     # Users
-    *crud("users", v.MEMBERS, list_view=v.MemberListView, create_view=v.MemberCreateView,
-          update_view=v.MemberUpdateView),
-    path("users/<int:pk>/deactivate/", v.MemberDeactivateView.for_record(v.MEMBERS).as_view(),
-         name="member_deactivate"),
-    path("users/<int:pk>/reactivate/", v.MemberReactivateView.for_record(v.MEMBERS).as_view(),
-         name="member_reactivate"),
+    *crud(
+        "users",
+        v.MEMBERS,
+        list_view=v.MemberListView,
+        create_view=v.MemberCreateView,
+        update_view=v.MemberUpdateView,
+    ),
+    path(
+        "users/<int:pk>/deactivate/",
+        v.MemberDeactivateView.for_record(v.MEMBERS).as_view(),
+        name="member_deactivate",
+    ),
+    path(
+        "users/<int:pk>/reactivate/",
+        v.MemberReactivateView.for_record(v.MEMBERS).as_view(),
+        name="member_reactivate",
+    ),
     # API keys
-    *crud("api-keys", v.API_KEYS, list_view=v.ApiKeyListView, create_view=v.ApiKeyCreateView,
-          update_view=None),
-    path("api-keys/<int:pk>/revoke/", v.ApiKeyRevokeView.for_record(v.API_KEYS).as_view(),
-         name="api_key_revoke"),
+    *crud(
+        "api-keys", v.API_KEYS, list_view=v.ApiKeyListView, create_view=v.ApiKeyCreateView, update_view=None
+    ),
+    path(
+        "api-keys/<int:pk>/revoke/",
+        v.ApiKeyRevokeView.for_record(v.API_KEYS).as_view(),
+        name="api_key_revoke",
+    ),
     # Audit log (read-only)
     *crud("audit-log", v.AUDIT_LOG, list_view=v.AuditLogListView, create_view=None, update_view=None),
 ]

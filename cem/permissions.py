@@ -18,6 +18,12 @@ RESOURCES = (
     "apikeys",
     "auditlog",
     "events",
+    # feedback
+    "surveys",  # surveys, versions, questions, triggers, anonymous links / QR codes
+    "responses",  # responses, answers, metrics, text analytics
+    "alerts",  # alert rules
+    "cases",  # cases and their notes
+    "exports",
 )
 
 
@@ -43,17 +49,49 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     Role.EXECUTIVE: frozenset(
         _view("organization", "hierarchy", "standards", "customers", "interactions", "auditlog")
+        | _view("surveys", "responses", "alerts", "cases", "exports")
+        | {"exports.add", "cases.change"}
     ),
-    Role.REGIONAL_MANAGER: frozenset(_view("organization", "hierarchy", "standards", "interactions")),
-    Role.STORE_MANAGER: frozenset(_view("organization", "hierarchy", "standards", "interactions")),
-    Role.TRAINER: frozenset(_view("organization", "hierarchy", "standards") | _all("standards")),
-    Role.EVALUATOR: frozenset(_view("organization", "hierarchy", "standards", "interactions")),
-    Role.EMPLOYEE: frozenset(_view("organization", "hierarchy", "standards", "interactions")),
+    Role.REGIONAL_MANAGER: frozenset(
+        _view(
+            "organization",
+            "hierarchy",
+            "standards",
+            "interactions",
+            "surveys",
+            "responses",
+            "cases",
+            "exports",
+        )
+        | {"cases.change", "exports.add"}
+    ),
+    Role.STORE_MANAGER: frozenset(
+        _view(
+            "organization",
+            "hierarchy",
+            "standards",
+            "interactions",
+            "surveys",
+            "responses",
+            "cases",
+            "exports",
+        )
+        | {"cases.change", "exports.add"}
+    ),
+    Role.TRAINER: frozenset(
+        _view("organization", "hierarchy", "standards", "surveys", "responses") | _all("standards")
+    ),
+    Role.EVALUATOR: frozenset(
+        _view("organization", "hierarchy", "standards", "interactions", "surveys", "responses")
+    ),
+    Role.EMPLOYEE: frozenset(_view("organization", "hierarchy", "standards", "interactions", "responses")),
     Role.SHOPPER: frozenset(_view("organization", "standards")),
     Role.INTEGRATOR: frozenset(
         _view("organization", "hierarchy", "standards", "events")
         | _all("customers", "interactions")
         | {"hierarchy.add", "hierarchy.change"}
+        | _view("surveys", "responses", "cases")
+        | {"responses.add"}
     ),
 }
 

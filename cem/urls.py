@@ -13,6 +13,8 @@ urlpatterns = [
     path("organization/switch/", views.organization_switch, name="organization_switch"),
     path("interactions/", views.InteractionListView.as_view(), name="interactions"),
     path("manage/", include("cem.manage_urls")),
+    path("feedback/", include("feedback.urls")),
+    path("r/", include("feedback.public_urls")),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("cem.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

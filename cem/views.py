@@ -48,4 +48,3 @@ def organization_switch(request):
         raise Http404
     request.session[SESSION_ORG_KEY] = wanted
     return redirect("home")
-

@@ -157,104 +157,224 @@ def _status_filter(field: str, active_when_null: bool, labels=("Active", "Revoke
         is_null = (value == "active") == active_when_null
         return qs.filter(**{f"{field}__isnull": is_null})
 
-    return ListFilter("status", "Status", choice_options([("active", labels[0]), ("inactive", labels[1])]),
-                      apply=apply)
+    return ListFilter(
+        "status", "Status", choice_options([("active", labels[0]), ("inactive", labels[1])]), apply=apply
+    )
 
 
-CATEGORY_FILTER = ListFilter("category", "Category", choice_options(InteractionCategory.choices),
-                             lookup="category")
+CATEGORY_FILTER = ListFilter(
+    "category", "Category", choice_options(InteractionCategory.choices), lookup="category"
+)
 
 REGIONS = Record(
-    Region, f.RegionForm, "hierarchy", "hierarchy", "region", "regions",
+    Region,
+    f.RegionForm,
+    "hierarchy",
+    "hierarchy",
+    "region",
+    "regions",
     columns=(Column("Name", "name"), Column("Code", "code")),
     search=("name", "code"),
 )
 LOCATIONS = Record(
-    Location, f.LocationForm, "hierarchy", "hierarchy", "location", "locations",
-    columns=(Column("Name", "name"), Column("Code", "code"), Column("Region", "region.name"),
-             Column("Type", "get_kind_display"), Column("Active", "active")),
-    filters=(ListFilter("region", "Region", fk_options(Region), lookup="region_id"),
-             ListFilter("kind", "Type", choice_options(Location.Kind.choices), lookup="kind")),
-    search=("name", "code"), select_related=("region",), list_template="cem/locations.html",
+    Location,
+    f.LocationForm,
+    "hierarchy",
+    "hierarchy",
+    "location",
+    "locations",
+    columns=(
+        Column("Name", "name"),
+        Column("Code", "code"),
+        Column("Region", "region.name"),
+        Column("Type", "get_kind_display"),
+        Column("Active", "active"),
+    ),
+    filters=(
+        ListFilter("region", "Region", fk_options(Region), lookup="region_id"),
+        ListFilter("kind", "Type", choice_options(Location.Kind.choices), lookup="kind"),
+    ),
+    search=("name", "code"),
+    select_related=("region",),
+    list_template="cem/locations.html",
 )
 TEAMS = Record(
-    Team, f.TeamForm, "hierarchy", "hierarchy", "team", "teams",
+    Team,
+    f.TeamForm,
+    "hierarchy",
+    "hierarchy",
+    "team",
+    "teams",
     columns=(Column("Name", "name"), Column("Location", "location.name")),
     filters=(ListFilter("location", "Location", fk_options(Location), lookup="location_id"),),
-    search=("name",), select_related=("location",), order_by=("location__name", "name"),
+    search=("name",),
+    select_related=("location",),
+    order_by=("location__name", "name"),
 )
 EMPLOYEES = Record(
-    Employee, f.EmployeeForm, "hierarchy", "hierarchy", "employee", "employees",
-    columns=(Column("Name", "name"), Column("External id", "external_id"), Column("Role", "get_role_display"),
-             Column("Location", "current_location.name"), Column("Team", "current_team.name"),
-             Column("Active", "active")),
-    filters=(ListFilter("location", "Location", fk_options(Location), lookup="current_location_id"),
-             ListFilter("role", "Role", choice_options(Employee.Role.choices), lookup="role")),
-    search=("name", "external_id", "email"), select_related=("current_location", "current_team"),
-    deletable=False, detail_url_name="employee_detail", list_template="cem/employees.html",
+    Employee,
+    f.EmployeeForm,
+    "hierarchy",
+    "hierarchy",
+    "employee",
+    "employees",
+    columns=(
+        Column("Name", "name"),
+        Column("External id", "external_id"),
+        Column("Role", "get_role_display"),
+        Column("Location", "current_location.name"),
+        Column("Team", "current_team.name"),
+        Column("Active", "active"),
+    ),
+    filters=(
+        ListFilter("location", "Location", fk_options(Location), lookup="current_location_id"),
+        ListFilter("role", "Role", choice_options(Employee.Role.choices), lookup="role"),
+    ),
+    search=("name", "external_id", "email"),
+    select_related=("current_location", "current_team"),
+    deletable=False,
+    detail_url_name="employee_detail",
+    list_template="cem/employees.html",
 )
 CHANNELS = Record(
-    Channel, f.ChannelForm, "standards", "standards", "channel", "channels",
+    Channel,
+    f.ChannelForm,
+    "standards",
+    "standards",
+    "channel",
+    "channels",
     columns=(Column("Name", "name"), Column("Code", "code"), Column("Kind", "get_kind_display")),
     search=("name", "code"),
 )
 TOUCHPOINTS = Record(
-    Touchpoint, f.TouchpointForm, "standards", "standards", "touchpoint", "touchpoints",
-    columns=(Column("Name", "name"), Column("Code", "code"), Column("Channel", "channel.name"),
-             Column("Category", "get_category_display", badge="category"),
-             Column("Journey order", "journey_order")),
-    filters=(ListFilter("channel", "Channel", fk_options(Channel), lookup="channel_id"),
-             CATEGORY_FILTER),
-    search=("name", "code"), select_related=("channel",),
+    Touchpoint,
+    f.TouchpointForm,
+    "standards",
+    "standards",
+    "touchpoint",
+    "touchpoints",
+    columns=(
+        Column("Name", "name"),
+        Column("Code", "code"),
+        Column("Channel", "channel.name"),
+        Column("Category", "get_category_display", badge="category"),
+        Column("Journey order", "journey_order"),
+    ),
+    filters=(ListFilter("channel", "Channel", fk_options(Channel), lookup="channel_id"), CATEGORY_FILTER),
+    search=("name", "code"),
+    select_related=("channel",),
     order_by=("channel__name", "journey_order", "name"),
 )
 SKILL_CATEGORIES = Record(
-    SkillCategory, f.SkillCategoryForm, "standards", "standards", "skill_category", "skill_categories",
+    SkillCategory,
+    f.SkillCategoryForm,
+    "standards",
+    "standards",
+    "skill_category",
+    "skill_categories",
     columns=(Column("Name", "name"), Column("Description", "description")),
     search=("name",),
 )
 EXPECTATIONS = Record(
-    CustomerExpectation, f.CustomerExpectationForm, "standards", "standards", "expectation", "expectations",
-    columns=(Column("Name", "name"), Column("Importance (1-5)", "importance"),
-             Column("Description", "description")),
+    CustomerExpectation,
+    f.CustomerExpectationForm,
+    "standards",
+    "standards",
+    "expectation",
+    "expectations",
+    columns=(
+        Column("Name", "name"),
+        Column("Importance (1-5)", "importance"),
+        Column("Description", "description"),
+    ),
     search=("name",),
 )
 BRAND_MESSAGES = Record(
-    BrandMessage, f.BrandMessageForm, "standards", "standards", "brand_message", "brand_messages",
+    BrandMessage,
+    f.BrandMessageForm,
+    "standards",
+    "standards",
+    "brand_message",
+    "brand_messages",
     columns=(Column("Title", "title"), Column("Text", "text")),
     search=("title", "text"),
 )
 STANDARDS = Record(
-    Standard, f.StandardForm, "standards", "standards", "standard", "standards",
-    columns=(Column("Code", "code"), Column("Standard", "title"), Column("Expectation", "expectation.name"),
-             Column("Brand message", "brand_message.title"),
-             Column("Category", "get_category_display", badge="category"), Column("Active", "active")),
-    filters=(ListFilter("skill", "Skill category", fk_options(SkillCategory), lookup="skill_category_id"),
-             CATEGORY_FILTER),
-    search=("code", "title"), select_related=("skill_category", "expectation", "brand_message"),
-    order_by=("skill_category__name", "code"), list_template="cem/standards.html",
+    Standard,
+    f.StandardForm,
+    "standards",
+    "standards",
+    "standard",
+    "standards",
+    columns=(
+        Column("Code", "code"),
+        Column("Standard", "title"),
+        Column("Expectation", "expectation.name"),
+        Column("Brand message", "brand_message.title"),
+        Column("Category", "get_category_display", badge="category"),
+        Column("Active", "active"),
+    ),
+    filters=(
+        ListFilter("skill", "Skill category", fk_options(SkillCategory), lookup="skill_category_id"),
+        CATEGORY_FILTER,
+    ),
+    search=("code", "title"),
+    select_related=("skill_category", "expectation", "brand_message"),
+    order_by=("skill_category__name", "code"),
+    list_template="cem/standards.html",
 )
 MEMBERS = Record(
-    Membership, f.MembershipUpdateForm, "memberships", "admin", "member", "members",
-    filters=(ListFilter("role", "Role", choice_options(Role.choices), lookup="role"),
-             ListFilter("status", "Status",
-                        choice_options([("active", "Active"), ("inactive", "Deactivated")]),
-                        apply=lambda qs, v: qs.filter(is_active=v == "active"))),
-    search=("user__email", "user__username"), select_related=("user", "region", "location", "employee"),
-    order_by=("user__username",), deletable=False, list_template="cem/members.html",
+    Membership,
+    f.MembershipUpdateForm,
+    "memberships",
+    "admin",
+    "member",
+    "members",
+    filters=(
+        ListFilter("role", "Role", choice_options(Role.choices), lookup="role"),
+        ListFilter(
+            "status",
+            "Status",
+            choice_options([("active", "Active"), ("inactive", "Deactivated")]),
+            apply=lambda qs, v: qs.filter(is_active=v == "active"),
+        ),
+    ),
+    search=("user__email", "user__username"),
+    select_related=("user", "region", "location", "employee"),
+    order_by=("user__username",),
+    deletable=False,
+    list_template="cem/members.html",
 )
 API_KEYS = Record(
-    ApiKey, None, "apikeys", "admin", "api_key", "api_keys",
+    ApiKey,
+    None,
+    "apikeys",
+    "admin",
+    "api_key",
+    "api_keys",
     filters=(_status_filter("revoked_at", active_when_null=True),),
-    search=("name", "prefix"), select_related=("created_by",), order_by=("-created_at", "-id"),
-    deletable=False, list_template="cem/api_keys.html",
+    search=("name", "prefix"),
+    select_related=("created_by",),
+    order_by=("-created_at", "-id"),
+    deletable=False,
+    list_template="cem/api_keys.html",
 )
 AUDIT_LOG = Record(
-    AuditLog, None, "auditlog", "admin", "audit_entry", "audit_log",
-    filters=(ListFilter("action", "Action", distinct_options(AuditLog, "action"), lookup="action"),
-             ListFilter("object_type", "Object type", distinct_options(AuditLog, "object_type"),
-                        lookup="object_type")),
-    select_related=("actor_user", "actor_api_key"), deletable=False, list_template="cem/audit_log.html",
+    AuditLog,
+    None,
+    "auditlog",
+    "admin",
+    "audit_entry",
+    "audit_log",
+    filters=(
+        ListFilter("action", "Action", distinct_options(AuditLog, "action"), lookup="action"),
+        ListFilter(
+            "object_type", "Object type", distinct_options(AuditLog, "object_type"), lookup="object_type"
+        ),
+    ),
+    select_related=("actor_user", "actor_api_key"),
+    deletable=False,
+    list_template="cem/audit_log.html",
 )
 
 
@@ -325,8 +445,11 @@ class ManagePage(TenantPageMixin):
         return role_can(self.request.membership.role, f"{resource or self.resource}.{verb}")
 
     def subnav(self):
-        items = [(label, name) for label, name, action in SECTIONS.get(self.section, ())
-                 if role_can(self.request.membership.role, action)]
+        items = [
+            (label, name)
+            for label, name, action in SECTIONS.get(self.section, ())
+            if role_can(self.request.membership.role, action)
+        ]
         return items if len(items) > 1 else []
 
     def get_title(self) -> str:
@@ -397,8 +520,15 @@ class RecordListView(RecordPage, ListView):
                 options = flt.options(self)
                 value = self.request.GET.get(flt.param, "")
                 selected = value if value in {v for v, _ in options} else ""
-                self._filters.append({"spec": flt, "param": flt.param, "label": flt.label, "options": options,
-                                      "selected": selected})
+                self._filters.append(
+                    {
+                        "spec": flt,
+                        "param": flt.param,
+                        "label": flt.label,
+                        "options": options,
+                        "selected": selected,
+                    }
+                )
         return self._filters
 
     def search_query(self) -> str:
@@ -497,8 +627,9 @@ class RecordCreateView(RecordFormMixin, RecordPage, CreateView):
         return f"New {self.record.verbose_name}"
 
     def perform_save(self, form):
-        return services.record_create(organization=self.organization, actor=self.actor,
-                                      model=self.record.model, data=form.record_data())
+        return services.record_create(
+            organization=self.organization, actor=self.actor, model=self.record.model, data=form.record_data()
+        )
 
     def success_message(self, obj):
         return f"Created {self.record.verbose_name} “{obj}”."
@@ -514,8 +645,9 @@ class RecordUpdateView(RecordFormMixin, RecordPage, UpdateView):
         # The bound form already changed self.object; hand the service a pristine copy so the
         # audit log's before/after diff is real.
         instance = self.get_queryset().get(pk=self.object.pk)
-        return services.record_update(organization=self.organization, actor=self.actor, instance=instance,
-                                      data=form.record_data())
+        return services.record_update(
+            organization=self.organization, actor=self.actor, instance=instance, data=form.record_data()
+        )
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
@@ -546,8 +678,13 @@ class ConfirmPage(RecordPage, DetailView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        ctx.update(confirm_text=self.confirm_text(), confirm_label=self.confirm_label,
-                   cancel_url=self.list_url(), danger=self.danger, can_confirm=self.can_confirm())
+        ctx.update(
+            confirm_text=self.confirm_text(),
+            confirm_label=self.confirm_label,
+            cancel_url=self.list_url(),
+            danger=self.danger,
+            can_confirm=self.can_confirm(),
+        )
         return ctx
 
 
@@ -580,8 +717,12 @@ class EmployeeCreateView(RecordCreateView):
     def perform_save(self, form):
         cd = form.cleaned_data
         return services.employee_create(
-            organization=self.organization, actor=self.actor, data=form.record_data(),
-            location=cd.get("location"), team=cd.get("team"), start_date=cd.get("start_date"),
+            organization=self.organization,
+            actor=self.actor,
+            data=form.record_data(),
+            location=cd.get("location"),
+            team=cd.get("team"),
+            start_date=cd.get("start_date"),
         )
 
     def get_success_url(self):
@@ -606,8 +747,9 @@ class EmployeeDetailView(RecordPage, DetailView):
             EmployeeAssignment.objects.filter(employee=employee).select_related("location", "team")
         ).order_by("-start_date", "-id")
         if self.can("change"):
-            ctx["move_form"] = f.EmployeeMoveForm(scope=self.scoped,
-                                                  initial={"location": employee.current_location_id})
+            ctx["move_form"] = f.EmployeeMoveForm(
+                scope=self.scoped, initial={"location": employee.current_location_id}
+            )
         ctx["can_audit"] = self.can("view", "auditlog")
         return ctx
 
@@ -645,20 +787,30 @@ class EmployeeMoveView(RecordPage, FormView):
         cd = form.cleaned_data
         try:
             assignment = services.employee_move(
-                organization=self.organization, actor=self.actor, employee=self.object,
-                location=cd["location"], team=cd.get("team"), start_date=cd.get("start_date"),
+                organization=self.organization,
+                actor=self.actor,
+                employee=self.object,
+                location=cd["location"],
+                team=cd.get("team"),
+                start_date=cd.get("start_date"),
             )
         except ValidationError as error:
             add_service_errors(form, error)
             return self.form_invalid(form)
-        messages.success(self.request, f"{self.object.name} moved to {assignment.location.name} "
-                                       f"from {assignment.start_date:%Y-%m-%d}.")
+        messages.success(
+            self.request,
+            f"{self.object.name} moved to {assignment.location.name} from {assignment.start_date:%Y-%m-%d}.",
+        )
         return redirect("employee_detail", self.object.pk)
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        ctx.update(object=self.object, employee=self.object, submit_label="Move",
-                   cancel_url=reverse("employee_detail", args=[self.object.pk]))
+        ctx.update(
+            object=self.object,
+            employee=self.object,
+            submit_label="Move",
+            cancel_url=reverse("employee_detail", args=[self.object.pk]),
+        )
         return ctx
 
 
@@ -701,10 +853,14 @@ class MemberListView(RecordListView):
             m = row["obj"]
             row["scope"] = membership_scope_label(m)
             row["is_self"] = m.user_id == self.request.user.pk
-            row["deactivate_url"] = (reverse("member_deactivate", args=[m.pk])
-                                     if m.is_active and not row["is_self"] and self.can("delete") else "")
-            row["reactivate_url"] = (reverse("member_reactivate", args=[m.pk])
-                                     if not m.is_active and self.can("change") else "")
+            row["deactivate_url"] = (
+                reverse("member_deactivate", args=[m.pk])
+                if m.is_active and not row["is_self"] and self.can("delete")
+                else ""
+            )
+            row["reactivate_url"] = (
+                reverse("member_reactivate", args=[m.pk]) if not m.is_active and self.can("change") else ""
+            )
         ctx["show_actions"] = self.can("change") or self.can("delete")
         return ctx
 
@@ -719,8 +875,13 @@ class MemberCreateView(RecordFormMixin, RecordPage, FormView):
     def perform_save(self, form):
         cd = form.cleaned_data
         return services.membership_create(
-            organization=self.organization, actor=self.actor, email=cd["email"], role=cd["role"],
-            password=cd.get("password") or None, region=cd.get("region"), location=cd.get("location"),
+            organization=self.organization,
+            actor=self.actor,
+            email=cd["email"],
+            role=cd["role"],
+            password=cd.get("password") or None,
+            region=cd.get("region"),
+            location=cd.get("location"),
             employee=cd.get("employee"),
         )
 
@@ -752,15 +913,18 @@ class MemberDeactivateView(ConfirmPage):
         return f"Deactivate {self.object.user.email}"
 
     def confirm_text(self):
-        return (f"{self.object.user.email} will no longer be able to sign in to {self.organization.name}. "
-                "Their history stays; you can reactivate them later.")
+        return (
+            f"{self.object.user.email} will no longer be able to sign in to {self.organization.name}. "
+            "Their history stays; you can reactivate them later."
+        )
 
     def act(self, obj):
         if obj.user_id == self.request.user.pk:
             messages.error(self.request, "You can't deactivate yourself.")
         elif obj.is_active:
-            services.record_update(organization=self.organization, actor=self.actor, instance=obj,
-                                   data={"is_active": False})
+            services.record_update(
+                organization=self.organization, actor=self.actor, instance=obj, data={"is_active": False}
+            )
             messages.success(self.request, f"Deactivated {obj.user.email}.")
         return redirect(self.list_url())
 
@@ -772,8 +936,9 @@ class MemberReactivateView(RecordPage, DetailView):
     def post(self, request, *args, **kwargs):
         obj = self.get_object()
         if not obj.is_active:
-            services.record_update(organization=self.organization, actor=self.actor, instance=obj,
-                                   data={"is_active": True})
+            services.record_update(
+                organization=self.organization, actor=self.actor, instance=obj, data={"is_active": True}
+            )
             messages.success(request, f"Reactivated {obj.user.email}.")
         return redirect(self.list_url())
 
@@ -810,13 +975,23 @@ class ApiKeyCreateView(RecordFormMixin, RecordPage, FormView):
     def form_valid(self, form):
         cd = form.cleaned_data
         key, secret = services.api_key_create(
-            organization=self.organization, actor=self.actor, name=cd["name"], scopes=cd["scopes"],
+            organization=self.organization,
+            actor=self.actor,
+            name=cd["name"],
+            scopes=cd["scopes"],
             rate_limit_per_minute=cd.get("rate_limit_per_minute"),
         )
         # Rendered, not redirected: the secret exists only in this response and is never stored.
-        response = TemplateResponse(self.request, "cem/manage/api_key_created.html", {
-            **self.get_context_data(form=form), "key": key, "secret": secret, "title": "API key created",
-        })
+        response = TemplateResponse(
+            self.request,
+            "cem/manage/api_key_created.html",
+            {
+                **self.get_context_data(form=form),
+                "key": key,
+                "secret": secret,
+                "title": "API key created",
+            },
+        )
         response["Cache-Control"] = "no-store"
         return response
 
@@ -832,8 +1007,10 @@ class ApiKeyRevokeView(ConfirmPage):
         key = self.object
         if not key.is_active:
             return f"This key was already revoked on {key.revoked_at:%Y-%m-%d %H:%M}."
-        return (f"Integrations using “{key.name}” (cem_{key.prefix}_…) stop working at once. "
-                "This can't be undone; create a new key if you need one.")
+        return (
+            f"Integrations using “{key.name}” (cem_{key.prefix}_…) stop working at once. "
+            "This can't be undone; create a new key if you need one."
+        )
 
     def can_confirm(self):
         return self.object.is_active

@@ -1,6 +1,7 @@
 from rest_framework.routers import DefaultRouter
 
 from cem.api import views
+from feedback import api as feedback_api
 
 router = DefaultRouter()
 router.register("organization", views.OrganizationViewSet, basename="organization")
@@ -21,5 +22,9 @@ router.register("memberships", views.MembershipViewSet)
 router.register("api-keys", views.ApiKeyViewSet)
 router.register("audit-log", views.AuditLogViewSet)
 router.register("events", views.OutboxEventViewSet)
+
+# The apps add their routes to this one router, so the cross-tenant sweep, which walks it,
+# covers every API route in the product.
+feedback_api.register(router)
 
 urlpatterns = router.urls

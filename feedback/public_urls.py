@@ -1,0 +1,3 @@
+"""Public respondent pages (no login): invitation links, anonymous links / QR codes, widget, unsubscribe."""
+
+urlpatterns = []
