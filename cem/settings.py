@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from feedback.beat import BEAT_SCHEDULE as _feedback_beat
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -130,6 +132,7 @@ CELERY_BEAT_SCHEDULE = {
     "events-sweep": {"task": "cem.events_sweep", "schedule": timedelta(seconds=30)},
     "idempotency-purge": {"task": "cem.idempotency_purge", "schedule": timedelta(hours=1)},
 }
+CELERY_BEAT_SCHEDULE.update(_feedback_beat)
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

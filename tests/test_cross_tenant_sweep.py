@@ -46,6 +46,19 @@ def _fingerprint() -> str:
 _org_a_id = None
 
 
+def _populators():
+    import importlib
+    import pkgutil
+
+    import tests
+
+    found = []
+    for info in pkgutil.walk_packages(tests.__path__, prefix="tests."):
+        if info.name.rsplit(".", 1)[-1].startswith("sweep_"):
+            found.append(importlib.import_module(info.name).populate)
+    return found
+
+
 @pytest.fixture
 def sweep_world(world, api):
     """Make sure org A has at least one row of every model behind a route."""
@@ -55,6 +68,9 @@ def sweep_world(world, api):
     f.SegmentFactory(organization=org, name="acme-segment")
     f.BrandMessageFactory(organization=org, title="acme-brand")
     f.TeamFactory(organization=org, name="acme-team", location=world.a.locations["a-n1"])
+    # Each app adds rows for its own routes in a tests/<app>/sweep_<area>.py with populate(world).
+    for populate in _populators():
+        populate(world)
     # One write through the API leaves an audit-log row and an outbox event in org A.
     resp = api(key=world.a.api_key).post(
         "/api/v1/interactions/",
