@@ -35,6 +35,13 @@ def _view(*resources: str) -> set[str]:
     return {f"{r}.view" for r in resources}
 
 
+_MANAGER = frozenset(
+    _view(
+        "organization", "hierarchy", "standards", "interactions", "surveys", "responses", "cases", "exports"
+    )
+    | {"cases.change", "exports.add"}
+)
+
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.ORG_ADMIN: frozenset(
         _all(*RESOURCES)
@@ -52,32 +59,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _view("surveys", "responses", "alerts", "cases", "exports")
         | {"exports.add", "cases.change"}
     ),
-    Role.REGIONAL_MANAGER: frozenset(
-        _view(
-            "organization",
-            "hierarchy",
-            "standards",
-            "interactions",
-            "surveys",
-            "responses",
-            "cases",
-            "exports",
-        )
-        | {"cases.change", "exports.add"}
-    ),
-    Role.STORE_MANAGER: frozenset(
-        _view(
-            "organization",
-            "hierarchy",
-            "standards",
-            "interactions",
-            "surveys",
-            "responses",
-            "cases",
-            "exports",
-        )
-        | {"cases.change", "exports.add"}
-    ),
+    # Regional and store managers may do the same things; their scope differs (ROLE_SCOPE).
+    Role.REGIONAL_MANAGER: _MANAGER,
+    Role.STORE_MANAGER: _MANAGER,
     Role.TRAINER: frozenset(
         _view("organization", "hierarchy", "standards", "surveys", "responses") | _all("standards")
     ),
