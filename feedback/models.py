@@ -473,7 +473,9 @@ class CaseNote(TenantModel):
 class ExportJob(TenantModel):
     """A CSV/XLSX export of responses, built by a Celery task with progress the page polls."""
 
-    SCOPE_PATHS = {}
+    # The requester's scope is recorded in ``filters["scope"]`` (feedback.exports), so a scoped
+    # member can only ever reach jobs whose contents lie inside their own part of the hierarchy.
+    SCOPE_PATHS = {"region": "filters__scope__region", "location": "filters__scope__location"}
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
