@@ -1,1 +1,2 @@
 """Event handlers of the feedback app (registered with cem.events.handles)."""
+from feedback import cases  # noqa: E402, F401 - alert rules open cases on ResponseReceived
