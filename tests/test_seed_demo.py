@@ -14,6 +14,7 @@ from cem import models as m
 from cem.management.commands.seed_demo import PASSWORD, PERSONAS, SUPERUSER_EMAIL
 from cem.principals import api_key_from_header
 from cem.tenancy import unscoped
+from feedback import models as fm
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +40,14 @@ COUNTED = (
     m.ApiKey,
     m.OutboxEvent,
     m.AuditLog,
+    fm.Survey,
+    fm.SurveyVersion,
+    fm.Question,
+    fm.SurveyTrigger,
+    fm.Response,
+    fm.Answer,
+    fm.Case,
+    fm.AlertRule,
 )
 
 
@@ -92,6 +101,20 @@ def snapshot() -> dict:
                 .order_by("organization__slug", "external_id")
                 .values_list("external_id", "segment__name", "email", "phone", "consent_email")
             ),
+            list(
+                fm.Answer.objects.filter(organization_id__in=orgs.values())
+                .order_by("organization__slug", "survey__name", "submitted_at", "question_key")
+                .values_list(
+                    "organization__slug",
+                    "survey__name",
+                    "question_key",
+                    "number",
+                    "text",
+                    "choices",
+                    "location__code",
+                    "employee__external_id",
+                )
+            ),
         )
     digest = hashlib.sha256(repr(content).encode()).hexdigest()
     return {"orgs": sorted(orgs), "counts": counts, "digest": digest}
@@ -120,6 +143,40 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
     assert counts["northwind.Membership"] == 8 and counts["contoso.Membership"] == 2
     assert counts["northwind.ApiKey"] == 1
     assert "Demo data loaded in" in output
+
+    # Feedback: three surveys at Northwind, one at Contoso, responses scaled with --scale (2% of
+    # 180,000 and 20,000), both languages, comments analysed, cases and alert rules.
+    assert counts["northwind.Survey"] == 3 and counts["contoso.Survey"] == 1
+    assert counts["northwind.Response"] == 3600 and counts["contoso.Response"] == 400
+    assert counts["northwind.Answer"] > 3 * counts["northwind.Response"]
+    assert counts["northwind.SurveyTrigger"] == 3 and counts["northwind.AlertRule"] == 4
+    assert counts["northwind.Case"] >= 3
+    with unscoped():
+        northwind = m.Organization.objects.get(slug="northwind")
+        responses = fm.Response.objects.filter(organization=northwind)
+        assert set(responses.values_list("locale", flat=True)) == {"en", "es"}
+        assert set(fm.Survey.objects.filter(organization=northwind).values_list("name", flat=True)) == {
+            "Store visit",
+            "Support call",
+            "Web checkout",
+        }
+        questions = fm.Question.objects.filter(organization=northwind)
+        assert all(set(q.text) == {"en", "es"} for q in questions)
+        assert questions.filter(standard__isnull=False).exists()
+        comments = fm.Answer.objects.filter(organization=northwind, question_type="text")
+        assert set(comments.values_list("sentiment", flat=True)) >= {"positive", "negative"}
+        assert comments.exclude(topics=[]).exists()
+        assert comments.filter(text__contains="personal").exists()  # Spanish comments too
+        # Dimensions copied onto every answer, as response_record does.
+        answer = fm.Answer.objects.filter(organization=northwind, question_type="nps").first()
+        response = fm.Response.objects.get(pk=answer.response_id)
+        assert (answer.location_id, answer.submitted_at, answer.survey_id) == (
+            response.location_id,
+            response.submitted_at,
+            response.survey_id,
+        )
+        assert fm.Case.objects.filter(organization=northwind, status="open").exists()
+    assert "feedback responses" in output
 
     # Every persona authenticates with the demo password and holds the advertised role.
     request = RequestFactory().post("/accounts/login/")
@@ -154,5 +211,12 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
     seed(tmp_path, reset=True, seed=SEED + 1)
     other = snapshot()
     assert other["digest"] != first["digest"]
-    for name in ("northwind.Employee", "northwind.Interaction", "contoso.Interaction", "northwind.Customer"):
+    for name in (
+        "northwind.Employee",
+        "northwind.Interaction",
+        "contoso.Interaction",
+        "northwind.Customer",
+        "northwind.Response",
+        "contoso.Response",
+    ):
         assert other["counts"][name] == first["counts"][name]
