@@ -1,0 +1,559 @@
+"""Responses over the API: one row at a time through response_record, or up to 10,000 set-based.
+
+Both paths validate a row the same way (:func:`_clean_row`), against lookup maps built with one
+query per reference kind (surveys, their current versions, questions, interactions, employees,
+locations, stored external ids), and answers through feedback.answers.clean_answers, so a row
+gets the same field messages either way. The bulk path then writes every good row with one
+statement: responses and answers from column arrays (``INSERT … SELECT FROM unnest(…)``) with
+ids drawn from the response sequence beforehand, so each answer knows its response without a
+round trip. A bad row never drops a good one; an exception rolls the whole call back.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass
+
+import psycopg
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from cem.events import emit
+from cem.ingest import EVENT_CHUNK, RowResult, TooManyRows, _ids_by_external_id, _text
+from cem.models import Employee, Interaction, InteractionEmployee, Location
+from cem.principals import Actor
+from cem.services import _check_tenant, audit_log_write
+from cem.tenancy import current_tenant_id
+from feedback.answers import CleanAnswer, clean_answers
+from feedback.models import Answer, Question, QuestionType, Response, ResponseSource, Survey, SurveyVersion
+from feedback.services import RESPONSE_RECEIVED, Dimensions, _analyse, response_record
+
+FIELDS = (
+    "survey",
+    "answers",
+    "external_id",
+    "interaction",
+    "employee",
+    "location",
+    "submitted_at",
+    "locale",
+    "source",
+)
+_FIELD_SET = frozenset(FIELDS)
+API_SOURCES = (ResponseSource.API, ResponseSource.IVR)
+_FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+_MULTI_SEPARATORS = (";", "|", ",")
+
+
+@dataclass
+class _Clean:
+    row: int
+    external_id: str | None
+    survey: Survey
+    version_id: int
+    answers: list[CleanAnswer]
+    values: dict
+    dims: Dimensions
+    interaction_id: int | None
+    source: str
+    locale: str
+    submitted_at: dt.datetime | None
+
+
+def _ref(value) -> str | None:
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        value = str(value).strip()
+        return value or None
+    return None
+
+
+def _survey_id(value) -> int | None:
+    ref = _ref(value)
+    return int(ref) if ref and ref.isdigit() and len(ref) < 19 else None
+
+
+class _Resolver:
+    """The batch's references, one query per kind, only the ones the rows use."""
+
+    def __init__(self, rows: list):
+        survey_ids, interactions, employees, locations, externals = set(), set(), set(), set(), set()
+        for r in rows:
+            if type(r) is not dict:
+                continue
+            if (pk := _survey_id(r.get("survey"))) is not None:
+                survey_ids.add(pk)
+            for name, bucket in (
+                ("interaction", interactions),
+                ("employee", employees),
+                ("location", locations),
+                ("external_id", externals),
+            ):
+                if (ref := _ref(r.get(name))) is not None:
+                    bucket.add(ref)
+        self.surveys = {s.pk: s for s in Survey.objects.filter(pk__in=survey_ids)} if survey_ids else {}
+        versions = (
+            SurveyVersion.objects.filter(survey_id__in=self.surveys)
+            .order_by("survey_id", "-number")
+            .distinct("survey_id")
+            .values_list("survey_id", "id")
+            if self.surveys
+            else []
+        )
+        self.versions = dict(versions)
+        self.questions: dict[int, list[Question]] = defaultdict(list)
+        if self.versions:
+            for q in Question.objects.filter(version_id__in=self.versions.values()).order_by(
+                "version_id", "page", "position", "id"
+            ):
+                self.questions[q.version_id].append(q)
+        self.interactions: dict[str, tuple] = {}
+        if interactions:
+            for row in Interaction.objects.filter(external_id__in=interactions).values_list(
+                "external_id",
+                "id",
+                "location_id",
+                "channel_id",
+                "touchpoint_id",
+                "customer_id",
+                "customer__segment_id",
+                "category",
+            ):
+                self.interactions[row[0]] = row[1:]
+        # Dimensions.from_interaction credits the interaction's first employee (lowest id).
+        self.first_employee = (
+            dict(
+                InteractionEmployee.objects.filter(
+                    interaction_id__in=[v[0] for v in self.interactions.values()]
+                )
+                .values("interaction_id")
+                .annotate(first=Min("employee_id"))
+                .values_list("interaction_id", "first")
+                .order_by()
+            )
+            if self.interactions
+            else {}
+        )
+        self.employees = (
+            dict(Employee.objects.filter(external_id__in=employees).values_list("external_id", "id"))
+            if employees
+            else {}
+        )
+        self.locations = (
+            dict(Location.objects.filter(code__in=locations).values_list("code", "id")) if locations else {}
+        )
+        self.existing = (
+            _ids_by_external_id(Response._meta.db_table, current_tenant_id(), externals) if externals else {}
+        )
+
+
+def _split_multi(questions: list[Question], values: dict) -> dict:
+    """A CSV cell holds several options of a multi question as "a;b" (or "a|b", "a,b")."""
+    multi = {q.key: q for q in questions if q.type == QuestionType.MULTI}
+    multi.update({str(q.pk): q for q in multi.values()})
+    if not multi:
+        return values
+    out = dict(values)
+    for key, value in values.items():
+        question = multi.get(str(key))
+        if question is None or not isinstance(value, str):
+            continue
+        allowed = {str(c.get("value")) for c in question.choices or [] if isinstance(c, dict)}
+        if value in allowed:
+            continue
+        for sep in _MULTI_SEPARATORS:
+            if sep in value:
+                out[key] = [v.strip() for v in value.split(sep) if v.strip()]
+                break
+    return out
+
+
+def _clean_row(index: int, raw, res: _Resolver, tz, latest: dt.datetime) -> tuple[_Clean | None, RowResult]:
+    if type(raw) is not dict:
+        return None, RowResult(
+            row=index, external_id=None, errors={"non_field_errors": ["Each row must be an object."]}
+        )
+    errors: dict[str, list[str]] = {}
+    unknown = raw.keys() - _FIELD_SET
+    if unknown:
+        errors["non_field_errors"] = [f"Unknown field(s): {', '.join(sorted(map(str, unknown)))}."]
+    external_id = _text(raw.get("external_id"), "external_id", errors, required=False, max_length=100)
+    result = RowResult(row=index, external_id=external_id)
+
+    survey = version_id = None
+    survey_ref = raw.get("survey")
+    pk = _survey_id(survey_ref)
+    if survey_ref in (None, ""):
+        errors["survey"] = ["This field is required."]
+    elif pk is None or pk not in res.surveys:
+        # Another tenant's survey reads as unknown: its existence is not ours to confirm.
+        errors["survey"] = [f"Unknown survey {str(survey_ref)[:40]!r}."]
+    else:
+        survey = res.surveys[pk]
+        version_id = res.versions.get(pk)
+        if version_id is None:
+            errors["survey"] = ["This survey has no questions yet."]
+
+    source = raw.get("source") or ResponseSource.API
+    if source not in API_SOURCES:
+        errors["source"] = [f"Must be one of {', '.join(API_SOURCES)}."]
+
+    locale = _text(raw.get("locale"), "locale", errors, required=False, max_length=16)
+    if survey is not None:
+        offered = {survey.default_locale, *(survey.locales or [])}
+        if locale and locale not in offered:
+            errors["locale"] = [f"Not one of the survey's languages ({', '.join(sorted(offered))})."]
+        locale = locale or survey.default_locale
+
+    submitted_at = None
+    value = raw.get("submitted_at")
+    if value not in (None, ""):
+        try:
+            submitted_at = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            errors["submitted_at"] = [f"Not an ISO 8601 date-time: {str(value)[:40]!r}."]
+        else:
+            if submitted_at.tzinfo is None:
+                submitted_at = submitted_at.replace(tzinfo=tz)
+            if submitted_at > latest:
+                errors["submitted_at"] = ["Lies in the future."]
+
+    employee_id = None
+    employee_ref = _text(raw.get("employee"), "employee", errors, required=False, max_length=64)
+    if employee_ref:
+        employee_id = res.employees.get(employee_ref)
+        if employee_id is None:
+            errors["employee"] = [f"Unknown employee {employee_ref!r}."]
+
+    location_ref = _text(raw.get("location"), "location", errors, required=False, max_length=40)
+    location_id = None
+    if location_ref:
+        location_id = res.locations.get(location_ref)
+        if location_id is None:
+            errors["location"] = [f"Unknown location {location_ref!r}."]
+
+    interaction_id, dims = None, Dimensions(location_id=location_id, employee_id=employee_id)
+    interaction_ref = _text(raw.get("interaction"), "interaction", errors, required=False, max_length=100)
+    if interaction_ref:
+        found = res.interactions.get(interaction_ref)
+        if found is None:
+            errors["interaction"] = [f"Unknown interaction {interaction_ref!r}."]
+        else:
+            interaction_id, loc, channel, touchpoint, customer, segment, category = found
+            if location_id is not None and location_id != loc:
+                errors["location"] = ["Differs from the interaction's location; leave it out."]
+            dims = Dimensions(
+                location_id=loc,
+                channel_id=channel,
+                touchpoint_id=touchpoint,
+                employee_id=employee_id or res.first_employee.get(interaction_id),
+                customer_id=customer,
+                segment_id=segment,
+                category=category,
+            )
+
+    values = raw.get("answers")
+    answers: list[CleanAnswer] = []
+    if type(values) is not dict or not values:
+        errors["answers"] = ["Must be an object of {question id or key: value}."]
+        values = {}
+    elif version_id is not None:
+        questions = res.questions.get(version_id, [])
+        values = _split_multi(questions, values)
+        answers, answer_errors = clean_answers(questions, values)
+        for key, messages in answer_errors.items():
+            errors["answers" if key == "non_field_errors" else f"answers.{key}"] = messages
+
+    if errors:
+        result.errors = errors
+        return None, result
+    return (
+        _Clean(
+            index,
+            external_id,
+            survey,
+            version_id,
+            answers,
+            values,
+            dims,
+            interaction_id,
+            source,
+            locale,
+            submitted_at,
+        ),
+        result,
+    )
+
+
+def _prepare(organization, rows: list) -> tuple[_Resolver, list[RowResult], list[_Clean]]:
+    tz = zoneinfo.ZoneInfo(getattr(organization, "time_zone", None) or "UTC")
+    latest = timezone.now() + _FUTURE_TOLERANCE
+    resolver = _Resolver(rows)
+    results, clean = [], []
+    for index, raw in enumerate(rows):
+        row, result = _clean_row(index, raw, resolver, tz, latest)
+        results.append(result)
+        if row is not None:
+            clean.append(row)
+    return resolver, results, clean
+
+
+# --- one response -------------------------------------------------------------------------------
+
+
+def response_submit(*, organization, actor: Actor, data) -> tuple[RowResult, Response | None]:
+    """One API response through response_record; idempotent on external_id (then "duplicate")."""
+    _check_tenant(organization)
+    _, [result], clean = _prepare(organization, [data])
+    if not clean:
+        return result, None
+    row = clean[0]
+    existing_id = row.external_id and _existing(row.external_id)
+    if existing_id:
+        result.status, result.id = "duplicate", existing_id
+        return result, Response.objects.get(pk=existing_id)
+    interaction = Interaction.objects.get(pk=row.interaction_id) if row.interaction_id else None
+    try:
+        with transaction.atomic():
+            response = response_record(
+                organization=organization,
+                actor=actor,
+                survey=row.survey,
+                version=SurveyVersion.objects.get(pk=row.version_id),
+                values=row.values,
+                source=row.source,
+                dimensions=row.dims,
+                interaction=interaction,
+                locale=row.locale,
+                external_id=row.external_id,
+                submitted_at=row.submitted_at,
+            )
+    except IntegrityError:
+        # The same external_id committed by a concurrent request between the look-up and the insert.
+        existing_id = row.external_id and _existing(row.external_id)
+        if not existing_id:
+            raise
+        result.status, result.id = "duplicate", existing_id
+        return result, Response.objects.get(pk=existing_id)
+    except ValidationError as exc:
+        result.errors = {
+            ("answers" if k == "non_field_errors" else f"answers.{k}"): v for k, v in exc.message_dict.items()
+        }
+        return result, None
+    result.status, result.id = "created", response.pk
+    return result, response
+
+
+def _existing(external_id: str) -> int | None:
+    return Response.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+
+
+# --- many responses -----------------------------------------------------------------------------
+
+
+def responses_ingest(*, organization, actor: Actor, rows: list) -> list[RowResult]:
+    """Validate and store a batch of responses set-based; one result per input row."""
+    org_id = _check_tenant(organization)
+    if len(rows) > settings.BULK_INGEST_MAX_ROWS:
+        raise TooManyRows(f"At most {settings.BULK_INGEST_MAX_ROWS} rows per call; got {len(rows)}.")
+    resolver, results, clean = _prepare(organization, rows)
+    first_row_of: dict[str, int] = {}
+    to_write: list[_Clean] = []
+    for row in clean:
+        result = results[row.row]
+        if row.external_id is not None:
+            if row.external_id in resolver.existing:
+                result.status, result.id = "duplicate", resolver.existing[row.external_id]
+                continue
+            if row.external_id in first_row_of:
+                result.status = "duplicate"
+                continue
+            first_row_of[row.external_id] = row.row
+        to_write.append(row)
+
+    now = timezone.now()
+    with transaction.atomic():
+        written = _write(organization, org_id, to_write, now) if to_write else {}
+        # Rows a concurrent call stored first were skipped by ON CONFLICT: report them as duplicates.
+        raced = [r.external_id for r in to_write if r.row not in written and r.external_id]
+        stored = _ids_by_external_id(Response._meta.db_table, org_id, raced) if raced else {}
+        by_ext = {r.external_id: written[r.row] for r in to_write if r.row in written and r.external_id}
+        by_ext.update(stored)
+        for row in to_write:
+            result = results[row.row]
+            if row.row in written:
+                result.status, result.id = "created", written[row.row]
+            else:
+                result.status, result.id = "duplicate", stored.get(row.external_id)
+        for result in results:
+            if result.status == "duplicate" and result.id is None:
+                result.id = by_ext.get(result.external_id)
+        _emit(org_id, to_write, written)
+        summary = {"created": 0, "duplicate": 0, "error": 0}
+        for result in results:
+            summary[result.status] += 1
+        audit_log_write(
+            organization=org_id,
+            actor=actor,
+            action="responses.ingest",
+            object_type=Response._meta.label,
+            changes={"rows": len(rows), **summary},
+        )
+    return results
+
+
+def _emit(org_id: int, rows: list[_Clean], written: dict[int, int]) -> None:
+    """One ResponseReceived per survey and ≤ EVENT_CHUNK responses, shaped like response_record's."""
+    by_survey: dict[int, list[_Clean]] = defaultdict(list)
+    for row in rows:
+        if row.row in written:
+            by_survey[row.survey.pk].append(row)
+    for survey_id, group in sorted(by_survey.items()):
+        for start in range(0, len(group), EVENT_CHUNK):
+            chunk = group[start : start + EVENT_CHUNK]
+            locations = {r.dims.location_id for r in chunk}
+            employees = {r.dims.employee_id for r in chunk}
+            emit(
+                organization=org_id,
+                event_type=RESPONSE_RECEIVED,
+                payload={
+                    "response_ids": [written[r.row] for r in chunk],
+                    "survey_id": survey_id,
+                    "location_id": next(iter(locations)) if len(locations) == 1 else None,
+                    "employee_id": next(iter(employees)) if len(employees) == 1 else None,
+                    "standard_ids": sorted(
+                        {a.question.standard_id for r in chunk for a in r.answers if a.question.standard_id}
+                    ),
+                },
+            )
+
+
+def _write(organization, org_id: int, rows: list[_Clean], now: dt.datetime) -> dict[int, int]:
+    """Insert responses and their answers in one statement; returns {row index: response id}."""
+    response_table = connection.ops.quote_name(Response._meta.db_table)
+    answer_table = connection.ops.quote_name(Answer._meta.db_table)
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Response._meta.db_table, len(rows)],
+        )
+        ids = [pk for (pk,) in cur.fetchall()]
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    r_cols = {
+        "id": ids,
+        "row_no": [r.row for r in rows],
+        "survey_id": [r.survey.pk for r in rows],
+        "version_id": [r.version_id for r in rows],
+        "interaction_id": [r.interaction_id for r in rows],
+        "external_id": [r.external_id for r in rows],
+        "source": [str(r.source) for r in rows],
+        "locale": [r.locale for r in rows],
+        "submitted_at": [r.submitted_at or now for r in rows],
+        "location_id": [r.dims.location_id for r in rows],
+        "channel_id": [r.dims.channel_id for r in rows],
+        "touchpoint_id": [r.dims.touchpoint_id for r in rows],
+        "employee_id": [r.dims.employee_id for r in rows],
+        "customer_id": [r.dims.customer_id for r in rows],
+        "segment_id": [r.dims.segment_id for r in rows],
+        "category": [r.dims.category or "" for r in rows],
+    }
+    a_cols: dict[str, list] = defaultdict(list)
+    for pk, row in zip(ids, rows, strict=True):
+        for clean in row.answers:
+            q = clean.question
+            label, score, tags = _analyse(organization, clean)
+            a_cols["a_response_id"].append(pk)
+            a_cols["a_question_id"].append(q.pk)
+            a_cols["a_key"].append(q.key)
+            a_cols["a_type"].append(str(q.type))
+            a_cols["a_standard_id"].append(q.standard_id)
+            a_cols["a_number"].append(clean.number)
+            a_cols["a_text"].append(clean.text)
+            a_cols["a_choices"].append(dumps(list(clean.choices)))
+            a_cols["a_sentiment"].append(label)
+            a_cols["a_score"].append(score)
+            a_cols["a_topics"].append(dumps(tags))
+    connection.ensure_connection()
+    # A server-side-binding cursor with binary parameters, as in cem.ingest: client-side binding
+    # would render each array as SQL text.
+    with psycopg.Cursor(connection.connection) as cur:
+        cur.execute("SET LOCAL jit = off")  # unnest() has no statistics; see cem.ingest._write
+        cur.execute(
+            f"""
+            WITH r AS (
+                SELECT * FROM unnest(%(id)b::bigint[], %(row_no)b::int[], %(survey_id)b::bigint[],
+                    %(version_id)b::bigint[], %(interaction_id)b::bigint[], %(external_id)b::text[],
+                    %(source)b::text[], %(locale)b::text[], %(submitted_at)b::timestamptz[],
+                    %(location_id)b::bigint[], %(channel_id)b::bigint[], %(touchpoint_id)b::bigint[],
+                    %(employee_id)b::bigint[], %(customer_id)b::bigint[], %(segment_id)b::bigint[],
+                    %(category)b::text[])
+                AS t(id, row_no, survey_id, version_id, interaction_id, external_id, source, locale,
+                    submitted_at, location_id, channel_id, touchpoint_id, employee_id, customer_id,
+                    segment_id, category)
+            ), ins AS (
+                INSERT INTO {response_table} (id, organization_id, survey_id, version_id, invitation_id,
+                    interaction_id, external_id, source, locale, submitted_at, location_id, channel_id,
+                    touchpoint_id, employee_id, customer_id, segment_id, category, device_hash, ip_hash,
+                    created_at)
+                SELECT id, %(org)b, survey_id, version_id, NULL, interaction_id, external_id, source, locale,
+                    submitted_at, location_id, channel_id, touchpoint_id, employee_id, customer_id,
+                    segment_id, category, '', '', now()
+                FROM r ORDER BY id
+                ON CONFLICT (organization_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
+                RETURNING id
+            ), ans AS (
+                INSERT INTO {answer_table} (organization_id, response_id, question_id, question_key,
+                    question_type, standard_id, number, "text", choices, sentiment, sentiment_score, topics,
+                    survey_id, submitted_at, location_id, channel_id, touchpoint_id, employee_id, segment_id,
+                    category)
+                SELECT %(org)b, a.response_id, a.question_id, a.question_key, a.question_type, a.standard_id,
+                    a.number, a.body, ARRAY(SELECT jsonb_array_elements_text(a.choices::jsonb))::varchar[],
+                    a.sentiment, a.score, ARRAY(SELECT jsonb_array_elements_text(a.topics::jsonb))::varchar[],
+                    r.survey_id, r.submitted_at, r.location_id, r.channel_id, r.touchpoint_id, r.employee_id,
+                    r.segment_id, r.category
+                FROM unnest(%(a_response_id)b::bigint[], %(a_question_id)b::bigint[], %(a_key)b::text[],
+                    %(a_type)b::text[], %(a_standard_id)b::bigint[], %(a_number)b::numeric[],
+                    %(a_text)b::text[], %(a_choices)b::text[], %(a_sentiment)b::text[],
+                    %(a_score)b::float8[], %(a_topics)b::text[])
+                    AS a(response_id, question_id, question_key, question_type, standard_id, number, body,
+                        choices, sentiment, score, topics)
+                JOIN ins ON ins.id = a.response_id
+                JOIN r ON r.id = a.response_id
+            )
+            SELECT r.row_no, ins.id FROM ins JOIN r USING (id)
+            """,  # noqa: S608 - table names are the models' own
+            {"org": org_id, **r_cols, **a_cols},
+        )
+        return dict(cur.fetchall())
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+
+def rows_from_csv(data: bytes | str) -> list[dict]:
+    """Columns survey, external_id, interaction, employee, location, submitted_at, locale, source;
+    every other column is a question key. An empty cell is an unanswered question."""
+    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None:
+        return []
+    rows = []
+    for record in reader:
+        row: dict = {"answers": {}}
+        for key, value in record.items():
+            if key is None:
+                continue
+            key = key.strip()
+            if key in _FIELD_SET and key != "answers":
+                row[key] = value if value != "" else None
+            elif value not in (None, ""):
+                row["answers"][key] = value
+        rows.append(row)
+    return rows
