@@ -305,3 +305,30 @@ __all__ = [
     "record_delete",
     "record_update",
 ]
+
+
+# --- customers -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def customer_opt_out(*, organization, actor: Actor, customer):
+    """The customer wants no more surveys; idempotent (the first opt-out time is kept)."""
+    from cem.models import Customer  # appended service: keeps the shared import block untouched
+
+    org_id = _check_tenant(organization)
+    # Locked so an invitation run counting this customer's contacts waits and then sees the opt-out.
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if customer.opted_out_at is None:
+        customer.opted_out_at = timezone.now()
+        customer.save(update_fields=["opted_out_at"])
+        audit_log_write(
+            organization=org_id,
+            actor=actor,
+            action="customer.opt_out",
+            instance=customer,
+            changes={"opted_out_at": customer.opted_out_at.isoformat()},
+        )
+    return customer
+
+
+__all__ += ["customer_opt_out"]

@@ -6,4 +6,10 @@
 - ``widget_*``: the embeddable pop-up's script and endpoints
 """
 
-urlpatterns = []
+from django.urls import path
+
+from feedback.unsubscribe import UnsubscribeView
+
+urlpatterns = [
+    path("u/<str:token>/", UnsubscribeView.as_view(), name="unsubscribe"),
+]
