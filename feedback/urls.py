@@ -7,4 +7,5 @@ urlpatterns = [
     path("surveys/", include("feedback.pages.surveys")),
     path("cases/", include("feedback.pages.cases")),
     path("exports/", include("feedback.pages.exports")),
+    path("links/", include("feedback.pages.links")),
 ]

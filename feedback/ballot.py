@@ -1,0 +1,136 @@
+"""Ballot-stuffing defence for the anonymous sources (QR / anonymous links and the web widget).
+
+- One counted response per device, survey and local day (the organization's time zone). The
+  device is a random id we issue, signed so a client cannot pick its own; it travels in a
+  first-party cookie on our respondent pages and, for the widget (third-party cookies are often
+  blocked), as a token the script keeps in the host page's localStorage and sends in the body.
+  Only ``HMAC(SECRET_KEY, device id)`` is stored on the response.
+- The check and the insert run under a transaction-scoped advisory lock on (org, survey,
+  device), so concurrent submissions from one device serialise and only the first counts.
+- A per-IP, per-survey hourly counter in the shared cache caps what fresh devices (cleared
+  cookies, scripted clients) can add. IPs are only ever kept as ``HMAC(SECRET_KEY, ip)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import time
+import zoneinfo
+
+from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from feedback.models import Response
+
+DEVICE_COOKIE = "cem_rd"
+DEVICE_COOKIE_AGE = 2 * 365 * 24 * 3600
+_DEVICE_SALT = "feedback.ballot.device"
+RATE_WINDOW = 3600
+
+
+class AlreadyAnswered(Exception):
+    """This device already has a counted response for this survey today."""
+
+
+def _signer() -> signing.Signer:
+    return signing.Signer(salt=_DEVICE_SALT)
+
+
+def new_device_token() -> str:
+    return _signer().sign(secrets.token_urlsafe(16))
+
+
+def device_id_from(token: str | None) -> str | None:
+    if not token or len(token) > 200:
+        return None
+    try:
+        return _signer().unsign(token)
+    except signing.BadSignature:
+        return None
+
+
+def _keyed(purpose: str, value: str) -> str:
+    key = f"{settings.SECRET_KEY}:{purpose}".encode()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def device_hash(device_id: str) -> str:
+    return _keyed("device", device_id)
+
+
+def client_ip(request) -> str:
+    """REMOTE_ADDR, or the address the N-th trusted proxy saw (settings.NUM_PROXIES, default 0).
+
+    X-Forwarded-For is only believed as far as our own proxies append to it, otherwise anyone
+    could dodge the per-IP limit by sending a made-up header.
+    """
+    proxies = getattr(settings, "NUM_PROXIES", 0)
+    if proxies:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies]
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def ip_hash(request) -> str:
+    return _keyed("ip", client_ip(request))
+
+
+def ip_limit() -> int:
+    return getattr(settings, "FEEDBACK_PUBLIC_IP_LIMIT_PER_HOUR", 20)
+
+
+def rate_limited(survey_id: int, hashed_ip: str) -> int | None:
+    """Count one submission; return the seconds to wait when over the limit, else None."""
+    now = time.time()
+    window = int(now // RATE_WINDOW)
+    key = f"feedback:ip:{survey_id}:{hashed_ip}:{window}"
+    cache.add(key, 0, timeout=RATE_WINDOW + 60)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=RATE_WINDOW + 60)
+        used = 1
+    if used > ip_limit():
+        return max(1, int((window + 1) * RATE_WINDOW - now))
+    return None
+
+
+def local_day_bounds(organization, at=None) -> tuple[dt.datetime, dt.datetime]:
+    try:
+        zone = zoneinfo.ZoneInfo(organization.time_zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = dt.UTC
+    local = timezone.localtime(at or timezone.now(), zone)
+    start = dt.datetime.combine(local.date(), dt.time.min, tzinfo=zone)
+    end = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
+    return start, end
+
+
+def _lock_key(org_id: int, survey_id: int, hashed_device: str) -> int:
+    digest = hashlib.sha256(f"ballot:{org_id}:{survey_id}:{hashed_device}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def record_once_per_day(*, organization, survey, hashed_device: str, record):
+    """Run ``record()`` (which writes the response) unless this device already answered today.
+
+    Raises AlreadyAnswered. Must be the outermost transaction so the lock is held until commit.
+    """
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s)", [_lock_key(organization.pk, survey.pk, hashed_device)]
+            )
+        start, end = local_day_bounds(organization)
+        if Response.objects.filter(
+            survey=survey, device_hash=hashed_device, submitted_at__gte=start, submitted_at__lt=end
+        ).exists():
+            raise AlreadyAnswered
+        return record()
