@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
+from django.db import connection
 from django.test import Client, override_settings
 
 from cem import models as m
@@ -195,3 +197,27 @@ def test_link_pages_respect_role_scope_and_tenant(sw, client, link):
     assert client.post(f"/feedback/links/link/{link.pk}/active/", {"active": "0"}).status_code == 404
     with tenant_context(world.a.org):
         assert fm.AnonymousLink.objects.get(pk=link.pk).active
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(FEEDBACK_PUBLIC_IP_LIMIT_PER_HOUR=1000)
+def test_concurrent_posts_from_one_device_count_once(sw, link):
+    """The advisory lock serialises check + insert: simultaneous submissions cannot both count."""
+    token = ballot.new_device_token()
+    barrier = threading.Barrier(8)
+    results = []
+
+    def submit():
+        c = Client()
+        c.cookies[ballot.DEVICE_COOKIE] = token
+        barrier.wait()
+        results.append(c.post(url_of(link), {"q-nps": "9"}).status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200] + [409] * 7
+    assert len(responses()) == 1

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from django.core import signing
+from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from cem import models as m
@@ -285,3 +288,24 @@ def test_invitation_of_org_a_only_ever_touches_org_a(sw, client, api):
     _inv_b, url_b = make_invitation(sw, org=world.b.org, survey=sw.survey_b)
     html = page(client.get(url_b))
     assert "Beta secret question" in html and "Store visit" not in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_submits_of_one_invitation_store_one_response(sw):
+    _inv, url = make_invitation(sw)
+    barrier = threading.Barrier(6)
+    results = []
+
+    def submit():
+        barrier.wait()
+        results.append(Client().post(url, {"q-nps": "9"}).status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200] + [410] * 5
+    with unscoped():
+        assert fm.Response.objects.count() == 1
