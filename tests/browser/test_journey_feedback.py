@@ -46,13 +46,6 @@ def _invitation(world) -> str:
     return raw
 
 
-# Known bug in the respondent pages, outside this area: their layout's <meta name="referrer"
-# content="no-referrer"> makes Chromium send "Origin: null" with the form POST, which Django's CSRF
-# origin check refuses (403). With "same-origin" (the token still never leaves the site) this whole
-# journey passes; drop the mark once the layout is fixed.
-@pytest.mark.xfail(
-    reason="respond/layout.html: referrer no-referrer → Origin: null → CSRF 403 on submit", strict=False
-)
 def test_a_detractor_on_a_phone_becomes_a_case_the_store_manager_resolves(world, page, mailoutbox):
     raw = _invitation(world)
 
