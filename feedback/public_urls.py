@@ -8,8 +8,14 @@
 
 from django.urls import path
 
+from feedback.respondent import AnonymousRespondView, InvitationRespondView
 from feedback.unsubscribe import UnsubscribeView
+from feedback.widget import WidgetSubmitView, WidgetSurveyView
 
 urlpatterns = [
+    path("i/<token>/", InvitationRespondView.as_view(), name="respond_invitation"),
+    path("a/<token>/", AnonymousRespondView.as_view(), name="respond_anonymous"),
+    path("w/<public_key>/survey.json", WidgetSurveyView.as_view(), name="widget_survey"),
+    path("w/<public_key>/responses", WidgetSubmitView.as_view(), name="widget_submit"),
     path("u/<str:token>/", UnsubscribeView.as_view(), name="unsubscribe"),
 ]
