@@ -1,3 +1,6 @@
-"""Event handlers of the feedback app (registered with cem.events.handles)."""
-from feedback import cases  # noqa: E402, F401 - alert rules open cases on ResponseReceived
-from feedback import invitations  # noqa: F401 - InteractionRecorded creates invitations
+"""Event handlers of the feedback app (registered with cem.events.handles on import)."""
+
+from feedback import (
+    cases,  # noqa: F401 - ResponseReceived: alert rules open cases
+    invitations,  # noqa: F401 - InteractionRecorded: invitations under the contact rules
+)
