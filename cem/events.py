@@ -31,6 +31,14 @@ EVENT_TYPES = {
     "InteractionRecorded": "Interactions were ingested (payload: interaction_ids).",
     "ResponseReceived": "Survey responses were stored (payload: response_ids, survey_id, location_id, "
     "employee_id, standard_ids).",
+    "SurveyPublished": "A new survey version was created (payload: survey_id, version_id, number, "
+    "question_keys).",
+    "CaseOpened": "An alert rule opened a case (payload: case_id, response_id, rule_id, location_id, "
+    "employee_id, priority, assignee_id).",
+    "CaseEscalated": "A case passed its SLA and moved up a level (payload: case_id, escalation_level, "
+    "assignee_id, location_id).",
+    "CaseResolved": "A case was resolved (payload: case_id, response_id, rule_id, location_id, employee_id, "
+    "escalation_level, …).",
 }
 
 
