@@ -342,33 +342,35 @@ class PublicSurveyView(View):
         }
         return render(request, "feedback/respond/form.html", context, status=status)
 
-    def get(self, request, *args, **kwargs):
+    def _open_survey(self, request):
+        """(version, questions) when the survey can be answered, else the page that says why."""
         try:
             self.check_open(request)
             version = self.version()
         except Unavailable as exc:
-            return _message_page(
+            return None, _message_page(
                 request, exc.kind, self.lang, exc.status, survey=self.survey, retry_after=exc.retry_after
             )
         except ValidationError:
-            return _message_page(request, "closed", self.lang, 410, survey=self.survey)
+            return None, _message_page(request, "closed", self.lang, 410, survey=self.survey)
         questions = version_questions(version)
         if not questions:
-            return _message_page(request, "closed", self.lang, 410, survey=self.survey)
+            return None, _message_page(request, "closed", self.lang, 410, survey=self.survey)
+        return (version, questions), None
+
+    def get(self, request, *args, **kwargs):
+        opened, refusal = self._open_survey(request)
+        if refusal is not None:
+            return refusal
+        version, questions = opened
         first = _visible_pages(questions, {})[:1] or _pages(questions)[:1]
         return self._render_page(request, version, questions, {}, first[0])
 
     def post(self, request, *args, **kwargs):
-        try:
-            self.check_open(request)
-            version = self.version()
-        except Unavailable as exc:
-            return _message_page(
-                request, exc.kind, self.lang, exc.status, survey=self.survey, retry_after=exc.retry_after
-            )
-        except ValidationError:
-            return _message_page(request, "closed", self.lang, 410, survey=self.survey)
-        questions = version_questions(version)
+        opened, refusal = self._open_survey(request)
+        if refusal is not None:
+            return refusal
+        version, questions = opened
         known = {q.key: q for q in questions}
         # Fields for questions this survey does not have (another survey's keys or ids) are
         # never produced by our form: refuse them rather than silently dropping them.
