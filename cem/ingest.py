@@ -84,7 +84,7 @@ class _Clean:
 _FIELD_SET = frozenset(FIELDS)
 
 
-def _text(value, name: str, errors: dict, *, required: bool, max_length: int) -> str | None:
+def clean_text(value, name: str, errors: dict, *, required: bool, max_length: int) -> str | None:
     if type(value) is str:  # the common case first: ~10 of these per row
         value = value.strip()
         if value and len(value) <= max_length:
@@ -155,17 +155,33 @@ class _Resolver:
 _CENT = Decimal("0.01")
 
 
-def _clean_row(index: int, raw, resolver: _Resolver, tz, now) -> tuple[_Clean | None, RowResult]:
+def row_start(
+    index: int, raw, fields: frozenset[str], *, external_id_required: bool
+) -> tuple[RowResult, dict[str, list[str]] | None]:
+    """The checks every bulk row starts with: an object, known fields, an external id.
+
+    Returns the row's result and its error dict to fill, or no dict when the row is not an
+    object (the result then already carries the error).
+    """
     if type(raw) is not dict:
-        return None, RowResult(
+        return RowResult(
             row=index, external_id=None, errors={"non_field_errors": ["Each row must be an object."]}
-        )
+        ), None
     errors: dict[str, list[str]] = {}
-    unknown = raw.keys() - _FIELD_SET
+    unknown = raw.keys() - fields
     if unknown:
-        errors["non_field_errors"] = [f"Unknown field(s): {', '.join(sorted(unknown))}."]
-    external_id = _text(raw.get("external_id"), "external_id", errors, required=True, max_length=100)
-    result = RowResult(row=index, external_id=external_id)
+        errors["non_field_errors"] = [f"Unknown field(s): {', '.join(sorted(map(str, unknown)))}."]
+    external_id = clean_text(
+        raw.get("external_id"), "external_id", errors, required=external_id_required, max_length=100
+    )
+    return RowResult(row=index, external_id=external_id), errors
+
+
+def _clean_row(index: int, raw, resolver: _Resolver, tz, now) -> tuple[_Clean | None, RowResult]:
+    result, errors = row_start(index, raw, _FIELD_SET, external_id_required=True)
+    if errors is None:
+        return None, result
+    external_id = result.external_id
 
     occurred_at = None
     value = raw.get("occurred_at")
@@ -182,19 +198,21 @@ def _clean_row(index: int, raw, resolver: _Resolver, tz, now) -> tuple[_Clean | 
             if occurred_at > now:
                 errors["occurred_at"] = ["Lies in the future."]
 
-    location_code = _text(raw.get("location"), "location", errors, required=True, max_length=40)
+    location_code = clean_text(raw.get("location"), "location", errors, required=True, max_length=40)
     location_id = resolver.locations.get(location_code) if location_code else None
     if location_code and location_id is None:
         errors["location"] = [f"Unknown location {location_code!r}."]
 
     touchpoint = None
-    touchpoint_code = _text(raw.get("touchpoint"), "touchpoint", errors, required=False, max_length=60)
+    touchpoint_code = clean_text(raw.get("touchpoint"), "touchpoint", errors, required=False, max_length=60)
     if touchpoint_code:
         touchpoint = resolver.touchpoints.get(touchpoint_code)
         if touchpoint is None:
             errors["touchpoint"] = [f"Unknown touchpoint {touchpoint_code!r}."]
 
-    channel_code = _text(raw.get("channel"), "channel", errors, required=touchpoint is None, max_length=40)
+    channel_code = clean_text(
+        raw.get("channel"), "channel", errors, required=touchpoint is None, max_length=40
+    )
     channel_id = resolver.channels.get(channel_code) if channel_code else None
     if channel_code and channel_id is None:
         errors["channel"] = [f"Unknown channel {channel_code!r}."]
@@ -210,7 +228,7 @@ def _clean_row(index: int, raw, resolver: _Resolver, tz, now) -> tuple[_Clean | 
     elif category not in _CATEGORIES:
         errors["category"] = [f"Must be one of {', '.join(sorted(_CATEGORIES))}."]
 
-    customer_ref = _text(raw.get("customer"), "customer", errors, required=False, max_length=64)
+    customer_ref = clean_text(raw.get("customer"), "customer", errors, required=False, max_length=64)
 
     employee_ids = []
     refs = resolver.employee_refs[index]
@@ -291,7 +309,7 @@ def interactions_ingest(*, organization, actor: Actor, rows: list) -> list[RowRe
         existing_refs = [r.external_id for r in clean if r.external_id not in created]
         batch_dups = [r.external_id for r in results if r.status == "duplicate"]
         existing = (
-            _ids_by_external_id(Interaction._meta.db_table, org_id, existing_refs + batch_dups)
+            ids_by_external_id(Interaction._meta.db_table, org_id, existing_refs + batch_dups)
             if existing_refs or batch_dups
             else {}
         )
@@ -383,7 +401,7 @@ def _write(org_id: int, rows: list[_Clean]) -> dict[str, int]:
         return dict(cur.fetchall())
 
 
-def _ids_by_external_id(table: str, org_id: int, refs) -> dict[str, int]:
+def ids_by_external_id(table: str, org_id: int, refs) -> dict[str, int]:
     """``{external_id: id}`` for the tenant's rows among ``refs``, with the refs sent as one array.
 
     An ORM ``__in`` would send one placeholder per ref: with thousands of refs, building,
@@ -402,7 +420,7 @@ def _customers_upsert(org_id: int, refs: set[str]) -> dict[str, int]:
     if not refs:
         return {}
     table = Customer._meta.db_table
-    known = _ids_by_external_id(table, org_id, refs)
+    known = ids_by_external_id(table, org_id, refs)
     missing = sorted(refs - set(known))
     if missing:
         with connection.cursor() as cur:
@@ -420,7 +438,7 @@ def _customers_upsert(org_id: int, refs: set[str]) -> dict[str, int]:
         # A ref another transaction stored meanwhile conflicted and returned nothing: look it up.
         raced = [ref for ref in missing if ref not in known]
         if raced:
-            known.update(_ids_by_external_id(table, org_id, raced))
+            known.update(ids_by_external_id(table, org_id, raced))
     return known
 
 

@@ -27,7 +27,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from cem.events import emit
-from cem.ingest import EVENT_CHUNK, RowResult, TooManyRows, _ids_by_external_id, _text
+from cem.ingest import EVENT_CHUNK, RowResult, TooManyRows, clean_text, ids_by_external_id, row_start
 from cem.models import Employee, Interaction, InteractionEmployee, Location
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
@@ -150,7 +150,7 @@ class _Resolver:
             dict(Location.objects.filter(code__in=locations).values_list("code", "id")) if locations else {}
         )
         self.existing = (
-            _ids_by_external_id(Response._meta.db_table, current_tenant_id(), externals) if externals else {}
+            ids_by_external_id(Response._meta.db_table, current_tenant_id(), externals) if externals else {}
         )
 
 
@@ -176,16 +176,10 @@ def _split_multi(questions: list[Question], values: dict) -> dict:
 
 
 def _clean_row(index: int, raw, res: _Resolver, tz, latest: dt.datetime) -> tuple[_Clean | None, RowResult]:
-    if type(raw) is not dict:
-        return None, RowResult(
-            row=index, external_id=None, errors={"non_field_errors": ["Each row must be an object."]}
-        )
-    errors: dict[str, list[str]] = {}
-    unknown = raw.keys() - _FIELD_SET
-    if unknown:
-        errors["non_field_errors"] = [f"Unknown field(s): {', '.join(sorted(map(str, unknown)))}."]
-    external_id = _text(raw.get("external_id"), "external_id", errors, required=False, max_length=100)
-    result = RowResult(row=index, external_id=external_id)
+    result, errors = row_start(index, raw, _FIELD_SET, external_id_required=False)
+    if errors is None:
+        return None, result
+    external_id = result.external_id
 
     survey = version_id = None
     survey_ref = raw.get("survey")
@@ -205,7 +199,7 @@ def _clean_row(index: int, raw, res: _Resolver, tz, latest: dt.datetime) -> tupl
     if source not in API_SOURCES:
         errors["source"] = [f"Must be one of {', '.join(API_SOURCES)}."]
 
-    locale = _text(raw.get("locale"), "locale", errors, required=False, max_length=16)
+    locale = clean_text(raw.get("locale"), "locale", errors, required=False, max_length=16)
     if survey is not None:
         offered = {survey.default_locale, *(survey.locales or [])}
         if locale and locale not in offered:
@@ -226,13 +220,13 @@ def _clean_row(index: int, raw, res: _Resolver, tz, latest: dt.datetime) -> tupl
                 errors["submitted_at"] = ["Lies in the future."]
 
     employee_id = None
-    employee_ref = _text(raw.get("employee"), "employee", errors, required=False, max_length=64)
+    employee_ref = clean_text(raw.get("employee"), "employee", errors, required=False, max_length=64)
     if employee_ref:
         employee_id = res.employees.get(employee_ref)
         if employee_id is None:
             errors["employee"] = [f"Unknown employee {employee_ref!r}."]
 
-    location_ref = _text(raw.get("location"), "location", errors, required=False, max_length=40)
+    location_ref = clean_text(raw.get("location"), "location", errors, required=False, max_length=40)
     location_id = None
     if location_ref:
         location_id = res.locations.get(location_ref)
@@ -240,7 +234,9 @@ def _clean_row(index: int, raw, res: _Resolver, tz, latest: dt.datetime) -> tupl
             errors["location"] = [f"Unknown location {location_ref!r}."]
 
     interaction_id, dims = None, Dimensions(location_id=location_id, employee_id=employee_id)
-    interaction_ref = _text(raw.get("interaction"), "interaction", errors, required=False, max_length=100)
+    interaction_ref = clean_text(
+        raw.get("interaction"), "interaction", errors, required=False, max_length=100
+    )
     if interaction_ref:
         found = res.interactions.get(interaction_ref)
         if found is None:
@@ -383,7 +379,7 @@ def responses_ingest(*, organization, actor: Actor, rows: list) -> list[RowResul
         written = _write(organization, org_id, to_write, now) if to_write else {}
         # Rows a concurrent call stored first were skipped by ON CONFLICT: report them as duplicates.
         raced = [r.external_id for r in to_write if r.row not in written and r.external_id]
-        stored = _ids_by_external_id(Response._meta.db_table, org_id, raced) if raced else {}
+        stored = ids_by_external_id(Response._meta.db_table, org_id, raced) if raced else {}
         by_ext = {r.external_id: written[r.row] for r in to_write if r.row in written and r.external_id}
         by_ext.update(stored)
         for row in to_write:
