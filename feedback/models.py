@@ -361,6 +361,13 @@ class Answer(TenantModel):
                 name="answer_org_type_submitted",
                 include=["number", "location", "employee", "channel", "touchpoint", "segment", "survey"],
             ),
+            # The dashboards' main cut (a score by location): an index-only scan reads a third of
+            # what the table scan does.
+            models.Index(
+                fields=["organization", "question_type", "location"],
+                name="answer_org_type_loc",
+                include=["number", "submitted_at"],
+            ),
             models.Index(
                 fields=["organization", "standard", "submitted_at"], name="answer_org_std_submitted"
             ),
