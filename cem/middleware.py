@@ -92,6 +92,24 @@ def principal_of(request) -> str | None:
     return None
 
 
+def _count_hit(key: str, *, ttl: int) -> int:
+    """Add one to a counter that expires; one round trip on Redis (this runs on every API call)."""
+    redis_cache = getattr(cache, "_cache", None)
+    if hasattr(redis_cache, "get_client"):
+        full_key = cache.make_and_validate_key(key)
+        pipe = redis_cache.get_client(full_key, write=True).pipeline(transaction=False)
+        pipe.incr(full_key)
+        pipe.expire(full_key, ttl, nx=True)
+        used, _ = pipe.execute()
+        return int(used)
+    cache.add(key, 0, timeout=ttl)
+    try:
+        return cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=ttl)
+        return 1
+
+
 class ApiRateLimitMiddleware:
     """Fixed one-minute window per API key (or per user), counted in the shared cache."""
 
@@ -109,13 +127,7 @@ class ApiRateLimitMiddleware:
         now = time.time()
         window = int(now // self.WINDOW)
         reset = (window + 1) * self.WINDOW
-        cache_key = f"ratelimit:{principal}:{window}"
-        cache.add(cache_key, 0, timeout=self.WINDOW + 5)
-        try:
-            used = cache.incr(cache_key)
-        except ValueError:  # evicted between add and incr
-            cache.set(cache_key, 1, timeout=self.WINDOW + 5)
-            used = 1
+        used = _count_hit(f"ratelimit:{principal}:{window}", ttl=self.WINDOW + 5)
         remaining = max(0, limit - used)
         if used > limit:
             retry_after = max(1, int(reset - now))

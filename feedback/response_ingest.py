@@ -307,11 +307,11 @@ def _prepare(organization, rows: list) -> tuple[_Resolver, list[RowResult], list
 def response_submit(*, organization, actor: Actor, data) -> tuple[RowResult, Response | None]:
     """One API response through response_record; idempotent on external_id (then "duplicate")."""
     _check_tenant(organization)
-    _, [result], clean = _prepare(organization, [data])
+    resolver, [result], clean = _prepare(organization, [data])
     if not clean:
         return result, None
     row = clean[0]
-    existing_id = row.external_id and _existing(row.external_id)
+    existing_id = row.external_id and resolver.existing.get(row.external_id)
     if existing_id:
         result.status, result.id = "duplicate", existing_id
         return result, Response.objects.get(pk=existing_id)
@@ -322,7 +322,11 @@ def response_submit(*, organization, actor: Actor, data) -> tuple[RowResult, Res
                 organization=organization,
                 actor=actor,
                 survey=row.survey,
-                version=SurveyVersion.objects.get(pk=row.version_id),
+                # The resolver has read the version's questions; only its id is needed here.
+                version=SurveyVersion(
+                    pk=row.version_id, organization_id=row.survey.organization_id, survey=row.survey
+                ),
+                questions=resolver.questions[row.version_id],
                 values=row.values,
                 source=row.source,
                 dimensions=row.dims,

@@ -89,14 +89,17 @@ def response_record(
     submitted_at=None,
     device_hash: str = "",
     ip_hash: str = "",
+    questions: list[Question] | None = None,
 ) -> Response:
     """Validate one submission and store it with its answers; emits ResponseReceived.
 
     Raises ValidationError keyed by question key for bad answers; nothing is written then.
+    ``questions`` may carry the version's questions when the caller has already loaded them.
     """
     org_id = _check_tenant(organization)
     version = version or current_version(survey)
-    questions = version_questions(version)
+    if questions is None:
+        questions = version_questions(version)
     answers, errors = clean_answers(questions, values)
     if errors:
         raise ValidationError(errors)
@@ -150,6 +153,8 @@ def response_record(
             )
         )
     Answer.objects.bulk_create(rows)
+    # Callers that render the response (the API) need its answers: hand them over, no re-read.
+    response._prefetched_objects_cache = {"answers": rows}
     emit(
         organization=org_id,
         event_type=RESPONSE_RECEIVED,

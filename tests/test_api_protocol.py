@@ -230,3 +230,29 @@ def test_schema_and_docs(db, client):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert "cdn.jsdelivr" not in docs.content.decode()  # assets are served by us (sidecar)
+
+
+def test_rate_limit_counter_on_redis_is_one_round_trip_and_expires(settings):
+    """Production counts in Redis with INCR + EXPIRE NX in one pipeline; the window expires."""
+    import uuid
+
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    from cem.middleware import _count_hit
+
+    redis_cache = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": settings.REDIS_URL,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+    with override_settings(CACHES=redis_cache):
+        from django.core.cache import cache
+
+        assert [_count_hit("window", ttl=30) for _ in range(3)] == [1, 2, 3]
+        client = cache._cache.get_client(cache.make_key("window"))
+        assert 0 < client.ttl(cache.make_key("window")) <= 30
+        cache.delete("window")
+    caches["default"].clear()

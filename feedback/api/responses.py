@@ -137,12 +137,13 @@ class ResponseViewSet(mixins.CreateModelMixin, TenantReadOnlyViewSet):
         """Record one response; re-sending the same external_id returns the stored one (200)."""
         if not isinstance(request.data, dict):
             raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        result, _ = response_ingest.response_submit(
+        result, instance = response_ingest.response_submit(
             organization=self.organization, actor=self.actor, data=request.data
         )
         if result.status == "error":
             return Response(result.errors, status=status.HTTP_400_BAD_REQUEST)
-        instance = self.safely_get_queryset(SurveyResponse.objects.all()).get(pk=result.id)
+        if result.status != "created":
+            instance = self.safely_get_queryset(SurveyResponse.objects.all()).get(pk=result.id)
         code = status.HTTP_201_CREATED if result.status == "created" else status.HTTP_200_OK
         return Response(ResponseSerializer(instance).data, status=code)
 
