@@ -23,7 +23,7 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Min
+from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 
 from cem.events import emit
@@ -98,22 +98,27 @@ class _Resolver:
             ):
                 if (ref := _ref(r.get(name))) is not None:
                     bucket.add(ref)
-        self.surveys = {s.pk: s for s in Survey.objects.filter(pk__in=survey_ids)} if survey_ids else {}
-        versions = (
-            SurveyVersion.objects.filter(survey_id__in=self.surveys)
-            .order_by("survey_id", "-number")
-            .distinct("survey_id")
-            .values_list("survey_id", "id")
-            if self.surveys
-            else []
-        )
-        self.versions = dict(versions)
+        # One query for the current version's questions with their survey; a survey without
+        # questions (rare) is looked up on its own so the row can say why it is refused.
+        self.surveys: dict[int, Survey] = {}
+        self.versions: dict[int, int] = {}
         self.questions: dict[int, list[Question]] = defaultdict(list)
-        if self.versions:
-            for q in Question.objects.filter(version_id__in=self.versions.values()).order_by(
-                "version_id", "page", "position", "id"
+        if survey_ids:
+            latest = (
+                SurveyVersion.objects.filter(survey_id=OuterRef("version__survey_id"))
+                .order_by("-number")
+                .values("pk")[:1]
+            )
+            for q in (
+                Question.objects.filter(version__survey_id__in=survey_ids, version_id=Subquery(latest))
+                .select_related("version__survey")
+                .order_by("version_id", "page", "position", "id")
             ):
+                self.surveys[q.version.survey_id] = q.version.survey
+                self.versions[q.version.survey_id] = q.version_id
                 self.questions[q.version_id].append(q)
+            if missing := survey_ids - self.surveys.keys():
+                self.surveys.update((s.pk, s) for s in Survey.objects.filter(pk__in=missing))
         self.interactions: dict[str, tuple] = {}
         if interactions:
             for row in Interaction.objects.filter(external_id__in=interactions).values_list(
@@ -317,24 +322,24 @@ def response_submit(*, organization, actor: Actor, data) -> tuple[RowResult, Res
         return result, Response.objects.get(pk=existing_id)
     interaction = Interaction.objects.get(pk=row.interaction_id) if row.interaction_id else None
     try:
-        with transaction.atomic():
-            response = response_record(
-                organization=organization,
-                actor=actor,
-                survey=row.survey,
-                # The resolver has read the version's questions; only its id is needed here.
-                version=SurveyVersion(
-                    pk=row.version_id, organization_id=row.survey.organization_id, survey=row.survey
-                ),
-                questions=resolver.questions[row.version_id],
-                values=row.values,
-                source=row.source,
-                dimensions=row.dims,
-                interaction=interaction,
-                locale=row.locale,
-                external_id=row.external_id,
-                submitted_at=row.submitted_at,
-            )
+        # response_record is atomic: a unique clash rolls it back before it reaches us.
+        response = response_record(
+            organization=organization,
+            actor=actor,
+            survey=row.survey,
+            # The resolver has read the version's questions; only its id is needed here.
+            version=SurveyVersion(
+                pk=row.version_id, organization_id=row.survey.organization_id, survey=row.survey
+            ),
+            questions=resolver.questions[row.version_id],
+            values=row.values,
+            source=row.source,
+            dimensions=row.dims,
+            interaction=interaction,
+            locale=row.locale,
+            external_id=row.external_id,
+            submitted_at=row.submitted_at,
+        )
     except IntegrityError:
         # The same external_id committed by a concurrent request between the look-up and the insert.
         existing_id = row.external_id and _existing(row.external_id)
