@@ -248,3 +248,91 @@ def test_router_is_the_only_api_surface():
         str(p.pattern) for p in get_resolver().url_patterns if str(p.pattern).startswith("api/v1/")
     ]
     assert api_patterns == ["api/v1/"]
+
+
+# --- public respondent routes ------------------------------------------------------------------
+# Public routes take a token instead of a session: the tenant is whatever the token belongs to.
+# Sweep them from the other side: with org A's tokens (org B's admin signed in, to show the
+# session plays no part), nothing of org B is ever shown, and answers aimed at org B's survey
+# are refused without touching org B's rows. Every token route must have a provider here.
+
+
+def _org_b_fingerprint(world) -> str:
+    global _org_a_id
+    saved, _org_a_id = _org_a_id, world.b.org.pk
+    try:
+        return _fingerprint()
+    finally:
+        _org_a_id = saved
+
+
+def _public_tokens(world) -> dict[str, str]:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from feedback import models as fm
+    from feedback.tokens import new_token
+    from feedback.unsubscribe import unsubscribe_token
+
+    org = world.a.org
+    with tenant_context(org):
+        survey = fm.Survey.objects.get(name="Sweep links acme")
+        version = survey.versions.order_by("-number").first()
+        raw, hashed = new_token()
+        fm.Invitation.objects.create(
+            organization=org,
+            survey=survey,
+            version=version,
+            location=world.a.locations["a-n1"],
+            delivery_channel="email",
+            token_hash=hashed,
+            status=fm.Invitation.Status.SENT,
+            send_at=timezone.now(),
+            expires_at=timezone.now() + dt.timedelta(days=7),
+        )
+        link = fm.AnonymousLink.objects.filter(survey=survey).first()
+        fm.Survey.objects.filter(pk=survey.pk).update(allowed_origins=["https://shop.acme.test"])
+    return {
+        "respond_invitation": raw,
+        "respond_anonymous": link.token,
+        "widget_survey": survey.public_key,
+        "widget_submit": survey.public_key,
+        "unsubscribe": unsubscribe_token(org.pk, world.a.customer.pk),
+    }
+
+
+def test_public_routes_never_cross_tenants(sweep_world, client):
+    from feedback import models as fm
+    from tests.feedback.conftest import make_survey
+
+    world = sweep_world
+    _, _, b_questions = make_survey(world.b.org, name="Beta public survey")
+    tokens = _public_tokens(world)
+    client.force_login(world.users["outsider"])
+    before_b = _org_b_fingerprint(world)
+    swept = set()
+    for route, pattern in _page_patterns():
+        params = set(pattern.pattern.converters)
+        if not params or not params <= PUBLIC_TOKEN_PARAMS:
+            continue
+        name = pattern.name
+        assert name in tokens, f"public route {route} ({name}) has no token provider in this sweep"
+        url = "/" + route
+        for param in params:
+            url = url.replace(f"<str:{param}>", tokens[name]).replace(f"<{param}>", tokens[name])
+        get = client.get(url, HTTP_ORIGIN="https://shop.acme.test")
+        assert get.status_code < 500, (url, get.status_code)
+        assert b"beta" not in get.content.lower(), f"{url} showed org B data"
+        # Org B's question ids and keys, posted through org A's token.
+        smuggled = {f"q-{q.pk}": "10" for q in b_questions.values()} | {"q-nps": "10"}
+        post = client.post(url, smuggled, HTTP_ORIGIN="https://shop.acme.test")
+        assert post.status_code < 500 and b"beta" not in post.content.lower(), (url, post.status_code)
+        body = {"answers": {str(q.pk): 10 for q in b_questions.values()}, "device": "x"}
+        post = client.post(url, body, content_type="application/json", HTTP_ORIGIN="https://shop.acme.test")
+        assert post.status_code < 500 and b"beta" not in post.content.lower(), (url, post.status_code)
+        swept.add(name)
+    assert swept == set(tokens), swept
+    assert _org_b_fingerprint(world) == before_b, "a public route changed org B's data"
+    with tenant_context(world.b.org):
+        assert not fm.Response.objects.exists()
