@@ -10,6 +10,7 @@ NAVIGATION = [
     ("Feedback", "feedback_dashboard", "responses.view"),
     ("Cases", "feedback_cases", "cases.view"),
     ("Surveys", "feedback_surveys", "surveys.view"),
+    ("Exports", "feedback_exports", "exports.view"),
     ("Users", "members", "memberships.view"),
     ("API keys", "api_keys", "apikeys.view"),
     ("Audit log", "audit_log", "auditlog.view"),
