@@ -191,6 +191,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MembershipRoleEnum": "cem.models.access.Role",
         "EmployeeRoleEnum": "cem.models.hierarchy.Employee.Role",
+        "QuestionTypeEnum": "feedback.models.QuestionType",
+        "ResponseSourceEnum": "feedback.models.ResponseSource",
+        "CaseStatusEnum": "feedback.models.Case.Status",
     },
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)

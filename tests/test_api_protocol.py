@@ -256,3 +256,10 @@ def test_rate_limit_counter_on_redis_is_one_round_trip_and_expires(settings):
         assert 0 < client.ttl(cache.make_key("window")) <= 30
         cache.delete("window")
     caches["default"].clear()
+
+
+def test_openapi_schema_is_valid_and_warning_free(tmp_path):
+    """Integrators generate clients from it: no validation errors, no ambiguous enum names."""
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
