@@ -131,9 +131,11 @@ def org_tz(organization) -> zoneinfo.ZoneInfo:
 def parse_bound(param: str, raw: str, tz, *, end: bool) -> dt.datetime:
     """A date covers the whole local day; a datetime without offset is local to the organization."""
     raw = raw.strip()
+    # The date first: parse_datetime (datetime.fromisoformat) also accepts "YYYY-MM-DD" as
+    # midnight, which would make "to=<day>" exclude that very day.
     try:
-        moment = parse_datetime(raw)
-        day = None if moment else parse_date(raw)
+        day = parse_date(raw)
+        moment = None if day else parse_datetime(raw)
     except ValueError:
         moment = day = None
     if moment is not None:
