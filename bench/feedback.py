@@ -25,12 +25,11 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/cem"
+from scratch import ROOT, prepare_environment, recreate_database, setup_django, table
+
 N_LOCATIONS = 30
 N_EMPLOYEES = 300
 BATCH = 10_000  # the bulk endpoint's cap per call
@@ -41,10 +40,6 @@ COMMENTS = (  # with their share among comments; a fifth of the responses commen
     "The store was dirty and messy.",
     "El personal fue amable y me ayudó.",
 )
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,28 +53,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--keep-db", action="store_true")
     p.add_argument("--export-child", type=int, help=argparse.SUPPRESS)  # internal: run one export job
     return p.parse_args()
-
-
-def prepare_environment(db_name: str) -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL", DEFAULT_DB_URL)
-    bench_url, admin_url = _with_db(base, db_name), _with_db(base, "postgres")
-    os.environ["DATABASE_URL"] = bench_url
-    os.environ["CELERY_BROKER_URL"] = "memory://localhost/"  # outbox kicks go nowhere, fast
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
-    os.environ.setdefault("DEBUG", "false")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cem.settings")
-    sys.path.insert(0, str(ROOT))
-    return bench_url, admin_url
-
-
-def recreate_database(admin_url: str, db_name: str, *, drop_only: bool = False) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
-        if not drop_only:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
 
 
 # --- scratch organization and data -----------------------------------------------------------
@@ -341,9 +314,7 @@ def _rss_kb(field: str) -> int:
 
 def export_child(job_id: int) -> int:
     """Run inside a fresh process: build one export job as the Celery task would, and report."""
-    import django
-
-    django.setup()
+    setup_django()
     from cem.tenancy import tenant_context, unscoped
     from feedback.export_tasks import export_build
     from feedback.models import ExportJob
@@ -575,9 +546,9 @@ def truncate_ingest_side(owner) -> None:
 
 
 def bench_ingest(owner, w: World, client, sizes: list[int], repeat: int) -> list[tuple]:
-    for table in ("response", "answer"):
+    for name in ("response", "answer"):
         owner.execute(
-            f"CREATE TABLE scratch_{table} (LIKE feedback_{table} INCLUDING DEFAULTS INCLUDING IDENTITY"
+            f"CREATE TABLE scratch_{name} (LIKE feedback_{name} INCLUDING DEFAULTS INCLUDING IDENTITY"
             " INCLUDING CONSTRAINTS INCLUDING INDEXES)"
         )
     owner.commit()
@@ -762,18 +733,12 @@ def main() -> int:
     print(f"scratch database {args.db_name!r} on {where.hostname}:{where.port or 5432}")
     recreate_database(admin_url, args.db_name)
 
-    import django
-
-    django.setup()
+    setup_django()
     import psycopg
     from django.core.management import call_command
     from django.db import connections
     from django.test import Client
-    from django.test.utils import override_settings
 
-    locmem = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    override_settings(CACHES=locmem).enable()
-    warnings.filterwarnings("ignore", message="No directory at", module="django.core.handlers.base")
     media_root = Path(tempfile.mkdtemp(prefix="bench_feedback_media_"))
     report: dict = {}
     try:
@@ -829,7 +794,7 @@ def print_report(r: dict, args) -> None:
     print(
         f"(a) NPS grouped by location: {nps['answers']:,} NPS answers, {nps['groups']} groups, best of {max(args.repeat, 5)}\n"
     )
-    _table(
+    table(
         ["what", "seconds", "target"],
         [
             ["raw SQL (owner, RLS bypassed)", f"{nps['raw']:.3f}", ""],
@@ -839,7 +804,7 @@ def print_report(r: dict, args) -> None:
     )
     e, s = r["export"], r["export_small"]
     print(f"\n(b) export of {e['rows']:,} responses to CSV ({len(e['header'])} columns)\n")
-    _table(
+    table(
         ["what", "seconds", "rows/s", "file MB", "peak RSS MB"],
         [
             ["raw: one pivoting query, COPY … TO STDOUT", f"{r['raw_export']:.1f}", f"{e['rows'] / r['raw_export']:,.0f}",
@@ -854,7 +819,7 @@ def print_report(r: dict, args) -> None:
     if r.get("ingest") is None:
         print("pending: feedback.response_ingest not importable")
     else:
-        _table(
+        table(
             ["rows", "raw COPY", "ours-service", "% of COPY", "ours-http", "% of COPY"],
             [
                 [f"{n:,}", f"{n / b['copy']:,.0f}", f"{n / b['service']:,.0f}", f"{100 * b['copy'] / b['service']:.0f} %",
@@ -867,20 +832,13 @@ def print_report(r: dict, args) -> None:
         print(
             f"\n(d) POST /api/v1/responses/ against gunicorn -w 4 ({tool}, {args.post_seconds} s per run)\n"
         )
-        _table(
+        table(
             ["clients", "responses/s", "requests", "not 201", "stored"],
             [
                 [str(c), f"{rate:,.0f}", str(total), str(bad), str(stored)]
                 for c, rate, total, bad, stored, _ in r["post"]
             ],
         )
-
-
-def _table(header: list[str], rows: list[list[str]]) -> None:
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("-" * (len(h) + 2) for h in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -12,17 +12,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import random
 import sys
 import time
-import warnings
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/cem"
+from scratch import prepare_environment, recreate_database, setup_django, table
+
 BATCH = 10_000  # the API's per-call cap (settings.BULK_INGEST_MAX_ROWS)
 EVENT_CHUNK = 1_000  # cem.ingest emits one outbox event per this many interactions
 N_LOCATIONS = 30
@@ -41,11 +38,6 @@ ANCHOR = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 # Customers are created once, before any timing: the steady state of a feed whose customers are
 # mostly known. Interactions, their employee links and the outbox start empty for every run.
 TRUNCATE_SQL = "TRUNCATE cem_interactionemployee, cem_interaction, cem_outboxevent CASCADE"
-
-
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 def parse_args() -> argparse.Namespace:
@@ -69,36 +61,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # --- environment and scratch database ---------------------------------------------------------
-
-
-def prepare_environment(db_name: str) -> tuple[str, str]:
-    """Point Django at the scratch DB and Celery at an in-memory broker; return (bench, admin) URLs."""
-    base = os.environ.get("DATABASE_URL", DEFAULT_DB_URL)
-    bench_url, admin_url = _with_db(base, db_name), _with_db(base, "postgres")
-    os.environ["DATABASE_URL"] = bench_url
-    os.environ["CELERY_BROKER_URL"] = "memory://localhost/"  # outbox kicks go nowhere, fast, without Redis
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"  # never run the handlers inline
-    os.environ.setdefault("DEBUG", "false")  # as in production: no query log, no debug cursor
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cem.settings")
-    sys.path.insert(0, str(ROOT))
-    return bench_url, admin_url
-
-
-def recreate_database(admin_url: str, db_name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
-
-
-def drop_database(admin_url: str, db_name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
 
 
 # --- scratch organization ---------------------------------------------------------------------
@@ -365,19 +327,11 @@ def main() -> int:
     print(f"scratch database {args.db_name!r} on {where.hostname}:{where.port or 5432}")
     recreate_database(admin_url, args.db_name)
 
-    import django
-
-    django.setup()
+    setup_django()
     import psycopg
     from django.core.management import call_command
     from django.db import connections
     from django.test import Client
-    from django.test.utils import override_settings
-
-    # The rate-limit counter lives in the cache (Redis by default); keep the bench free of Redis.
-    locmem = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    override_settings(CACHES=locmem).enable()
-    warnings.filterwarnings("ignore", message="No directory at", module="django.core.handlers.base")
 
     try:
         t0 = time.perf_counter()
@@ -386,9 +340,9 @@ def main() -> int:
         refs = create_org()
         org_id = refs.org.pk
         owner = psycopg.connect(bench_url)
-        for table in ("interaction", "interactionemployee"):
+        for name in ("interaction", "interactionemployee"):
             owner.execute(
-                f"CREATE TABLE scratch_{table} (LIKE cem_{table} INCLUDING DEFAULTS"
+                f"CREATE TABLE scratch_{name} (LIKE cem_{name} INCLUDING DEFAULTS"
                 " INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING INDEXES)"
             )
         owner.execute(  # the customer pool, once (see TRUNCATE_SQL)
@@ -442,13 +396,13 @@ def main() -> int:
     finally:
         connections.close_all()
         if not args.keep_db:
-            drop_database(admin_url, args.db_name)
+            recreate_database(admin_url, args.db_name, drop_only=True)
 
     print(
         f"\nbest of {args.repeat}; interactions per second; service and HTTP calls carry "
         f"{BATCH:,} rows each\n"
     )
-    _table(
+    table(
         ["rows", "raw COPY rows/s", "ours-service rows/s", "% of COPY", "ours-http rows/s", "% of COPY"],
         [
             [
@@ -463,7 +417,7 @@ def main() -> int:
         ],
     )
     print("\ndiagnostic: pre-built tuples COPYed into cem_interaction + cem_interactionemployee themselves\n")
-    _table(
+    table(
         ["rows", "COPY → cem_interaction rows/s", "% of raw COPY", "ours-service % of it"],
         [
             [
@@ -484,13 +438,6 @@ def _rate(n: int, seconds: float) -> str:
 
 def _pct(reference: float, seconds: float) -> str:
     return f"{100 * reference / seconds:.0f} %"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> None:
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("-" * (len(h) + 2) for h in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
