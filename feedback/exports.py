@@ -323,7 +323,7 @@ def _rows(
             escape_cell(survey),
             version,
             source,
-            locale,
+            escape_cell(locale),
             escape_cell(loc_code),
             escape_cell(loc_name),
             escape_cell(emp_id),
@@ -343,7 +343,7 @@ def _rows(
                 continue
             number, text, choices, sentiment, score, topics = a
             if c.type == QuestionType.TEXT:
-                row += [escape_cell(text), sentiment or None, score, "; ".join(topics) or None]
+                row += [escape_cell(text), sentiment or None, score, escape_cell("; ".join(topics)) or None]
             elif choices:
                 row.append(escape_cell("; ".join(choices)))
             elif number is not None:

@@ -48,3 +48,26 @@ def test_parse_bound_date_vs_datetime():
     assert explicit == dt.datetime(2026, 3, 31, tzinfo=tz)
     with pytest.raises(selectors.MetricQueryError):
         selectors.parse_bound("to", "2026-02-30", tz, end=True)
+
+
+# --- exports: every text cell is escaped, topics included ----------------------------------------
+
+
+def test_export_escapes_formula_topics(sw, settings, tmp_path):
+    import csv
+    import io
+
+    from feedback import exports
+    from feedback import models as fm
+
+    settings.MEDIA_ROOT = tmp_path
+    a = sw.world.a
+    # Topic names come from the organization's settings["feedback_topics"] keys: free text.
+    bulk_answers(sw, [Spec("text", None, extra={"text": "slow", "topics": ["=1+1", "wait"]})])
+    with tenant_context(a.org):
+        job = fm.ExportJob.objects.create(
+            organization=a.org, format="csv", filters={"scope": {}}, file_path=f"exports/{a.org.pk}/t.csv"
+        )
+        assert exports.export_build(job) == 1
+    rows = list(csv.DictReader(io.StringIO((tmp_path / job.file_path).read_text("utf-8-sig"))))
+    assert rows[0]["comment_topics"] == "'=1+1; wait"
