@@ -48,7 +48,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "feedback.apps.FeedbackConfig",
-    "audits",
+    "audits.apps.AuditsConfig",
     "learning",
     "incentives",
     "alignment",
