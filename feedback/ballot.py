@@ -55,6 +55,14 @@ def device_id_from(token: str | None) -> str | None:
         return None
 
 
+def content_length(request) -> int:
+    """The declared body size; the public views refuse big bodies before Django reads them."""
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
 def _keyed(purpose: str, value: str) -> str:
     key = f"{settings.SECRET_KEY}:{purpose}".encode()
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()

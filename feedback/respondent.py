@@ -34,6 +34,9 @@ from feedback.tokens import hash_token
 
 FIELD_PREFIX = "q-"
 MAX_FIELD = 6000
+# A page of the form, with the signed state of earlier pages, is far below this; the site-wide
+# DATA_UPLOAD_MAX_MEMORY_SIZE (32 MB, for the bulk API) is no limit for an anonymous public form.
+MAX_BODY = 1024 * 1024
 _OPEN_INVITATION = (Invitation.Status.SCHEDULED, Invitation.Status.SENT)
 _LANGUAGE_NAMES = {"en": "English", "es": "Español", "fr": "Français", "de": "Deutsch", "pt": "Português"}
 
@@ -230,6 +233,9 @@ class PublicSurveyView(View):
         token = kwargs.get("token", "")
         if request.method.lower() not in self.http_method_names:
             return self.http_method_not_allowed(request, *args, **kwargs)
+        if request.method == "POST" and ballot.content_length(request) > MAX_BODY:
+            lang = choose_language(_NoSurvey, accept_language=request.headers.get("Accept-Language", ""))
+            return _message_page(request, "too_large", lang, 413)
         found = self.find(token) if 8 <= len(token) <= 200 else None
         if found is None:
             lang = choose_language(_NoSurvey, accept_language=request.headers.get("Accept-Language", ""))

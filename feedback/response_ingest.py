@@ -50,6 +50,7 @@ FIELDS = (
 _FIELD_SET = frozenset(FIELDS)
 API_SOURCES = (ResponseSource.API, ResponseSource.IVR)
 _FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MULTI_SEPARATORS = (";", "|", ",")
 
 
@@ -77,7 +78,8 @@ def _ref(value) -> str | None:
 
 def _survey_id(value) -> int | None:
     ref = _ref(value)
-    return int(ref) if ref and ref.isdigit() and len(ref) < 19 else None
+    # isascii(): "²".isdigit() is true, yet int("²") raises.
+    return int(ref) if ref and ref.isascii() and ref.isdigit() and len(ref) < 19 else None
 
 
 class _Resolver:
@@ -223,6 +225,10 @@ def _clean_row(index: int, raw, res: _Resolver, tz, latest: dt.datetime) -> tupl
                 submitted_at = submitted_at.replace(tzinfo=tz)
             if submitted_at > latest:
                 errors["submitted_at"] = ["Lies in the future."]
+            elif submitted_at < _EARLIEST:
+                # Near year 1 an offset pushes the instant before 0001-01-01 UTC, which
+                # PostgreSQL stores (as BC) but Python cannot read back.
+                errors["submitted_at"] = [f"Lies before {_EARLIEST.year}."]
 
     employee_id = None
     employee_ref = clean_text(raw.get("employee"), "employee", errors, required=False, max_length=64)
@@ -545,20 +551,27 @@ def _write(organization, org_id: int, rows: list[_Clean], now: dt.datetime) -> d
 def rows_from_csv(data: bytes | str) -> list[dict]:
     """Columns survey, external_id, interaction, employee, location, submitted_at, locale, source;
     every other column is a question key. An empty cell is an unanswered question."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise ValidationError({"non_field_errors": ["The CSV file must be encoded as UTF-8."]}) from None
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None:
-        return []
     rows = []
-    for record in reader:
-        row: dict = {"answers": {}}
-        for key, value in record.items():
-            if key is None:
-                continue
-            key = key.strip()
-            if key in _FIELD_SET and key != "answers":
-                row[key] = value if value != "" else None
-            elif value not in (None, ""):
-                row["answers"][key] = value
-        rows.append(row)
+    try:
+        if reader.fieldnames is None:
+            return []
+        for record in reader:
+            row: dict = {"answers": {}}
+            for key, value in record.items():
+                if key is None:
+                    continue
+                key = key.strip()
+                if key in _FIELD_SET and key != "answers":
+                    row[key] = value if value != "" else None
+                elif value not in (None, ""):
+                    row["answers"][key] = value
+            rows.append(row)
+    except csv.Error as exc:
+        # e.g. "field larger than field limit": a client error, not a crash.
+        raise ValidationError({"non_field_errors": [f"Not a readable CSV file: {exc}."]}) from None
     return rows

@@ -206,14 +206,22 @@ def survey_archive(*, organization, actor: Actor, survey: Survey) -> Survey:
 # --- triggers -----------------------------------------------------------------------------------
 
 
+def _id_of(value) -> int | None:
+    """A database id from an int or a string of ASCII digits ("²".isdigit() is true, int("²") raises)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value).strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
+
+
 def _resolve(model, values, field: str) -> list:
     """Instances or ids → instances of the tenant (scoped manager); unknown ids are a field error."""
     ids = []
     for value in values or []:
-        pk = getattr(value, "pk", value)
-        if isinstance(pk, bool) or not isinstance(pk, int | str) or not str(pk).isdigit():
+        pk = _id_of(getattr(value, "pk", value))
+        if pk is None:
             raise ValidationError({field: f"Not an id: {value!r}."})
-        ids.append(int(pk))
+        ids.append(pk)
     found = {obj.pk: obj for obj in model.objects.filter(pk__in=ids)}
     missing = [str(pk) for pk in ids if pk not in found]
     if missing:
@@ -406,7 +414,7 @@ def clean_questions(survey: Survey, questions, *, previous_types: dict[str, str]
     for i, q in enumerate(questions):
         if isinstance(q, dict) and q.get("standard") not in (None, ""):
             standard_refs[i] = getattr(q["standard"], "pk", q["standard"])
-    wanted_ids = {int(v) for v in standard_refs.values() if str(v).isdigit() and not isinstance(v, bool)}
+    wanted_ids = {pk for v in standard_refs.values() if (pk := _id_of(v)) is not None}
     standards = set(Standard.objects.filter(pk__in=wanted_ids).values_list("pk", flat=True))
 
     # Stored order is by page, then by place in the list; skip logic may only look backwards in it.
@@ -475,10 +483,10 @@ def clean_questions(survey: Survey, questions, *, previous_types: dict[str, str]
         standard_id = None
         if i in standard_refs:
             ref = standard_refs[i]
-            if isinstance(ref, bool) or not str(ref).isdigit() or int(ref) not in standards:
+            if _id_of(ref) not in standards:
                 errors.add(f"{where}.standard", f"Unknown standard: {ref!r}.")
             else:
-                standard_id = int(ref)
+                standard_id = _id_of(ref)
         info = {"type": qtype, "choices": choices}
         show_if = _show_if(q.get("show_if"), f"{where}.show_if", errors, earlier)
         if key and qtype:

@@ -206,7 +206,8 @@ class WidgetSubmitView(_WidgetView):
         # one this is not our widget.
         if not self.allowed:
             return self.reply({"detail": "This origin may not use this survey."}, 403)
-        if len(request.body) > MAX_BODY:
+        # Content-Length first: request.body would read up to DATA_UPLOAD_MAX_MEMORY_SIZE (32 MB).
+        if ballot.content_length(request) > MAX_BODY or len(request.body) > MAX_BODY:
             return self.reply({"detail": "Request body too large."}, 413)
         try:
             body = json.loads(request.body or b"{}")

@@ -239,7 +239,7 @@ class QuestionEditorPage(SurveyPage, DetailView):
         names = [name for name in self.formset(survey, initial=[{}]).forms[0].fields]
         rows = _raw_rows(self.request.POST, self.prefix, names)
         verb, _, index = op.partition("-")
-        i = int(index) if index.isdigit() else -1
+        i = int(index) if index.isascii() and index.isdigit() else -1
         if verb == "add":
             page = rows[-1].get("page") if rows else 1
             rows.append({"type": "nps", "page": page or 1})
