@@ -184,7 +184,7 @@ class ScenarioLeg(TenantModel):
 class Shopper(TenantModel):
     """A mystery shopper's profile with one organization (a person may shop for several)."""
 
-    SCOPE_PATHS = {}
+    SCOPE_PATHS = {"shopper": "user"}
 
     class Status(models.TextChoices):
         APPLIED = "applied", "Applied"
@@ -235,7 +235,7 @@ class Shopper(TenantModel):
 
 
 class Certification(TenantModel):
-    SCOPE_PATHS = {}
+    SCOPE_PATHS = {"shopper": "shopper__user"}
 
     shopper = models.ForeignKey(Shopper, on_delete=models.CASCADE, related_name="certifications")
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="certifications")
@@ -271,7 +271,7 @@ class LocationBlock(TenantModel):
 class Assignment(TenantModel):
     """A job: one scenario at one location in a visit window, for a fee."""
 
-    SCOPE_PATHS = {"region": "location__region", "location": "location"}
+    SCOPE_PATHS = {"region": "location__region", "location": "location", "shopper": "shopper__user"}
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -329,7 +329,12 @@ class Assignment(TenantModel):
 class Audit(TenantModel):
     """One filled form: a mystery-shop visit (assignment) or an evaluation of an interaction."""
 
-    SCOPE_PATHS = {"region": "location__region", "location": "location", "employee": "employee"}
+    SCOPE_PATHS = {
+        "region": "location__region",
+        "location": "location",
+        "employee": "employee",
+        "shopper": "assignment__shopper__user",
+    }
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"

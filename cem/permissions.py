@@ -24,6 +24,13 @@ RESOURCES = (
     "alerts",  # alert rules
     "cases",  # cases and their notes
     "exports",
+    # audits
+    "audit_forms",  # audit forms, versions, sections, items
+    "programs",  # programmes and scenarios
+    "shoppers",  # shopper applications, approvals, certifications, blocks
+    "assignments",  # mystery-shopping jobs (the job board for shoppers)
+    "audits",  # filled audits and evaluations, disputes, score history
+    "monitoring",  # monitoring samples, evaluator queues, calibration sessions
 )
 
 
@@ -39,7 +46,8 @@ _MANAGER = frozenset(
     _view(
         "organization", "hierarchy", "standards", "interactions", "surveys", "responses", "cases", "exports"
     )
-    | {"cases.change", "exports.add"}
+    | _view("audit_forms", "programs", "assignments", "audits")
+    | {"cases.change", "exports.add", "audits.change"}  # audits.change: dispute an item
 )
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -67,9 +75,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     Role.EVALUATOR: frozenset(
         _view("organization", "hierarchy", "standards", "interactions", "surveys", "responses")
+        | _view("audit_forms", "programs", "shoppers", "assignments")
+        | _all("audits", "monitoring")
+        | {"assignments.change"}  # reviewers return, approve and publish shop visits
     ),
     Role.EMPLOYEE: frozenset(_view("organization", "hierarchy", "standards", "interactions", "responses")),
-    Role.SHOPPER: frozenset(_view("organization", "standards")),
+    # Shoppers see only their own profile, jobs and audits (scope level "shopper").
+    Role.SHOPPER: frozenset(
+        _view("organization", "standards", "programs", "shoppers", "assignments", "audits")
+        | {"assignments.change", "audits.add", "audits.change"}
+    ),
     Role.INTEGRATOR: frozenset(
         _view("organization", "hierarchy", "standards", "events")
         | _all("customers", "interactions")
@@ -88,7 +103,7 @@ ROLE_SCOPE: dict[str, str] = {
     Role.TRAINER: "organization",
     Role.EVALUATOR: "organization",
     Role.EMPLOYEE: "employee",
-    Role.SHOPPER: "none",
+    Role.SHOPPER: "shopper",
     Role.INTEGRATOR: "organization",
 }
 

@@ -9,7 +9,12 @@ never disagree.
 
 from cem.permissions import ROLE_SCOPE
 
-_MEMBERSHIP_ATTR = {"region": "region_id", "location": "location_id", "employee": "employee_id"}
+_MEMBERSHIP_ATTR = {
+    "region": "region_id",
+    "location": "location_id",
+    "employee": "employee_id",
+    "shopper": "user_id",  # shoppers see what belongs to their own shopper profile
+}
 
 
 def scope_level(role: str | None) -> str:

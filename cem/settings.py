@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 
+from audits.beat import BEAT_SCHEDULE as _audits_beat
 from feedback.beat import BEAT_SCHEDULE as _feedback_beat
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -133,6 +134,7 @@ CELERY_BEAT_SCHEDULE = {
     "idempotency-purge": {"task": "cem.idempotency_purge", "schedule": timedelta(hours=1)},
 }
 CELERY_BEAT_SCHEDULE.update(_feedback_beat)
+CELERY_BEAT_SCHEDULE.update(_audits_beat)
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -14,6 +14,8 @@ urlpatterns = [
     path("interactions/", views.InteractionListView.as_view(), name="interactions"),
     path("manage/", include("cem.manage_urls")),
     path("feedback/", include("feedback.urls")),
+    path("audits/", include("audits.urls")),
+    path("shop/", include("audits.public_urls")),
     path("r/", include("feedback.public_urls")),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("cem.api.urls")),

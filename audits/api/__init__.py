@@ -1,0 +1,10 @@
+"""The audits app's API routes, registered on the core router (cem.api.urls), one module per area."""
+
+from audits.api import forms, monitoring, workforce
+
+AREAS = (forms, workforce, monitoring)
+
+
+def register(router) -> None:
+    for area in AREAS:
+        area.register(router)

@@ -1,5 +1,6 @@
 from rest_framework.routers import DefaultRouter
 
+from audits import api as audits_api
 from cem.api import views
 from feedback import api as feedback_api
 
@@ -26,5 +27,6 @@ router.register("events", views.OutboxEventViewSet)
 # The apps add their routes to this one router, so the cross-tenant sweep, which walks it,
 # covers every API route in the product.
 feedback_api.register(router)
+audits_api.register(router)
 
 urlpatterns = router.urls

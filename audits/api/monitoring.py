@@ -1,0 +1,2 @@
+def register(router) -> None:
+    """Add this area's viewsets to the core router."""

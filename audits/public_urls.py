@@ -1,0 +1,3 @@
+"""Public audit pages (no login): the shopper application form."""
+
+urlpatterns = []

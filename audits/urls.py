@@ -1,0 +1,9 @@
+"""Signed-in audit pages; each area's pages live in audits/pages/<area>.py."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("forms/", include("audits.pages.forms")),
+    path("shoppers/", include("audits.pages.workforce")),
+    path("monitoring/", include("audits.pages.monitoring")),
+]
