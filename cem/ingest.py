@@ -31,6 +31,7 @@ EVENT_CHUNK = 1000
 _CATEGORIES = {c.value for c in InteractionCategory}
 _MAX_AMOUNT = Decimal("9999999999.99")
 _FUTURE_TOLERANCE = dt.timedelta(days=1)
+_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 FIELDS = (
     "external_id",
     "occurred_at",
@@ -197,6 +198,9 @@ def _clean_row(index: int, raw, resolver: _Resolver, tz, now) -> tuple[_Clean | 
                 occurred_at = occurred_at.replace(tzinfo=tz)
             if occurred_at > now:
                 errors["occurred_at"] = ["Lies in the future."]
+            elif occurred_at < _EARLIEST:
+                # Also keeps year-1 values with an offset out: PostgreSQL would store them as BC.
+                errors["occurred_at"] = ["Lies too far in the past (before 1970)."]
 
     location_code = clean_text(raw.get("location"), "location", errors, required=True, max_length=40)
     location_id = resolver.locations.get(location_code) if location_code else None

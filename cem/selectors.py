@@ -3,6 +3,7 @@
 from django.db.models import Count
 
 from cem.models import Employee, Interaction, Location
+from cem.params import id_of
 from cem.scoping import scope_queryset
 
 
@@ -24,8 +25,8 @@ def home_summary(*, membership) -> dict:
 def interactions_for_page(*, membership, params) -> "object":
     qs = _scoped(Interaction.objects.all(), membership).select_related("location", "channel", "touchpoint")
     location = params.get("location")
-    if location and location.isdigit():
-        qs = qs.filter(location_id=int(location))
+    if (location_id := id_of(location)) is not None:
+        qs = qs.filter(location_id=location_id)
     category = params.get("category")
     if category:
         qs = qs.filter(category=category)

@@ -55,6 +55,7 @@ from cem.models import (
     Touchpoint,
 )
 from cem.pages import TenantPageMixin
+from cem.params import id_of
 from cem.permissions import VERBS, role_can
 
 # --- describing a record ----------------------------------------------------------------------
@@ -824,8 +825,8 @@ class TeamOptionsView(ManagePage, TemplateView):
         ctx = super().get_context_data(**kwargs)
         teams = self.scoped(f.teams_queryset())
         location = self.request.GET.get("location", "")
-        if location.isdigit():
-            teams = teams.filter(location_id=int(location))
+        if (location_id := id_of(location)) is not None:
+            teams = teams.filter(location_id=location_id)
         ctx["teams"] = teams
         return ctx
 

@@ -7,6 +7,7 @@ from collections import Counter
 
 from django.db.models import Count, Q
 
+from cem.params import id_of
 from feedback.cases import ACTIVE_STATUSES
 from feedback.models import Answer, Case, Question
 
@@ -33,8 +34,8 @@ def cases_for_list(scoped_qs, *, params, now: dt.datetime):
         view = "active"
     qs = scoped_qs.filter(overdue_q(now) if view == "overdue" else STATUS_VIEWS[view][1])
     location = params.get("location") or ""
-    if location.isdigit():
-        qs = qs.filter(location_id=int(location))
+    if (location_id := id_of(location)) is not None:
+        qs = qs.filter(location_id=location_id)
     return qs.select_related("location", "assignee", "employee").order_by(*WORK_ORDER), view
 
 
@@ -93,7 +94,9 @@ def complaint_review(scoped_qs, *, now: dt.datetime, limit: int = 100) -> dict:
         .select_related(*related)
         .order_by(*WORK_ORDER)[:limit]
     )
-    window = scoped_qs.filter(Q(status__in=ACTIVE_STATUSES) | Q(created_at__gte=since))
+    window = scoped_qs.filter(
+        Q(status__in=ACTIVE_STATUSES) | Q(created_at__gte=since) | Q(resolved_at__gte=since)
+    )
     # Cases are few next to responses; counting themes in Python keeps the SQL plain.
     themes = Counter(t for row in window.values_list("themes", flat=True).iterator() for t in row)
     counts = window.aggregate(

@@ -29,6 +29,7 @@ from django.utils import timezone
 from cem.events import emit
 from cem.ingest import EVENT_CHUNK, RowResult, TooManyRows, clean_text, ids_by_external_id, row_start
 from cem.models import Employee, Interaction, InteractionEmployee, Location
+from cem.params import id_of
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
 from cem.tenancy import current_tenant_id
@@ -78,8 +79,7 @@ def _ref(value) -> str | None:
 
 def _survey_id(value) -> int | None:
     ref = _ref(value)
-    # isascii(): "²".isdigit() is true, yet int("²") raises.
-    return int(ref) if ref and ref.isascii() and ref.isdigit() and len(ref) < 19 else None
+    return id_of(ref)
 
 
 class _Resolver:

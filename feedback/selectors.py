@@ -44,6 +44,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from cem.models import Location
+from cem.params import id_of
 from cem.scoping import scope_queryset
 from feedback import metrics as m
 from feedback.models import Answer, Case, QuestionType, Response, Survey
@@ -149,9 +150,10 @@ def parse_bound(param: str, raw: str, tz, *, end: bool) -> dt.datetime:
 
 def _parse_ids(param: str, raw: str) -> tuple[int, ...]:
     parts = [p.strip() for p in raw.split(",") if p.strip()]
-    if not parts or not all(p.isdigit() for p in parts):
+    ids = tuple(id_of(p) for p in parts)
+    if not ids or None in ids:
         raise MetricQueryError(param, "Expected an id or comma-separated ids.")
-    return tuple(int(p) for p in parts)
+    return ids
 
 
 def parse_metric_query(params, organization, *, default_metric: str = "nps") -> MetricQuery:
@@ -383,7 +385,11 @@ def _case_results(*, organization, caller: Caller, query: MetricQuery) -> list[d
     exprs = _group_exprs(query, _CASE_PATHS, time_field="sla_due_at", tz=tz)
     aggregates = {
         "n": Count("id"),
-        "k": Count("id", filter=Q(resolved_at__isnull=False, resolved_at__lte=F("sla_due_at"))),
+        # Escalation moves sla_due_at on, so an escalated case had already missed its SLA.
+        "k": Count(
+            "id",
+            filter=Q(resolved_at__isnull=False, resolved_at__lte=F("sla_due_at"), escalation_level=0),
+        ),
     }
     results = [
         {"group": _group_of(row, query, tz), **m.percent_from_counts(hits=row["k"], n=row["n"]).as_dict()}

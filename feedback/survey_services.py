@@ -18,6 +18,7 @@ from django.db import transaction
 
 from cem.events import emit
 from cem.models import Channel, Standard, Touchpoint
+from cem.params import id_of as _id_of
 from cem.principals import Actor
 from cem.services import _check_tenant, _snapshot, audit_log_write
 from feedback.models import (
@@ -204,14 +205,6 @@ def survey_archive(*, organization, actor: Actor, survey: Survey) -> Survey:
 
 
 # --- triggers -----------------------------------------------------------------------------------
-
-
-def _id_of(value) -> int | None:
-    """A database id from an int or a string of ASCII digits ("²".isdigit() is true, int("²") raises)."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        return None
-    text = str(value).strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
 def _resolve(model, values, field: str) -> list:

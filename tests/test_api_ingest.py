@@ -183,3 +183,15 @@ def test_scopes_limit_api_keys(world, api):
     client = api(key=read_only)
     assert client.get("/api/v1/interactions/").status_code == 200
     assert client.post("/api/v1/interactions/", _row("ro-1"), format="json").status_code == 403
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+05:00", "1969-12-31T23:59:59Z"])
+def test_ancient_dates_are_a_field_error_not_a_server_error(world, api, when):
+    resp = api(key=world.a.api_key).post("/api/v1/interactions/", _row("ancient", occurred_at=when), format="json")
+    assert resp.status_code == 400 and "occurred_at" in resp.json()
+
+
+def test_non_ascii_digit_ids_in_filters_are_not_server_errors(world, client):
+    client.force_login(world.users["admin"])
+    for url in ("/interactions/?location=²", "/feedback/cases/?location=²", "/manage/teams/?location=²"):
+        assert client.get(url).status_code < 500, url

@@ -283,3 +283,17 @@ def test_schema_documents_the_metrics_endpoint(sw, api):
     op = resp.json()["paths"]["/api/v1/metrics/"]["get"]
     names = {p["name"] for p in op["parameters"]}
     assert {"metric", "group_by", "from", "to", "survey", "question", "location", "region"} <= names
+
+
+def test_an_escalated_case_never_counts_as_resolved_within_sla(sw, api):
+    """Escalation moves sla_due_at on; the case had already missed its first deadline."""
+    a = sw.world.a
+    answers = bulk_answers(sw, scores("nps", [0, 0], location="a-n1"))
+    past = NOW - dt.timedelta(hours=1)
+    with tenant_context(a.org):
+        on_time = _case(a, answers[0].response, due=past, resolved=past - dt.timedelta(minutes=5))
+        late = _case(a, answers[1].response, due=past, resolved=past - dt.timedelta(minutes=5))
+        fm.Case.objects.filter(pk=late.pk).update(escalation_level=1)
+    assert on_time.pk != late.pk
+    body = _get(api(sw.world.users["admin"]), metric="resolution_rate")
+    assert body["results"] == [{"group": {}, "value": 50.0, "n": 2}]
