@@ -187,7 +187,9 @@ def test_scopes_limit_api_keys(world, api):
 
 @pytest.mark.parametrize("when", ["0001-01-01T00:00:00+05:00", "1969-12-31T23:59:59Z"])
 def test_ancient_dates_are_a_field_error_not_a_server_error(world, api, when):
-    resp = api(key=world.a.api_key).post("/api/v1/interactions/", _row("ancient", occurred_at=when), format="json")
+    resp = api(key=world.a.api_key).post(
+        "/api/v1/interactions/", _row("ancient", occurred_at=when), format="json"
+    )
     assert resp.status_code == 400 and "occurred_at" in resp.json()
 
 
