@@ -19,7 +19,9 @@ from django.utils import timezone
 from django.views.generic import TemplateView
 
 from cem.pages import TenantPageMixin
-from feedback import selectors
+from cem.permissions import role_can
+from feedback import case_selectors, selectors
+from feedback.models import Case
 
 PERIODS = {
     "7": "Last 7 days",
@@ -136,8 +138,16 @@ class DashboardPage(TenantPageMixin, TemplateView):
             ],
             sentiment_chart=sentiment_chart(sentiment),
             topics_chart=topics_chart(topics, names),
+            open_cases=self._open_cases(),
         )
         return ctx
+
+    def _open_cases(self) -> list[Case] | None:
+        """The caller's most urgent open cases, so a manager sees new ones where they look first."""
+        if not role_can(self.request.membership.role, "cases.view"):
+            return None
+        qs = self.scoped(Case.objects.filter(status__in=case_selectors.ACTIVE_STATUSES))
+        return list(qs.select_related("location").order_by(*case_selectors.WORK_ORDER)[:5])
 
 
 urlpatterns = [path("", DashboardPage.as_view(), name="feedback_dashboard")]

@@ -70,9 +70,14 @@ def test_a_detractor_on_a_phone_becomes_a_case_the_store_manager_resolves(world,
     assert case.status == Case.Status.OPEN
     assert "manager@acme.test" in [to for mail in mailoutbox for to in mail.to]
 
-    # The store manager signs in, finds it on their case list, opens it and resolves it.
+    # The store manager signs in, sees it on the feedback dashboard and on the case list,
+    # opens it and resolves it.
     login(page, "manager@acme.test", PASSWORD)
     page.wait_for_url("**/")
+    page.get_by_role("link", name="Feedback", exact=True).click()
+    page.wait_for_url("**/feedback/")
+    assert page.get_by_test_id("open-case").count() == 1
+    assert "NPS 2" in page.get_by_test_id("open-cases").inner_text()
     page.get_by_role("link", name="Cases", exact=True).click()
     page.wait_for_url("**/feedback/cases/")
     rows = page.get_by_test_id("case-row")

@@ -162,3 +162,10 @@ def test_query_count_is_bounded(data, client, django_assert_max_num_queries):
 def test_shopper_cannot_open_the_dashboard(sw, client):
     client.force_login(sw.world.users["shopper"])
     assert client.get(URL).status_code == 403
+
+
+def test_open_cases_panel_only_for_roles_that_work_cases(sw, client):
+    client.force_login(sw.world.users["manager"])
+    assert 'data-testid="open-cases"' in client.get("/feedback/").content.decode()
+    client.force_login(sw.world.users["employee"])
+    assert 'data-testid="open-cases"' not in client.get("/feedback/").content.decode()
