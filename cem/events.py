@@ -39,6 +39,10 @@ EVENT_TYPES = {
     "assignee_id, location_id).",
     "CaseResolved": "A case was resolved (payload: case_id, response_id, rule_id, location_id, employee_id, "
     "escalation_level, …).",
+    "AuditPublished": "An audit was scored and published (payload: audit_id, location_id, employee_id, "
+    "standard_ids, score as a decimal string).",
+    "AuditRescored": "A published audit's score changed after a dispute (payload: audit_id, dispute_id, "
+    "score_change_id, location_id, employee_id, standard_ids, old_score, new_score).",
 }
 
 
