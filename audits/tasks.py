@@ -1,1 +1,3 @@
 """Celery tasks of the audits app. Each area keeps its tasks in its own module, imported here."""
+
+from audits.monitoring_tasks import *  # noqa: F403

@@ -43,6 +43,8 @@ EVENT_TYPES = {
     "standard_ids, score as a decimal string).",
     "AuditRescored": "A published audit's score changed after a dispute (payload: audit_id, dispute_id, "
     "score_change_id, location_id, employee_id, standard_ids, old_score, new_score).",
+    "EvaluationPublished": "A call/chat monitoring evaluation was published to its agent (payload: audit_id, "
+    "employee_id, location_id, standard_ids, score); the same audit also raises AuditPublished.",
 }
 
 

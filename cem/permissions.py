@@ -79,7 +79,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _all("audits", "monitoring")
         | {"assignments.change"}  # reviewers return, approve and publish shop visits
     ),
-    Role.EMPLOYEE: frozenset(_view("organization", "hierarchy", "standards", "interactions", "responses")),
+    # Agents read their own evaluations (scope "employee") and acknowledge them; only they can.
+    Role.EMPLOYEE: frozenset(
+        _view("organization", "hierarchy", "standards", "interactions", "responses", "audits")
+        | {"audits.acknowledge"}
+    ),
     # Shoppers see only their own profile, jobs and audits (scope level "shopper").
     Role.SHOPPER: frozenset(
         _view("organization", "standards", "programs", "shoppers", "assignments", "audits")
