@@ -196,6 +196,9 @@ SPECTACULAR_SETTINGS = {
         "QuestionTypeEnum": "feedback.models.QuestionType",
         "ResponseSourceEnum": "feedback.models.ResponseSource",
         "CaseStatusEnum": "feedback.models.Case.Status",
+        "ChannelKindEnum": "cem.models.standards.Channel.Kind",
+        "ProgramKindEnum": "audits.models.ProgramKind",
+        "FormItemTypeEnum": "audits.models.FormItem.Type",
     },
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
