@@ -6,6 +6,24 @@ from celery.schedules import crontab
 
 BEAT_SCHEDULE: dict[str, dict] = {}
 
+# Shopper jobs (audits/job_tasks.py): lapsed jobs go back on the board promptly; reminders are coarse.
+BEAT_SCHEDULE.update(
+    {
+        "audits-assignments-release-overdue": {
+            "task": "audits.assignments_release_overdue_dispatch",
+            "schedule": timedelta(minutes=10),
+        },
+        "audits-assignments-expire-revisions": {
+            "task": "audits.assignments_expire_revisions_dispatch",
+            "schedule": timedelta(minutes=10),
+        },
+        "audits-assignments-remind": {
+            "task": "audits.assignments_remind_dispatch",
+            "schedule": timedelta(hours=1),
+        },
+    }
+)
+
 # Monitoring: last week's sample per programme, drawn early on Monday (a re-run draws nothing new).
 BEAT_SCHEDULE["audits-monitoring-sample"] = {
     "task": "audits.monitoring_sample_dispatch",

@@ -1,2 +1,458 @@
+"""Shoppers (``/api/v1/shoppers/``) and mystery-shopping jobs (``/api/v1/assignments/``).
+
+Org admins decide on applications, record certifications and post jobs; shoppers read the job
+board, take jobs and file their visit reports; reviewers (organization-wide roles with
+``assignments.change``) pick up, return, approve or reject submitted visits. Writes go through
+audits.workforce and audits.jobs.
+"""
+
+import django_filters as f
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+
+from audits import jobs, workforce
+from audits.models import Assignment, Audit, AuditAnswer, Program, Shopper
+from cem.api.base import TenantModelViewSet, TenantReadOnlyViewSet
+from cem.api.permissions import caller_role
+from cem.models import Location
+from cem.scoping import scope_level
+
+# --- serializers ---------------------------------------------------------------------------------
+
+
+class ShopperSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Shopper
+        fields = [
+            "id",
+            "name",
+            "email",
+            "phone",
+            "home_area",
+            "latitude",
+            "longitude",
+            "radius_km",
+            "languages",
+            "demographics",
+            "availability",
+            "employer_organization_names",
+            "status",
+            "decision_reason",
+            "rating",
+            "user",
+            "consent_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class DecisionSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=jobs.REASON_MAX, required=False, allow_blank=True)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=jobs.REASON_MAX)
+
+
+class CertifySerializer(serializers.Serializer):
+    program = serializers.PrimaryKeyRelatedField(queryset=Program.objects)
+    score = serializers.DecimalField(max_digits=5, decimal_places=2)
+    pass_mark = serializers.DecimalField(
+        max_digits=5, decimal_places=2, required=False, default=workforce.DEFAULT_PASS_MARK
+    )
+
+
+class CertificationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    shopper = serializers.IntegerField(source="shopper_id")
+    program = serializers.IntegerField(source="program_id")
+    score = serializers.DecimalField(max_digits=5, decimal_places=2)
+    passed_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+
+
+class BlockSerializer(serializers.Serializer):
+    location = serializers.PrimaryKeyRelatedField(queryset=Location.objects)
+    reason = serializers.CharField(max_length=workforce.REASON_MAX)
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Assignment
+        fields = [
+            "id",
+            "program",
+            "scenario",
+            "location",
+            "shopper",
+            "status",
+            "window_start",
+            "window_end",
+            "fee",
+            "reimbursement_cap",
+            "reimbursement",
+            "assigned_at",
+            "submitted_at",
+            "revision_due_at",
+            "reviewer",
+            "status_reason",
+            "created_at",
+        ]
+        read_only_fields = [
+            "shopper",
+            "status",
+            "reimbursement",
+            "assigned_at",
+            "submitted_at",
+            "revision_due_at",
+            "reviewer",
+            "status_reason",
+            "created_at",
+        ]
+
+    def validate(self, attrs):
+        start = attrs.get("window_start", getattr(self.instance, "window_start", None))
+        end = attrs.get("window_end", getattr(self.instance, "window_end", None))
+        if start and end and end <= start:
+            raise serializers.ValidationError({"window_end": "Must be after window_start."})
+        return attrs
+
+
+class BoardEntrySerializer(serializers.Serializer):
+    assignment = AssignmentSerializer()
+    eligible = serializers.BooleanField()
+    reasons = serializers.ListField(child=serializers.DictField())
+
+
+class AnswerInputSerializer(serializers.Serializer):
+    item = serializers.SlugField(max_length=60)
+    value = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+    text = serializers.CharField(max_length=5000, required=False, allow_blank=True, allow_null=True)
+    comment = serializers.CharField(max_length=5000, required=False, allow_blank=True, allow_null=True)
+
+
+class DraftInputSerializer(serializers.Serializer):
+    answers = AnswerInputSerializer(many=True, required=False, default=list)
+    visited_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class AnswerSerializer(serializers.ModelSerializer):
+    item = serializers.CharField(source="item.key")
+
+    class Meta:
+        model = AuditAnswer
+        fields = ["item", "value", "text", "comment"]
+
+
+class DraftSerializer(serializers.ModelSerializer):
+    answers = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Audit
+        fields = ["id", "status", "version", "visited_at", "score", "answers", "updated_at"]
+
+    def get_answers(self, audit) -> list[dict]:
+        rows = AuditAnswer.objects.filter(audit=audit).select_related("item").order_by("item__position", "pk")
+        return AnswerSerializer(rows, many=True).data
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+
+class ShopperFilter(f.FilterSet):
+    status = f.ChoiceFilter(choices=Shopper.Status.choices)
+    email = f.CharFilter(lookup_expr="iexact")
+
+
+class AssignmentFilter(f.FilterSet):
+    status = f.ChoiceFilter(choices=Assignment.Status.choices)
+    program = f.NumberFilter()
+    scenario = f.NumberFilter()
+    location = f.NumberFilter()
+    shopper = f.NumberFilter()
+    window_after = f.IsoDateTimeFilter(field_name="window_end", lookup_expr="gte")
+    window_before = f.IsoDateTimeFilter(field_name="window_start", lookup_expr="lt")
+
+
+# --- viewsets ------------------------------------------------------------------------------------
+
+
+class ShopperViewSet(TenantReadOnlyViewSet):
+    """Shopper profiles and applications; shoppers see only their own profile."""
+
+    queryset = Shopper.objects
+    serializer_class = ShopperSerializer
+    resource = "shoppers"
+    api_app = "audits"
+    filterset_class = ShopperFilter
+    http_method_names = ["get", "post", "head", "options"]
+    action_verbs = {"approve": "change", "reject": "change", "certify": "change", "block": "change"}
+
+    def _done(self, shopper):
+        return Response(ShopperSerializer(self.get_queryset().get(pk=shopper.pk)).data)
+
+    @extend_schema(request=DecisionSerializer, responses=ShopperSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """applied → approved; links or creates the user and a shopper membership."""
+        shopper = self.get_object()
+        body = DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        shopper = workforce.shopper_approve(
+            organization=self.organization,
+            actor=self.actor,
+            shopper=shopper,
+            reason=body.validated_data.get("reason", ""),
+        )
+        return self._done(shopper)
+
+    @extend_schema(request=ReasonSerializer, responses=ShopperSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        shopper = self.get_object()
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        shopper = workforce.shopper_reject(
+            organization=self.organization,
+            actor=self.actor,
+            shopper=shopper,
+            reason=body.validated_data["reason"],
+        )
+        return self._done(shopper)
+
+    @extend_schema(request=CertifySerializer, responses=CertificationSerializer)
+    @action(detail=True, methods=["post"])
+    def certify(self, request, pk=None):
+        """Record a passed certification test (interim, until the learning app runs the tests)."""
+        shopper = self.get_object()
+        body = CertifySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        certification = workforce.shopper_certify(
+            organization=self.organization, actor=self.actor, shopper=shopper, **body.validated_data
+        )
+        return Response(CertificationSerializer(certification).data, status=201)
+
+    @extend_schema(request=BlockSerializer, responses=None)
+    @action(detail=True, methods=["post"])
+    def block(self, request, pk=None):
+        """Keep this shopper away from one location."""
+        shopper = self.get_object()
+        body = BlockSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        block = workforce.shopper_block_location(
+            organization=self.organization, actor=self.actor, shopper=shopper, **body.validated_data
+        )
+        return Response({"id": block.pk, "location": block.location_id, "reason": block.reason}, status=201)
+
+
+class AssignmentViewSet(TenantModelViewSet):
+    """Jobs. Admins post and edit open jobs; shoppers see their own jobs plus the board."""
+
+    queryset = Assignment.objects
+    serializer_class = AssignmentSerializer
+    resource = "assignments"
+    api_app = "audits"
+    filterset_class = AssignmentFilter
+    ordering_fields = ["window_start", "window_end", "created_at", "id"]
+    http_method_names = ["get", "post", "patch", "put", "head", "options"]
+    action_verbs = {
+        "board": "view",
+        "take": "change",
+        "start": "change",
+        "draft": "change",
+        "submit": "change",
+        "review": "change",
+        "return_": "change",
+        "approve": "change",
+        "reject": "change",
+        "cancel": "delete",  # withdrawing a job is what admins do instead of deleting it
+    }
+
+    def safely_get_queryset(self, queryset):
+        return queryset.select_related("program", "scenario", "location").order_by("window_start", "pk")
+
+    def perform_create(self, serializer):
+        serializer.instance = jobs.assignment_create(
+            organization=self.organization, actor=self.actor, data=serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        from cem.services import record_update
+
+        self._reviewer_only()
+        if serializer.instance.status != Assignment.Status.OPEN:
+            raise ValidationError({"status": "Only open jobs can be edited."})
+        serializer.instance = record_update(
+            organization=self.organization,
+            actor=self.actor,
+            instance=serializer.instance,
+            data=serializer.validated_data,
+        )
+
+    # --- helpers ---
+    def _shopper(self):
+        return jobs.shopper_for_user(self.request.user)
+
+    def _reviewer_only(self):
+        # Shoppers hold assignments.change for their own work; reviewing needs organization-wide scope.
+        if scope_level(caller_role(self.request)) != "organization":
+            raise PermissionDenied("Only reviewers can do this.")
+
+    def _done(self, assignment):
+        return Response(AssignmentSerializer(Assignment.objects.get(pk=assignment.pk)).data)
+
+    def _reason(self, request) -> str:
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return body.validated_data["reason"]
+
+    # --- shopper actions ---
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("reasons", bool, description="Also list jobs you may not take, with why.")
+        ],
+        responses=BoardEntrySerializer(many=True),
+    )
+    @action(detail=False, methods=["get"])
+    def board(self, request):
+        """Open jobs the calling shopper may take (``?reasons=1`` adds the others with reasons)."""
+        with_reasons = request.query_params.get("reasons", "").lower() in {"1", "true", "yes"}
+        entries = jobs.job_board(
+            organization=self.organization, shopper=self._shopper(), with_reasons=with_reasons
+        )
+        return Response(BoardEntrySerializer(entries, many=True).data)
+
+    @extend_schema(request=None, responses=AssignmentSerializer)
+    @action(detail=True, methods=["post"])
+    def take(self, request, pk=None):
+        """open → assigned to the caller, when eligible (400 lists every reason otherwise)."""
+        # Not get_object(): the scope hides unassigned jobs from shoppers; the tenant still bounds it.
+        assignment = Assignment.objects.filter(pk=pk).first() if str(pk).isdigit() else None
+        if assignment is None:
+            raise Http404
+        shopper = self._shopper()
+        if shopper is None:
+            raise PermissionDenied("You have no shopper profile in this organization.")
+        assignment = jobs.assignment_take(
+            organization=self.organization, actor=self.actor, shopper=shopper, assignment=assignment
+        )
+        return self._done(assignment)
+
+    @extend_schema(request=None, responses=AssignmentSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        assignment = jobs.assignment_start(
+            organization=self.organization,
+            actor=self.actor,
+            shopper=self._shopper(),
+            assignment=self.get_object(),
+        )
+        return self._done(assignment)
+
+    @extend_schema(methods=["GET"], request=None, responses=DraftSerializer)
+    @extend_schema(methods=["PUT"], request=DraftInputSerializer, responses=DraftSerializer)
+    @action(detail=True, methods=["get", "put"])
+    def draft(self, request, pk=None):
+        """GET the visit report so far; PUT saves answers (autosave: any number of times)."""
+        assignment = self.get_object()
+        if request.method == "GET":
+            audit = jobs._current_audit(assignment)
+            if audit is None:
+                raise Http404
+            return Response(DraftSerializer(audit).data)
+        body = DraftInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        audit = jobs.assignment_draft_save(
+            organization=self.organization,
+            actor=self.actor,
+            shopper=self._shopper(),
+            assignment=assignment,
+            answers=body.validated_data["answers"],
+            visited_at=body.validated_data.get("visited_at"),
+        )
+        return Response(DraftSerializer(audit).data)
+
+    @extend_schema(request=None, responses=AssignmentSerializer)
+    @action(detail=True, methods=["post"])
+    def submit(self, request, pk=None):
+        """in_progress / returned → submitted, when the report is complete and plausible."""
+        assignment = jobs.assignment_submit(
+            organization=self.organization,
+            actor=self.actor,
+            shopper=self._shopper(),
+            assignment=self.get_object(),
+        )
+        return self._done(assignment)
+
+    # --- reviewer actions ---
+    @extend_schema(request=None, responses=AssignmentSerializer)
+    @action(detail=True, methods=["post"])
+    def review(self, request, pk=None):
+        """submitted → in_review (the caller becomes the reviewer)."""
+        assignment = self.get_object()
+        self._reviewer_only()
+        assignment = jobs.assignment_review(
+            organization=self.organization, actor=self.actor, assignment=assignment
+        )
+        return self._done(assignment)
+
+    @extend_schema(request=ReasonSerializer, responses=AssignmentSerializer)
+    @action(detail=True, methods=["post"], url_path="return", url_name="return")
+    def return_(self, request, pk=None):
+        """Back to the shopper with a reason; they have program.revision_window_hours to resubmit."""
+        assignment = self.get_object()
+        self._reviewer_only()
+        assignment = jobs.assignment_return(
+            organization=self.organization,
+            actor=self.actor,
+            assignment=assignment,
+            reason=self._reason(request),
+        )
+        return self._done(assignment)
+
+    @extend_schema(request=None, responses=AssignmentSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Score and approve the visit (published when the publishing service is present)."""
+        assignment = self.get_object()
+        self._reviewer_only()
+        assignment = jobs.assignment_approve(
+            organization=self.organization, actor=self.actor, assignment=assignment
+        )
+        return self._done(assignment)
+
+    @extend_schema(request=ReasonSerializer, responses=AssignmentSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        assignment = self.get_object()
+        self._reviewer_only()
+        assignment = jobs.assignment_reject(
+            organization=self.organization,
+            actor=self.actor,
+            assignment=assignment,
+            reason=self._reason(request),
+        )
+        return self._done(assignment)
+
+    @extend_schema(request=ReasonSerializer, responses=AssignmentSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        assignment = self.get_object()
+        self._reviewer_only()
+        assignment = jobs.assignment_cancel(
+            organization=self.organization,
+            actor=self.actor,
+            assignment=assignment,
+            reason=self._reason(request),
+        )
+        return self._done(assignment)
+
+
 def register(router) -> None:
     """Add this area's viewsets to the core router."""
+    router.register("shoppers", ShopperViewSet, basename="shopper")
+    router.register("assignments", AssignmentViewSet, basename="assignment")
