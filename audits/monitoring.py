@@ -423,6 +423,17 @@ def evaluations_only(audits):
     )
 
 
+def audits_released(audits):
+    """What the generic audit routes may show: never the answers of an open calibration session
+    (evaluators score blind until it closes) nor a monitoring draft (the agent sees it published)."""
+    return audits.exclude(calibration__isnull=False, calibration__closed_at__isnull=True).exclude(
+        interaction__isnull=False,
+        assignment__isnull=True,
+        calibration__isnull=True,
+        status=Audit.Status.DRAFT,
+    )
+
+
 def sample_item_status_q(status: str) -> Q:
     if status == "open":
         return Q(audit__isnull=True) | Q(audit__status=Audit.Status.DRAFT)

@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from audits import audit_services, form_services
+from audits import audit_services, form_services, monitoring
 from audits.models import (
     Audit,
     AuditAnswer,
@@ -487,6 +487,7 @@ class AuditViewSet(TenantReadOnlyViewSet):
     action_verbs = {"disputes": "change", "score_changes": "view"}
 
     def safely_get_queryset(self, queryset):
+        queryset = monitoring.audits_released(queryset)
         return queryset.select_related("version").prefetch_related(
             Prefetch(
                 "answers",

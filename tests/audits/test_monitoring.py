@@ -308,8 +308,8 @@ def test_outsider_sees_nothing(world, api, queue):
 
 @pytest.fixture
 def session(world, api):
-    program = make_program(world)
-    [call] = make_calls(world, count=1)
+    program = make_program(world, name="acme calibration monitoring")
+    [call] = make_calls(world, count=1, prefix="acme-calibration")
     resp = api(world.users["evaluator"]).post(
         "/api/v1/calibrations/", {"program": program.pk, "interaction": call.pk}, format="json"
     )
@@ -404,3 +404,28 @@ def test_calibration_permissions(world, api, session):
     )
     assert b"acme" not in outsider.get("/api/v1/calibrations/trends/").content.lower()
     assert api(world.users["admin"]).post("/api/v1/calibrations/", body, format="json").status_code == 201
+
+
+def test_generic_audit_routes_keep_calibration_blind_and_drafts_private(world, api, queue, session):
+    qa2 = _evaluator(world, "qa2@acme.test")
+    api(qa2).post(f"/api/v1/calibrations/{session}/evaluate/", _good(), format="json")
+    evaluator = Actor(user_id=world.users["evaluator"].pk)
+    with tenant_context(world.a.org):
+        item = queue[1].items.get(agent=world.a.employees["a-n1"])
+        draft = monitoring.evaluation_save(
+            organization=world.a.org, actor=evaluator, sample_item=item, answers=GOOD
+        )
+
+    def ids(user):
+        body = api(user).get("/api/v1/audits/").json()
+        return {a["id"] for a in (body["results"] if isinstance(body, dict) else body)}
+
+    # Another evaluator's open calibration answers stay hidden; drafts live in the queue only.
+    assert ids(world.users["evaluator"]) == set()
+    assert ids(world.users["employee"]) == set()
+    assert api(world.users["employee"]).get(f"/api/v1/audits/{draft.pk}/").status_code == 404
+    api(world.users["admin"]).post(f"/api/v1/calibrations/{session}/close/", _good(), format="json")
+    assert len(ids(world.users["evaluator"])) == 2  # qa2's evaluation and the final audit
+    with tenant_context(world.a.org):
+        monitoring.evaluation_submit(organization=world.a.org, actor=evaluator, sample_item=item)
+    assert ids(world.users["employee"]) == {draft.pk}
