@@ -91,7 +91,47 @@ def _organization_name(organization_id: int) -> str:
     return Organization.objects.filter(pk=organization_id).values_list("name", flat=True).first() or ""
 
 
-def eligibility(shopper: Shopper, assignment: Assignment, *, now=None) -> tuple[bool, list[Reason]]:
+@dataclass(frozen=True)
+class ShopperFacts:
+    """What eligibility needs to know about one shopper, read once (the board checks many jobs)."""
+
+    shopper: Shopper
+    certifications: dict[int, dt.datetime]  # program id → latest expiry
+    open_jobs: frozenset[int]  # assignment ids counting against max_open_jobs
+    visits: tuple[tuple[int, int, dt.datetime], ...]  # (assignment id, location id, when)
+    blocks: dict[int, str]  # location id → reason
+    employers: frozenset[str]
+    organization_name: str  # compared with employers; jobs are always in the shopper's organization
+
+    @classmethod
+    def of(cls, shopper: Shopper) -> ShopperFacts:
+        certifications: dict[int, dt.datetime] = {}
+        for program_id, expires_at in Certification.objects.filter(shopper=shopper).values_list(
+            "program_id", "expires_at"
+        ):
+            certifications[program_id] = max(expires_at, certifications.get(program_id, expires_at))
+        mine = Assignment.objects.filter(shopper=shopper, status__in=VISITED_STATUSES).annotate(
+            at=Coalesce("submitted_at", "assigned_at", "window_start")
+        )
+        rows = list(mine.values_list("pk", "location_id", "at", "status"))
+        return cls(
+            shopper=shopper,
+            certifications=certifications,
+            open_jobs=frozenset(pk for pk, _, _, status in rows if status in OPEN_JOB_STATUSES),
+            visits=tuple((pk, location_id, at) for pk, location_id, at, _ in rows),
+            blocks=dict(LocationBlock.objects.filter(shopper=shopper).values_list("location_id", "reason")),
+            employers=frozenset(
+                name.strip().casefold() for name in shopper.employer_organization_names if name.strip()
+            ),
+            organization_name=_organization_name(shopper.organization_id).strip().casefold()
+            if shopper.employer_organization_names
+            else "",
+        )
+
+
+def eligibility(
+    shopper: Shopper, assignment: Assignment, *, now=None, facts: ShopperFacts | None = None
+) -> tuple[bool, list[Reason]]:
     """May this shopper take this job? Every rule that refuses adds a Reason (all are reported).
 
     Radius: the great-circle (haversine) distance from the shopper's home to the location must be
@@ -99,27 +139,26 @@ def eligibility(shopper: Shopper, assignment: Assignment, *, now=None) -> tuple[
     applicants give only a home area, and refusing them every job would make coordinates
     mandatory through the back door; admins see the missing coordinates on the profile.
 
+    Open jobs: assigned, in progress and returned jobs count against ``program.max_open_jobs``
+    (submitted ones are the reviewer's to move).
+
     Lockout: a job of theirs at the same location visited (or held) within
     ``program.lockout_days``, a LocationBlock, or the location belongs to an organization they
     declared as an employer (names compared case-insensitively, whitespace trimmed).
     """
     now = now or timezone.now()
+    facts = facts or ShopperFacts.of(shopper)
     program, location = assignment.program, assignment.location
     reasons: list[Reason] = []
     if shopper.status != Shopper.Status.APPROVED:
         reasons.append(
             Reason("not_approved", f"Your shopper profile is {shopper.get_status_display().lower()}.")
         )
-    if not Certification.objects.filter(shopper=shopper, program=program, expires_at__gt=now).exists():
-        lapsed = Certification.objects.filter(shopper=shopper, program=program).exists()
-        reasons.append(
-            Reason(
-                "certification_expired" if lapsed else "not_certified",
-                f"Your certification for {program.name} has expired."
-                if lapsed
-                else f"You are not certified for {program.name}.",
-            )
-        )
+    expires_at = facts.certifications.get(program.pk)
+    if expires_at is None:
+        reasons.append(Reason("not_certified", f"You are not certified for {program.name}."))
+    elif expires_at <= now:
+        reasons.append(Reason("certification_expired", f"Your certification for {program.name} has expired."))
     if None not in (shopper.latitude, shopper.longitude, location.latitude, location.longitude):
         distance = haversine_km(shopper.latitude, shopper.longitude, location.latitude, location.longitude)
         if distance > shopper.radius_km:
@@ -129,11 +168,7 @@ def eligibility(shopper: Shopper, assignment: Assignment, *, now=None) -> tuple[
                     f"The location is {distance:.0f} km away, beyond your {shopper.radius_km} km radius.",
                 )
             )
-    open_jobs = (
-        Assignment.objects.filter(shopper=shopper, status__in=OPEN_JOB_STATUSES)
-        .exclude(pk=assignment.pk)
-        .count()
-    )
+    open_jobs = len(facts.open_jobs - {assignment.pk})
     if open_jobs >= program.max_open_jobs:
         reasons.append(
             Reason(
@@ -142,24 +177,18 @@ def eligibility(shopper: Shopper, assignment: Assignment, *, now=None) -> tuple[
             )
         )
     since = now - dt.timedelta(days=program.lockout_days)
-    recent = (
-        Assignment.objects.filter(shopper=shopper, location=location, status__in=VISITED_STATUSES)
-        .exclude(pk=assignment.pk)
-        .annotate(at=Coalesce("submitted_at", "assigned_at", "window_start"))
-        .filter(at__gte=since)
-    )
-    if recent.exists():
+    if any(pk != assignment.pk and loc == location.pk and at >= since for pk, loc, at in facts.visits):
         reasons.append(
             Reason(
                 "location_lockout",
                 f"You shopped {location.name} within the last {program.lockout_days} days.",
             )
         )
-    block = LocationBlock.objects.filter(shopper=shopper, location=location).first()
-    if block is not None:
-        reasons.append(Reason("location_blocked", f"You may not audit {location.name}: {block.reason}"))
-    employers = {name.strip().casefold() for name in shopper.employer_organization_names if name.strip()}
-    if employers and _organization_name(location.organization_id).strip().casefold() in employers:
+    if location.pk in facts.blocks:
+        reasons.append(
+            Reason("location_blocked", f"You may not audit {location.name}: {facts.blocks[location.pk]}")
+        )
+    if facts.organization_name and facts.organization_name in facts.employers:
         reasons.append(Reason("employer_conflict", "You declared this organization as your employer."))
     return not reasons, reasons
 
@@ -189,9 +218,10 @@ def job_board(*, organization, shopper: Shopper | None, with_reasons: bool = Fal
         .select_related("program", "scenario", "location")
         .order_by("window_start", "pk")
     )
+    facts = ShopperFacts.of(shopper)
     board = []
     for job in jobs:
-        ok, reasons = eligibility(shopper, job, now=now)
+        ok, reasons = eligibility(shopper, job, now=now, facts=facts)
         if ok or with_reasons:
             board.append({"assignment": job, "eligible": ok, "reasons": [r.as_dict() for r in reasons]})
     return board
@@ -788,6 +818,7 @@ def assignments_remind(*, organization, ids: list[int] | None = None, now=None) 
 __all__ = [
     "TRANSITIONS",
     "Reason",
+    "ShopperFacts",
     "assignment_approve",
     "assignment_cancel",
     "assignment_create",

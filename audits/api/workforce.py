@@ -19,6 +19,7 @@ from audits.models import Assignment, Audit, AuditAnswer, Program, Shopper
 from cem.api.base import TenantModelViewSet, TenantReadOnlyViewSet
 from cem.api.permissions import caller_role
 from cem.models import Location
+from cem.params import id_of
 from cem.scoping import scope_level
 
 # --- serializers ---------------------------------------------------------------------------------
@@ -331,7 +332,8 @@ class AssignmentViewSet(TenantModelViewSet):
     def take(self, request, pk=None):
         """open → assigned to the caller, when eligible (400 lists every reason otherwise)."""
         # Not get_object(): the scope hides unassigned jobs from shoppers; the tenant still bounds it.
-        assignment = Assignment.objects.filter(pk=pk).first() if str(pk).isdigit() else None
+        pk = id_of(pk)
+        assignment = Assignment.objects.filter(pk=pk).first() if pk is not None else None
         if assignment is None:
             raise Http404
         shopper = self._shopper()

@@ -208,6 +208,17 @@ def test_take_assigns_and_refuses_with_reasons(jw, api):
     # No profile → 403; unknown id → 404.
     assert api(jw.world.users["admin"]).post(f"/api/v1/assignments/{again.pk}/take/").status_code == 403
     assert client.post("/api/v1/assignments/999999/take/").status_code == 404
+    assert client.post("/api/v1/assignments/%C2%B2/take/").status_code == 404
+
+
+def test_board_reads_a_constant_number_of_queries(jw, api, django_assert_max_num_queries):
+    for code in ("a-n1", "a-n2", "a-s1"):
+        for _ in range(3):
+            jw.job(jw.world.a.locations[code])
+    client = api(jw.world.users["shopper"])
+    with django_assert_max_num_queries(25):
+        board = client.get("/api/v1/assignments/board/?reasons=1").json()
+    assert len(board) == 9
 
 
 @pytest.mark.django_db(transaction=True)
@@ -643,8 +654,13 @@ def test_shopper_of_both_orgs_never_sees_the_other_orgs_jobs_or_audits(jw, world
     assert client.put(f"/api/v1/assignments/{b_mine.pk}/draft/", draft, format="json").status_code == 200
     with tenant_context(jw.org):
         assert not am.Audit.objects.exists()
+    with tenant_context(b):
+        b_audit = am.Audit.objects.get(assignment=b_mine)
     client.post("/organization/switch/", {"organization": jw.org.pk}, format="multipart")
     assert client.get(f"/api/v1/assignments/{b_mine.pk}/draft/").status_code == 404
+    assert client.get(f"/api/v1/audits/{b_audit.pk}/").status_code == 404
+    listed = client.get("/api/v1/audits/")
+    assert listed.status_code == 200 and b_audit.pk not in [a["id"] for a in listed.json()["results"]]
     assert b"acme" not in client.get("/api/v1/assignments/board/").content.lower().replace(b"acme.test", b"")
 
 
