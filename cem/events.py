@@ -45,6 +45,19 @@ EVENT_TYPES = {
     "score_change_id, location_id, employee_id, standard_ids, old_score, new_score).",
     "EvaluationPublished": "A call/chat monitoring evaluation was published to its agent (payload: audit_id, "
     "employee_id, location_id, standard_ids, score); the same audit also raises AuditPublished.",
+    # Shopper workforce and mystery-shopping jobs (audits/workforce.py, audits/jobs.py).
+    "ShopperApplied": "Someone applied to shop for the organization (payload: shopper_id).",
+    "ShopperApproved": "An application was approved and linked to a login (payload: shopper_id, user_id).",
+    "AssignmentCreated": "A job was posted (payload: assignment_id, program_id, location_id).",
+    "AssignmentTaken": "A shopper took a job (payload: assignment_id, shopper_id).",
+    "AssignmentSubmitted": "A shopper submitted a visit report (payload: assignment_id, audit_id, "
+    "location_id).",
+    "AssignmentReturned": "A reviewer returned a visit for revision (payload: assignment_id, "
+    "revision_due_at).",
+    "AssignmentApproved": "A reviewer approved a visit (payload: assignment_id, audit_id, shopper_id).",
+    "AssignmentRejected": "A reviewer rejected a visit (payload: assignment_id, shopper_id).",
+    "AssignmentReleased": "A taken job's window closed unsubmitted; it is open again (payload: "
+    "assignment_id, shopper_id).",
 }
 
 
