@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal as D
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from audits import audit_services
@@ -133,7 +134,7 @@ def test_form_permissions(world, api, std_b):
     assert b"acme visit form" not in api(world.users["outsider"]).get(FORMS).content
 
 
-def test_programs_and_scenarios_with_legs(world, admin, std_b):
+def test_programs_and_scenarios_with_legs(world, api, admin, std_b):
     form, _ = make_form(world.a.org, world.a.standard, std_b)
     resp = admin.post(
         "/api/v1/programs/",
@@ -172,15 +173,10 @@ def test_programs_and_scenarios_with_legs(world, admin, std_b):
     assert resp.status_code == 200 and len(resp.json()["legs"]) == 2
     resp = admin.patch(f"/api/v1/scenarios/{scenario['id']}/", {"legs": legs[:1]}, format="json")
     assert [leg["channel_kind"] for leg in resp.json()["legs"]] == ["phone"]
-    assert api_manager_cannot_write(world, program)
-
-
-def api_manager_cannot_write(world, program) -> bool:
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.force_login(world.users["manager"])
-    return client.patch(f"/api/v1/programs/{program['id']}/", {"name": "x"}, format="json").status_code == 403
+    manager = api(world.users["manager"])
+    assert (
+        manager.patch(f"/api/v1/programs/{program['id']}/", {"name": "x"}, format="json").status_code == 403
+    )
 
 
 # --- audits and disputes ------------------------------------------------------------------------
@@ -345,3 +341,55 @@ def test_dispute_refusals(world, api, published):
     assert resp.status_code == 400 and "audit" in resp.json()
     with tenant_context(world.a.org):
         assert Dispute.objects.count() == 1
+
+
+def test_agents_dispute_their_evaluations_only(world, published):
+    """The service side of agent disputes (the employee role's API permissions are the evaluations area's)."""
+    audit, _ = published
+    org = world.a.org
+    with tenant_context(org):
+        agent = m.Membership.objects.get(user=world.users["employee"])
+        Audit.objects.filter(pk=audit.pk).update(location=world.a.locations["a-n2"])
+        audit.refresh_from_db()
+        dispute = audit_services.dispute_open(
+            organization=org,
+            actor=SYSTEM,
+            audit=audit,
+            item_key="smile",
+            reason="acme: the customer left early",
+            proposed_value="4",
+            membership=agent,
+        )
+        assert dispute.status == "open"
+        # A visit scores the store: its staff do not dispute it one by one.
+        Audit.objects.filter(pk=audit.pk).update(assignment=_job(world, audit))
+        audit.refresh_from_db()
+        with pytest.raises(PermissionDenied):
+            audit_services.dispute_open(
+                organization=org,
+                actor=SYSTEM,
+                audit=audit,
+                item_key="upsell",
+                reason="acme",
+                proposed_value="hinted",
+                membership=agent,
+            )
+
+
+def _job(world, audit):
+    org = world.a.org
+    program = Program.objects.create(
+        organization=org, name="acme job p", kind="mystery_shop", form=audit.version.form
+    )
+    scenario = Scenario.objects.create(
+        organization=org, program=program, title="acme job s", instructions="x"
+    )
+    now = timezone.now()
+    return Assignment.objects.create(
+        organization=org,
+        program=program,
+        scenario=scenario,
+        location=world.a.locations["a-n1"],
+        window_start=now - dt.timedelta(days=1),
+        window_end=now,
+    )
