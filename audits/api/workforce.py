@@ -51,15 +51,15 @@ class ShopperSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DecisionSerializer(serializers.Serializer):
+class ShopperDecisionSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=jobs.REASON_MAX, required=False, allow_blank=True)
 
 
-class ReasonSerializer(serializers.Serializer):
+class JobReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=jobs.REASON_MAX)
 
 
-class CertifySerializer(serializers.Serializer):
+class ShopperCertifySerializer(serializers.Serializer):
     program = serializers.PrimaryKeyRelatedField(queryset=Program.objects)
     score = serializers.DecimalField(max_digits=5, decimal_places=2)
     pass_mark = serializers.DecimalField(
@@ -76,7 +76,7 @@ class CertificationSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-class BlockSerializer(serializers.Serializer):
+class ShopperBlockSerializer(serializers.Serializer):
     location = serializers.PrimaryKeyRelatedField(queryset=Location.objects)
     reason = serializers.CharField(max_length=workforce.REASON_MAX)
 
@@ -129,19 +129,19 @@ class BoardEntrySerializer(serializers.Serializer):
     reasons = serializers.ListField(child=serializers.DictField())
 
 
-class AnswerInputSerializer(serializers.Serializer):
+class JobAnswerInputSerializer(serializers.Serializer):
     item = serializers.SlugField(max_length=60)
     value = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
     text = serializers.CharField(max_length=5000, required=False, allow_blank=True, allow_null=True)
     comment = serializers.CharField(max_length=5000, required=False, allow_blank=True, allow_null=True)
 
 
-class DraftInputSerializer(serializers.Serializer):
-    answers = AnswerInputSerializer(many=True, required=False, default=list)
+class JobDraftInputSerializer(serializers.Serializer):
+    answers = JobAnswerInputSerializer(many=True, required=False, default=list)
     visited_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
-class AnswerSerializer(serializers.ModelSerializer):
+class JobAnswerSerializer(serializers.ModelSerializer):
     item = serializers.CharField(source="item.key")
 
     class Meta:
@@ -149,7 +149,7 @@ class AnswerSerializer(serializers.ModelSerializer):
         fields = ["item", "value", "text", "comment"]
 
 
-class DraftSerializer(serializers.ModelSerializer):
+class JobDraftSerializer(serializers.ModelSerializer):
     answers = serializers.SerializerMethodField()
 
     class Meta:
@@ -158,7 +158,7 @@ class DraftSerializer(serializers.ModelSerializer):
 
     def get_answers(self, audit) -> list[dict]:
         rows = AuditAnswer.objects.filter(audit=audit).select_related("item").order_by("item__position", "pk")
-        return AnswerSerializer(rows, many=True).data
+        return JobAnswerSerializer(rows, many=True).data
 
 
 # --- filters -------------------------------------------------------------------------------------
@@ -196,12 +196,12 @@ class ShopperViewSet(TenantReadOnlyViewSet):
     def _done(self, shopper):
         return Response(ShopperSerializer(self.get_queryset().get(pk=shopper.pk)).data)
 
-    @extend_schema(request=DecisionSerializer, responses=ShopperSerializer)
+    @extend_schema(request=ShopperDecisionSerializer, responses=ShopperSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         """applied → approved; links or creates the user and a shopper membership."""
         shopper = self.get_object()
-        body = DecisionSerializer(data=request.data)
+        body = ShopperDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         shopper = workforce.shopper_approve(
             organization=self.organization,
@@ -211,11 +211,11 @@ class ShopperViewSet(TenantReadOnlyViewSet):
         )
         return self._done(shopper)
 
-    @extend_schema(request=ReasonSerializer, responses=ShopperSerializer)
+    @extend_schema(request=JobReasonSerializer, responses=ShopperSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         shopper = self.get_object()
-        body = ReasonSerializer(data=request.data)
+        body = JobReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         shopper = workforce.shopper_reject(
             organization=self.organization,
@@ -225,24 +225,24 @@ class ShopperViewSet(TenantReadOnlyViewSet):
         )
         return self._done(shopper)
 
-    @extend_schema(request=CertifySerializer, responses=CertificationSerializer)
+    @extend_schema(request=ShopperCertifySerializer, responses=CertificationSerializer)
     @action(detail=True, methods=["post"])
     def certify(self, request, pk=None):
         """Record a passed certification test (interim, until the learning app runs the tests)."""
         shopper = self.get_object()
-        body = CertifySerializer(data=request.data)
+        body = ShopperCertifySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         certification = workforce.shopper_certify(
             organization=self.organization, actor=self.actor, shopper=shopper, **body.validated_data
         )
         return Response(CertificationSerializer(certification).data, status=201)
 
-    @extend_schema(request=BlockSerializer, responses=None)
+    @extend_schema(request=ShopperBlockSerializer, responses=None)
     @action(detail=True, methods=["post"])
     def block(self, request, pk=None):
         """Keep this shopper away from one location."""
         shopper = self.get_object()
-        body = BlockSerializer(data=request.data)
+        body = ShopperBlockSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         block = workforce.shopper_block_location(
             organization=self.organization, actor=self.actor, shopper=shopper, **body.validated_data
@@ -307,7 +307,7 @@ class AssignmentViewSet(TenantModelViewSet):
         return Response(AssignmentSerializer(Assignment.objects.get(pk=assignment.pk)).data)
 
     def _reason(self, request) -> str:
-        body = ReasonSerializer(data=request.data)
+        body = JobReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return body.validated_data["reason"]
 
@@ -355,8 +355,8 @@ class AssignmentViewSet(TenantModelViewSet):
         )
         return self._done(assignment)
 
-    @extend_schema(methods=["GET"], request=None, responses=DraftSerializer)
-    @extend_schema(methods=["PUT"], request=DraftInputSerializer, responses=DraftSerializer)
+    @extend_schema(methods=["GET"], request=None, responses=JobDraftSerializer)
+    @extend_schema(methods=["PUT"], request=JobDraftInputSerializer, responses=JobDraftSerializer)
     @action(detail=True, methods=["get", "put"])
     def draft(self, request, pk=None):
         """GET the visit report so far; PUT saves answers (autosave: any number of times)."""
@@ -365,8 +365,8 @@ class AssignmentViewSet(TenantModelViewSet):
             audit = jobs._current_audit(assignment)
             if audit is None:
                 raise Http404
-            return Response(DraftSerializer(audit).data)
-        body = DraftInputSerializer(data=request.data)
+            return Response(JobDraftSerializer(audit).data)
+        body = JobDraftInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         audit = jobs.assignment_draft_save(
             organization=self.organization,
@@ -376,7 +376,7 @@ class AssignmentViewSet(TenantModelViewSet):
             answers=body.validated_data["answers"],
             visited_at=body.validated_data.get("visited_at"),
         )
-        return Response(DraftSerializer(audit).data)
+        return Response(JobDraftSerializer(audit).data)
 
     @extend_schema(request=None, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
@@ -402,7 +402,7 @@ class AssignmentViewSet(TenantModelViewSet):
         )
         return self._done(assignment)
 
-    @extend_schema(request=ReasonSerializer, responses=AssignmentSerializer)
+    @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"], url_path="return", url_name="return")
     def return_(self, request, pk=None):
         """Back to the shopper with a reason; they have program.revision_window_hours to resubmit."""
@@ -427,7 +427,7 @@ class AssignmentViewSet(TenantModelViewSet):
         )
         return self._done(assignment)
 
-    @extend_schema(request=ReasonSerializer, responses=AssignmentSerializer)
+    @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         assignment = self.get_object()
@@ -440,7 +440,7 @@ class AssignmentViewSet(TenantModelViewSet):
         )
         return self._done(assignment)
 
-    @extend_schema(request=ReasonSerializer, responses=AssignmentSerializer)
+    @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         assignment = self.get_object()
