@@ -61,6 +61,8 @@ from cem.tenancy import current_tenant_id
 
 DEFAULT_CHANNEL_KINDS = (Channel.Kind.PHONE, Channel.Kind.CHAT, Channel.Kind.EMAIL)
 ANSWER_MAX = 200  # AuditAnswer.value
+# Samples are weekly; a quarter is the most a manual draw may cover (the candidate scan grows with it).
+MAX_PERIOD = dt.timedelta(days=92)
 
 
 class Conflict(Exception):
@@ -247,6 +249,8 @@ def sample_draw(
     org_id = _org_id(organization)
     if period_end <= period_start:
         raise ValidationError({"period_end": "Must be after period_start."})
+    if period_end - period_start > MAX_PERIOD:
+        raise ValidationError({"period_end": f"A sample covers at most {MAX_PERIOD.days} days."})
     # Locking the programme serialises two draws of the same period (beat and a manual draw).
     program = Program.objects.select_for_update().get(pk=program.pk)
     if program.kind != ProgramKind.MONITORING:

@@ -12,9 +12,9 @@
 Calls and chats themselves are imported as interactions (see audits/monitoring.py).
 """
 
-import datetime as dt
-
 import django_filters as f
+from django.db.models import Prefetch
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -79,6 +79,12 @@ def _answers(audit) -> list[dict]:
     return MonitoringAnswerSerializer(rows, many=True).data
 
 
+def _answers_prefetch() -> Prefetch:
+    return Prefetch(
+        "answers", queryset=AuditAnswer.objects.select_related("item").order_by("item__position", "pk")
+    )
+
+
 class MonitoringEvaluationSerializer(serializers.ModelSerializer):
     evaluator_email = serializers.EmailField(source="evaluator.email", read_only=True, default="")
     # Plain text: always "published" here, and an enum would collide with other "status" enums.
@@ -107,7 +113,8 @@ class MonitoringEvaluationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_answers(self, audit) -> list[dict]:
-        return _answers(audit)
+        # The list view prefetches them (one query for the page, not one per evaluation).
+        return MonitoringAnswerSerializer(audit.answers.all(), many=True).data
 
 
 class SampleItemSerializer(serializers.ModelSerializer):
@@ -116,10 +123,12 @@ class SampleItemSerializer(serializers.ModelSerializer):
     score = serializers.DecimalField(
         source="audit.score", max_digits=5, decimal_places=2, read_only=True, default=None
     )
-    occurred_at = serializers.SerializerMethodField()
-    channel = serializers.SerializerMethodField()
-    category = serializers.SerializerMethodField()
-    attributes = serializers.SerializerMethodField(help_text="duration, recording_url, transcript, …")
+    occurred_at = serializers.DateTimeField(source="interaction.occurred_at", read_only=True)
+    channel = serializers.CharField(source="interaction.channel.kind", read_only=True)
+    category = serializers.CharField(source="interaction.category", read_only=True)
+    attributes = serializers.JSONField(
+        source="interaction.attributes", read_only=True, help_text="duration, recording_url, transcript, …"
+    )
 
     class Meta:
         model = SampleItem
@@ -140,34 +149,10 @@ class SampleItemSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def _interaction(self, item):
-        interactions = self.context.setdefault("_interactions", {})
-        if item.interaction_id not in interactions:
-            interactions[item.interaction_id] = (
-                Interaction.objects.select_related("channel").filter(pk=item.interaction_id).first()
-            )
-        return interactions[item.interaction_id]
-
     def get_status(self, item) -> str:
         if item.audit_id is None:
             return "open"
         return item.audit.status
-
-    def get_occurred_at(self, item) -> dt.datetime | None:
-        interaction = self._interaction(item)
-        return interaction.occurred_at if interaction else None
-
-    def get_channel(self, item) -> str:
-        interaction = self._interaction(item)
-        return interaction.channel.kind if interaction else ""
-
-    def get_category(self, item) -> str:
-        interaction = self._interaction(item)
-        return interaction.category if interaction else ""
-
-    def get_attributes(self, item) -> dict:
-        interaction = self._interaction(item)
-        return interaction.attributes if interaction else {}
 
 
 class SampleItemDetailSerializer(SampleItemSerializer):
@@ -382,7 +367,9 @@ class SampleItemViewSet(TenantReadOnlyViewSet):
     action_verbs = {"evaluate": "change", "submit": "change"}
 
     def safely_get_queryset(self, queryset):
-        return queryset.select_related("sample", "audit").order_by("sample__period_start", "pk")
+        return queryset.select_related("sample", "audit", "interaction__channel").order_by(
+            "sample__period_start", "pk"
+        )
 
     def get_serializer_class(self):
         return SampleItemSerializer if self.action == "list" else SampleItemDetailSerializer
@@ -429,7 +416,10 @@ class EvaluationViewSet(TenantReadOnlyViewSet):
 
     def safely_get_queryset(self, queryset):
         return (
-            monitoring.evaluations_only(queryset).select_related("evaluator").order_by("-published_at", "-pk")
+            monitoring.evaluations_only(queryset)
+            .select_related("evaluator")
+            .prefetch_related(_answers_prefetch())
+            .order_by("-published_at", "-pk")
         )
 
     @extend_schema(request=None, responses=MonitoringEvaluationSerializer)
@@ -544,7 +534,7 @@ class CalibrationViewSet(mixins.CreateModelMixin, TenantReadOnlyViewSet):
                 parsed = parse_datetime(value)
                 if parsed is None:
                     raise exceptions.ValidationError({param: "An ISO 8601 date-time."})
-                bounds[name] = parsed
+                bounds[name] = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
         data = monitoring.calibration_trends(evaluator_id=evaluator_id, **bounds)
         return Response(CalibrationTrendSerializer(data, many=True).data)
 

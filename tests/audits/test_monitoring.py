@@ -429,3 +429,25 @@ def test_generic_audit_routes_keep_calibration_blind_and_drafts_private(world, a
     with tenant_context(world.a.org):
         monitoring.evaluation_submit(organization=world.a.org, actor=evaluator, sample_item=item)
     assert ids(world.users["employee"]) == {draft.pk}
+
+
+def test_lists_take_a_fixed_number_of_queries(world, api, django_assert_max_num_queries):
+    program = make_program(world, per_agent=3)
+    calls = [c for key in ("a-n1", "a-n2", "a-s1") for c in make_calls(world, agent_key=key, count=3)]
+    drawn, _ = _draw(world, program, *_period(sorted(calls, key=lambda c: c.occurred_at)))
+    _publish_all(world, drawn)
+    evaluator = api(world.users["evaluator"])
+    # Session, membership, tenant and page queries; none per row (9 rows each).
+    with django_assert_max_num_queries(14):
+        assert len(evaluator.get("/api/v1/sample-items/").json()["results"]) == 9
+    with django_assert_max_num_queries(14):
+        assert len(evaluator.get("/api/v1/evaluations/").json()["results"]) == 9
+
+
+def test_a_draw_covers_at_most_a_quarter(world):
+    program = make_program(world)
+    start = timezone.now() - dt.timedelta(days=120)
+    with pytest.raises(monitoring.ValidationError):
+        _draw(world, program, start, start + dt.timedelta(days=93))
+    with pytest.raises(monitoring.ValidationError):
+        _draw(world, program, start, start)
