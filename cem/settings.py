@@ -199,6 +199,9 @@ SPECTACULAR_SETTINGS = {
         "ChannelKindEnum": "cem.models.standards.Channel.Kind",
         "ProgramKindEnum": "audits.models.ProgramKind",
         "FormItemTypeEnum": "audits.models.FormItem.Type",
+        "ShopperStatusEnum": "audits.models.Shopper.Status",
+        "AssignmentStatusEnum": "audits.models.Assignment.Status",
+        "AuditStatusEnum": "audits.models.Audit.Status",
     },
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
