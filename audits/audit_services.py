@@ -26,6 +26,7 @@ from cem.services import _check_tenant, audit_log_write
 
 AUDIT_PUBLISHED = "AuditPublished"
 AUDIT_RESCORED = "AuditRescored"
+EVALUATION_PUBLISHED = "EvaluationPublished"
 _MILLI = Decimal("0.001")
 
 
@@ -141,9 +142,12 @@ def audit_publish(*, organization, actor: Actor, audit: Audit) -> Audit:
     audit.save(update_fields=["status", "published_at", "updated_at"])
     StandardScore.objects.filter(audit=audit).update(published_at=now)
     standard_ids = _standard_ids(audit)
+    # One event per published audit, named for what it is: a monitored call or chat is an
+    # evaluation, everything else (shop visits) an audit; listeners of both never count twice.
+    is_evaluation = audit.assignment_id is None and audit.interaction_id is not None
     emit(
         organization=org_id,
-        event_type=AUDIT_PUBLISHED,
+        event_type=EVALUATION_PUBLISHED if is_evaluation else AUDIT_PUBLISHED,
         payload={
             "audit_id": audit.pk,
             "location_id": audit.location_id,

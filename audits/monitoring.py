@@ -49,11 +49,9 @@ from audits.models import (
     Program,
     ProgramKind,
     SampleItem,
-    StandardScore,
 )
 from audits.sampling import Candidate, sample
 from audits.scoring import AuditScore, Item, ScoringError, failed_without_comment, item_fraction, score_audit
-from cem.events import emit
 from cem.models import Channel, Interaction, InteractionEmployee, Membership, Role
 from cem.principals import Actor
 from cem.services import audit_log_write
@@ -377,22 +375,9 @@ def evaluation_submit(*, organization, actor: Actor, sample_item: SampleItem) ->
     if audit.status != Audit.Status.DRAFT:
         raise Conflict("The evaluation is already published.")
     _score(audit)  # completeness: required answers and comments on failed items
-    # One publish path for every audit: scores, StandardScore rows, AuditPublished, audit log.
-    audit = audit_publish(organization=org_id, actor=actor, audit=audit)
-    standard_ids = sorted(StandardScore.objects.filter(audit=audit).values_list("standard_id", flat=True))
-    emit(
-        organization=org_id,
-        event_type="EvaluationPublished",
-        aggregate=audit,
-        payload={
-            "audit_id": audit.pk,
-            "employee_id": audit.employee_id,
-            "location_id": audit.location_id,
-            "standard_ids": standard_ids,
-            "score": str(audit.score) if audit.score is not None else None,
-        },
-    )
-    return audit
+    # One publish path for every audit: scores, StandardScore rows, the event (EvaluationPublished
+    # for an evaluation), audit log.
+    return audit_publish(organization=org_id, actor=actor, audit=audit)
 
 
 @transaction.atomic
