@@ -47,7 +47,7 @@ _MANAGER = frozenset(
         "organization", "hierarchy", "standards", "interactions", "surveys", "responses", "cases", "exports"
     )
     | _view("audit_forms", "programs", "assignments", "audits")
-    | {"cases.change", "exports.add", "audits.change"}  # audits.change: dispute an item
+    | {"cases.change", "exports.add", "audits.dispute"}
 )
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -61,6 +61,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "events.change",
             "events.delete",
         }
+        # Admins may try a dispute (the service decides whose it is to raise) and resolve one.
+        | {"audits.resolve", "audits.dispute"}
     ),
     Role.EXECUTIVE: frozenset(
         _view("organization", "hierarchy", "standards", "customers", "interactions", "auditlog")
@@ -77,12 +79,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         _view("organization", "hierarchy", "standards", "interactions", "surveys", "responses")
         | _view("audit_forms", "programs", "shoppers", "assignments")
         | _all("audits", "monitoring")
-        | {"assignments.change"}  # reviewers return, approve and publish shop visits
+        | {
+            "assignments.add",
+            "assignments.change",
+            "audits.resolve",
+        }  # schedule and review visits, settle disputes
     ),
     # Agents read their own evaluations (scope "employee") and acknowledge them; only they can.
     Role.EMPLOYEE: frozenset(
         _view("organization", "hierarchy", "standards", "interactions", "responses", "audits")
-        | {"audits.acknowledge"}
+        | {"audits.acknowledge", "audits.dispute"}  # agents acknowledge and dispute their evaluations
     ),
     # Shoppers see only their own profile, jobs and audits (scope level "shopper").
     Role.SHOPPER: frozenset(

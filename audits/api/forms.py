@@ -483,8 +483,8 @@ class AuditViewSet(TenantReadOnlyViewSet):
     resource = "audits"
     api_app = "audits"
     filterset_class = AuditFilter
-    # Raising a dispute changes an audit's state, which managers may do (audits.change).
-    action_verbs = {"disputes": "change", "score_changes": "view"}
+    # Raising a dispute is its own permission (audits.dispute): managers and agents hold it.
+    action_verbs = {"disputes": "dispute", "score_changes": "view"}
 
     def safely_get_queryset(self, queryset):
         queryset = monitoring.audits_released(queryset)
@@ -539,9 +539,8 @@ class DisputeViewSet(TenantReadOnlyViewSet):
     resource = "audits"
     api_app = "audits"
     filterset_class = DisputeFilter
-    # Resolving rewrites a published score: it needs full control of audits (evaluators, admins),
-    # which "audits.delete" marks in the permission data; managers hold only audits.change.
-    action_verbs = {"accept": "delete", "reject": "delete"}
+    # Resolving rewrites a published score: evaluators and admins hold audits.resolve.
+    action_verbs = {"accept": "resolve", "reject": "resolve"}
 
     def safely_get_queryset(self, queryset):
         return queryset.select_related("item").order_by("-created_at", "-id")

@@ -393,3 +393,20 @@ def _job(world, audit):
         window_start=now - dt.timedelta(days=1),
         window_end=now,
     )
+
+
+def test_agents_dispute_their_evaluations_through_the_api(world, api, published):
+    audit, _ = published
+    with tenant_context(world.a.org):
+        # An evaluation of the agent's own call (no job), published: the agent may dispute it.
+        Audit.objects.filter(pk=audit.pk).update(
+            assignment=None,
+            interaction=world.a.interactions["a-n1"],
+            employee=world.a.employees["a-n1"],
+            location=world.a.locations["a-n1"],
+        )
+    agent = api(world.users["employee"])
+    resp = _dispute(agent, audit, item="smile", proposed_value="4")
+    assert resp.status_code == 201, resp.content
+    # Agents raise disputes; they never settle them.
+    assert agent.post(f"/api/v1/disputes/{resp.json()['id']}/accept/", {}, format="json").status_code == 403
