@@ -7,11 +7,8 @@ capped, and submissions are limited per client IP (HMAC'd, never stored raw).
 
 from __future__ import annotations
 
-import time
-
 from django import forms
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import render
@@ -22,7 +19,7 @@ from audits.workforce import shopper_apply
 from cem.models import Organization
 from cem.principals import Actor
 from cem.tenancy import tenant_context, unscoped
-from feedback.ballot import content_length, ip_hash
+from cem.throttle import content_length, ip_hash, window_limited
 
 MAX_BODY = 32 * 1024
 RATE_WINDOW = 3600
@@ -34,18 +31,7 @@ def ip_limit() -> int:
 
 def _rate_limited(org_id: int, hashed_ip: str) -> int | None:
     """Count one submission; the seconds to wait when over the limit, else None."""
-    now = time.time()
-    window = int(now // RATE_WINDOW)
-    key = f"audits:apply:{org_id}:{hashed_ip}:{window}"
-    cache.add(key, 0, timeout=RATE_WINDOW + 60)
-    try:
-        used = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=RATE_WINDOW + 60)
-        used = 1
-    if used > ip_limit():
-        return max(1, int((window + 1) * RATE_WINDOW - now))
-    return None
+    return window_limited(f"audits:apply:{org_id}:{hashed_ip}", limit=ip_limit(), window=RATE_WINDOW)
 
 
 def _split(value: str, *, limit: int, each: int, label: str) -> list[str]:

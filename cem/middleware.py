@@ -4,7 +4,6 @@ import time
 import uuid
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
@@ -13,6 +12,7 @@ from cem.context import request_id_var
 from cem.models import IdempotencyRecord
 from cem.principals import api_key_from_header, memberships_of, pick_membership, touch_api_key
 from cem.tenancy import tenant_context, unscoped
+from cem.throttle import count_hit
 
 API_PREFIX = "/api/v1/"
 SESSION_ORG_KEY = "cem_organization_id"
@@ -92,24 +92,6 @@ def principal_of(request) -> str | None:
     return None
 
 
-def _count_hit(key: str, *, ttl: int) -> int:
-    """Add one to a counter that expires; one round trip on Redis (this runs on every API call)."""
-    redis_cache = getattr(cache, "_cache", None)
-    if hasattr(redis_cache, "get_client"):
-        full_key = cache.make_and_validate_key(key)
-        pipe = redis_cache.get_client(full_key, write=True).pipeline(transaction=False)
-        pipe.incr(full_key)
-        pipe.expire(full_key, ttl, nx=True)
-        used, _ = pipe.execute()
-        return int(used)
-    cache.add(key, 0, timeout=ttl)
-    try:
-        return cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=ttl)
-        return 1
-
-
 class ApiRateLimitMiddleware:
     """Fixed one-minute window per API key (or per user), counted in the shared cache."""
 
@@ -127,7 +109,7 @@ class ApiRateLimitMiddleware:
         now = time.time()
         window = int(now // self.WINDOW)
         reset = (window + 1) * self.WINDOW
-        used = _count_hit(f"ratelimit:{principal}:{window}", ttl=self.WINDOW + 5)
+        used = count_hit(f"ratelimit:{principal}:{window}", ttl=self.WINDOW + 5)
         remaining = max(0, limit - used)
         if used > limit:
             retry_after = max(1, int(reset - now))

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import secrets
-import time
 import zoneinfo
 
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from cem.throttle import content_length, ip_hash, keyed_hash, window_limited
 from feedback.models import Response
+
+__all__ = ["content_length", "ip_hash"]  # the public views read them from here
 
 DEVICE_COOKIE = "cem_rd"
 DEVICE_COOKIE_AGE = 2 * 365 * 24 * 3600
@@ -55,39 +55,8 @@ def device_id_from(token: str | None) -> str | None:
         return None
 
 
-def content_length(request) -> int:
-    """The declared body size; the public views refuse big bodies before Django reads them."""
-    try:
-        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
-    except ValueError:
-        return 0
-
-
-def _keyed(purpose: str, value: str) -> str:
-    key = f"{settings.SECRET_KEY}:{purpose}".encode()
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
-
-
 def device_hash(device_id: str) -> str:
-    return _keyed("device", device_id)
-
-
-def client_ip(request) -> str:
-    """REMOTE_ADDR, or the address the N-th trusted proxy saw (settings.NUM_PROXIES, default 0).
-
-    X-Forwarded-For is only believed as far as our own proxies append to it, otherwise anyone
-    could dodge the per-IP limit by sending a made-up header.
-    """
-    proxies = getattr(settings, "NUM_PROXIES", 0)
-    if proxies:
-        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
-        if len(hops) >= proxies:
-            return hops[-proxies]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
-
-
-def ip_hash(request) -> str:
-    return _keyed("ip", client_ip(request))
+    return keyed_hash("device", device_id)
 
 
 def ip_limit() -> int:
@@ -96,18 +65,7 @@ def ip_limit() -> int:
 
 def rate_limited(survey_id: int, hashed_ip: str) -> int | None:
     """Count one submission; return the seconds to wait when over the limit, else None."""
-    now = time.time()
-    window = int(now // RATE_WINDOW)
-    key = f"feedback:ip:{survey_id}:{hashed_ip}:{window}"
-    cache.add(key, 0, timeout=RATE_WINDOW + 60)
-    try:
-        used = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=RATE_WINDOW + 60)
-        used = 1
-    if used > ip_limit():
-        return max(1, int((window + 1) * RATE_WINDOW - now))
-    return None
+    return window_limited(f"feedback:ip:{survey_id}:{hashed_ip}", limit=ip_limit(), window=RATE_WINDOW)
 
 
 def local_day_bounds(organization, at=None) -> tuple[dt.datetime, dt.datetime]:

@@ -239,7 +239,7 @@ def test_rate_limit_counter_on_redis_is_one_round_trip_and_expires(settings):
     from django.core.cache import caches
     from django.test import override_settings
 
-    from cem.middleware import _count_hit
+    from cem.throttle import count_hit as _count_hit
 
     redis_cache = {
         "default": {

@@ -1,0 +1,75 @@
+"""Counting requests in fixed windows, and the request facts public endpoints limit on.
+
+Used by the API rate limit (per key or user), the public respondent pages and the public
+shopper application (per hashed IP). Counters live in the shared cache, so every web process
+sees the same count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+
+def count_hit(key: str, *, ttl: int) -> int:
+    """Add one to a counter that expires; one round trip on Redis (this runs on every API call)."""
+    redis_cache = getattr(cache, "_cache", None)
+    if hasattr(redis_cache, "get_client"):
+        full_key = cache.make_and_validate_key(key)
+        pipe = redis_cache.get_client(full_key, write=True).pipeline(transaction=False)
+        pipe.incr(full_key)
+        pipe.expire(full_key, ttl, nx=True)
+        used, _ = pipe.execute()
+        return int(used)
+    cache.add(key, 0, timeout=ttl)
+    try:
+        return cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=ttl)
+        return 1
+
+
+def window_limited(key: str, *, limit: int, window: int) -> int | None:
+    """Count one hit in the current window; the seconds to wait when over ``limit``, else None."""
+    now = time.time()
+    current = int(now // window)
+    used = count_hit(f"{key}:{current}", ttl=window + 60)
+    if used > limit:
+        return max(1, int((current + 1) * window - now))
+    return None
+
+
+def keyed_hash(purpose: str, value: str) -> str:
+    """HMAC(SECRET_KEY, value) per purpose: lets us count and compare without keeping the value."""
+    key = f"{settings.SECRET_KEY}:{purpose}".encode()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def client_ip(request) -> str:
+    """REMOTE_ADDR, or the address the N-th trusted proxy saw (settings.NUM_PROXIES, default 0).
+
+    X-Forwarded-For is only believed as far as our own proxies append to it, otherwise anyone
+    could dodge a per-IP limit by sending a made-up header.
+    """
+    proxies = getattr(settings, "NUM_PROXIES", 0)
+    if proxies:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies]
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def ip_hash(request) -> str:
+    return keyed_hash("ip", client_ip(request))
+
+
+def content_length(request) -> int:
+    """The declared body size; public views refuse big bodies before Django reads them."""
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
