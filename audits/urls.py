@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 urlpatterns = [
+    path("results/", include("audits.pages.results")),
     path("forms/", include("audits.pages.forms")),
     path("shoppers/", include("audits.pages.workforce")),
     path("monitoring/", include("audits.pages.monitoring")),

@@ -9,6 +9,7 @@ NAVIGATION = [
     ("Standards", "standards", "standards.view"),
     ("Feedback", "feedback_dashboard", "responses.view"),
     ("Cases", "feedback_cases", "cases.view"),
+    ("Audits", "audit_results", "audits.view"),
     ("Surveys", "feedback_surveys", "surveys.view"),
     ("Exports", "feedback_exports", "exports.view"),
     ("Users", "members", "memberships.view"),

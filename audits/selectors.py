@@ -1,0 +1,60 @@
+"""Reads behind the audit results pages, scoped to the caller like everything else."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Avg, Count, Sum
+from django.utils import timezone
+
+from audits.models import Audit, StandardScore
+from cem.params import id_of
+from cem.scoping import scope_queryset
+
+
+def _scoped(qs, membership):
+    return scope_queryset(qs, role=membership.role, membership=membership)
+
+
+def published_audits(*, membership, params):
+    """Newest published audits and evaluations first, optionally for one location."""
+    qs = _scoped(Audit.objects.filter(published_at__isnull=False), membership)
+    if (location_id := id_of(params.get("location") or "")) is not None:
+        qs = qs.filter(location_id=location_id)
+    return qs.select_related("location", "employee", "version__form").order_by("-published_at", "-pk")
+
+
+def standard_summary(*, membership, days: int = 90) -> list[dict]:
+    """Score per standard over the period: the weighted % of points, with the number of audits.
+
+    Points are summed before dividing, so an audit with more applicable items on a standard
+    weighs more, as it does in each audit's own score.
+    """
+    since = timezone.now() - dt.timedelta(days=days)
+    rows = (
+        _scoped(StandardScore.objects.filter(published_at__gte=since), membership)
+        .values("standard_id", "standard__code", "standard__title")
+        .annotate(earned=Sum("earned"), possible=Sum("possible"), audits=Count("audit_id", distinct=True))
+        .order_by("standard__code")
+    )
+    out = []
+    for row in rows:
+        possible = row["possible"] or 0
+        value = round(float(100 * row["earned"] / possible), 2) if possible else None
+        out.append(
+            {
+                "code": row["standard__code"],
+                "title": row["standard__title"],
+                "value": value,
+                "audits": row["audits"],
+            }
+        )
+    return out
+
+
+def average_score(*, membership, days: int = 90) -> dict:
+    since = timezone.now() - dt.timedelta(days=days)
+    agg = _scoped(Audit.objects.filter(published_at__gte=since), membership).aggregate(
+        value=Avg("score"), n=Count("pk")
+    )
+    return {"value": round(float(agg["value"]), 2) if agg["value"] is not None else None, "n": agg["n"]}
