@@ -403,6 +403,7 @@ class AuditPhoto(TenantModel):
         "region": "audit__location__region",
         "location": "audit__location",
         "employee": "audit__employee",
+        "shopper": "audit__assignment__shopper__user",
     }
 
     audit = models.ForeignKey(Audit, on_delete=models.CASCADE, related_name="photos")

@@ -7,20 +7,26 @@ audits.workforce and audits.jobs.
 """
 
 import django_filters as f
-from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from audits import jobs, workforce
-from audits.models import Assignment, Audit, AuditAnswer, Program, Shopper
+from audits import jobs, photos, workforce
+from audits.models import Assignment, Audit, AuditAnswer, AuditPhoto, Program, Shopper
 from cem.api.base import TenantModelViewSet, TenantReadOnlyViewSet
 from cem.api.permissions import caller_role
 from cem.models import Location
 from cem.params import id_of
 from cem.scoping import scope_level
+from cem.throttle import content_length
+
+# A multipart body may exceed the file it carries by its boundaries and the item field.
+MULTIPART_SLACK = 64 * 1024
 
 # --- serializers ---------------------------------------------------------------------------------
 
@@ -161,6 +167,26 @@ class JobDraftSerializer(serializers.ModelSerializer):
         return JobAnswerSerializer(rows, many=True).data
 
 
+class AuditPhotoSerializer(serializers.ModelSerializer):
+    item = serializers.CharField(source="item.key", read_only=True)
+
+    class Meta:
+        model = AuditPhoto
+        fields = ["id", "audit", "item", "content_type", "size", "created_at"]
+        read_only_fields = fields
+
+
+class AuditPhotoUploadSerializer(serializers.Serializer):
+    item = serializers.SlugField(max_length=60, help_text="The key of a photo item of the job's form.")
+    file = serializers.FileField(help_text="JPEG, PNG or WebP, at most 10 MB; stored without metadata.")
+
+
+class TooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = {"file": [f"At most {photos.MAX_BYTES // (1024 * 1024)} MB."]}
+    default_code = "too_large"
+
+
 # --- filters -------------------------------------------------------------------------------------
 
 
@@ -177,6 +203,11 @@ class AssignmentFilter(f.FilterSet):
     shopper = f.NumberFilter()
     window_after = f.IsoDateTimeFilter(field_name="window_end", lookup_expr="gte")
     window_before = f.IsoDateTimeFilter(field_name="window_start", lookup_expr="lt")
+
+
+class AuditPhotoFilter(f.FilterSet):
+    audit = f.NumberFilter()
+    assignment = f.NumberFilter(field_name="audit__assignment")
 
 
 # --- viewsets ------------------------------------------------------------------------------------
@@ -265,6 +296,8 @@ class AssignmentViewSet(TenantModelViewSet):
         "take": "change",
         "start": "change",
         "draft": "change",
+        "photos": "view",
+        "photos_add": "change",
         "submit": "change",
         "review": "change",
         "return_": "change",
@@ -293,6 +326,13 @@ class AssignmentViewSet(TenantModelViewSet):
             instance=serializer.instance,
             data=serializer.validated_data,
         )
+
+    def initial(self, request, *args, **kwargs):
+        # Refuse an oversized upload by its declared length, before authentication (the CSRF
+        # check) or the parser reads the body.
+        if self.action == "photos_add" and content_length(request) > photos.MAX_BYTES + MULTIPART_SLACK:
+            raise TooLarge()
+        super().initial(request, *args, **kwargs)
 
     # --- helpers ---
     def _shopper(self):
@@ -378,6 +418,42 @@ class AssignmentViewSet(TenantModelViewSet):
         )
         return Response(JobDraftSerializer(audit).data)
 
+    @extend_schema(responses=AuditPhotoSerializer(many=True))
+    @action(detail=True, methods=["get"], parser_classes=[MultiPartParser])
+    def photos(self, request, pk=None):
+        """The photos of the job's current visit report."""
+        assignment = self.get_object()
+        audit = jobs._current_audit(assignment)
+        rows = (
+            AuditPhoto.objects.filter(audit=audit).select_related("item").order_by("item__position", "pk")
+            if audit is not None
+            else AuditPhoto.objects.none()
+        )
+        return Response(AuditPhotoSerializer(rows, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": AuditPhotoUploadSerializer},
+        responses={
+            201: AuditPhotoSerializer,
+            413: OpenApiResponse(description="The upload is larger than 10 MB"),
+        },
+    )
+    @photos.mapping.post
+    def photos_add(self, request, pk=None):
+        """Upload a photo or receipt for a photo item (multipart: ``item`` key and ``file``)."""
+        assignment = self.get_object()
+        body = AuditPhotoUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        photo = photos.assignment_photo_add(
+            organization=self.organization,
+            actor=self.actor,
+            shopper=self._shopper(),
+            assignment=assignment,
+            item_key=body.validated_data["item"],
+            upload=body.validated_data["file"],
+        )
+        return Response(AuditPhotoSerializer(photo).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(request=None, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
@@ -454,7 +530,51 @@ class AssignmentViewSet(TenantModelViewSet):
         return self._done(assignment)
 
 
+class AuditPhotoViewSet(TenantReadOnlyViewSet):
+    """Audit photos: listed, streamed (file, thumbnail) to callers who may see the audit, deleted
+    by the draft's author. Never served from a public URL."""
+
+    queryset = AuditPhoto.objects
+    serializer_class = AuditPhotoSerializer
+    resource = "audits"
+    api_app = "audits"
+    http_method_names = ["get", "delete", "head", "options"]
+    action_verbs = {"destroy": "change", "file": "view", "thumbnail": "view"}
+    filterset_class = AuditPhotoFilter
+
+    def safely_get_queryset(self, queryset):
+        return queryset.select_related("item").order_by("pk")
+
+    def destroy(self, request, pk=None):
+        photos.audit_photo_delete(organization=self.organization, actor=self.actor, photo=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _stream(self, *, thumbnail: bool):
+        photo = self.get_object()
+        path = photos.photo_file(photo, thumbnail=thumbnail)
+        if path is None:
+            raise Http404("The file is missing.")
+        response = FileResponse(
+            open(path, "rb"),  # noqa: SIM115 (FileResponse closes it)
+            content_type=photo.content_type,
+        )
+        response["Cache-Control"] = "private, no-store"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="The image")})
+    @action(detail=True, methods=["get"])
+    def file(self, request, pk=None):
+        return self._stream(thumbnail=False)
+
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="The thumbnail")})
+    @action(detail=True, methods=["get"])
+    def thumbnail(self, request, pk=None):
+        return self._stream(thumbnail=True)
+
+
 def register(router) -> None:
     """Add this area's viewsets to the core router."""
     router.register("shoppers", ShopperViewSet, basename="shopper")
     router.register("assignments", AssignmentViewSet, basename="assignment")
+    router.register("audit-photos", AuditPhotoViewSet, basename="auditphoto")
