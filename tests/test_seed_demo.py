@@ -10,6 +10,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.test import RequestFactory
 
+from audits import models as am
 from cem import models as m
 from cem.management.commands.seed_demo import PASSWORD, PERSONAS, SUPERUSER_EMAIL
 from cem.principals import api_key_from_header
@@ -48,6 +49,21 @@ COUNTED = (
     fm.Answer,
     fm.Case,
     fm.AlertRule,
+    am.Program,
+    am.Scenario,
+    am.ScenarioLeg,
+    am.FormItem,
+    am.Shopper,
+    am.Certification,
+    am.Assignment,
+    am.Audit,
+    am.AuditAnswer,
+    am.StandardScore,
+    am.Dispute,
+    am.ScoreChange,
+    am.MonitoringSample,
+    am.SampleItem,
+    am.CalibrationSession,
 )
 
 
@@ -115,6 +131,16 @@ def snapshot() -> dict:
                     "employee__external_id",
                 )
             ),
+            list(
+                am.Audit.objects.filter(organization_id__in=orgs.values())
+                .order_by("organization__slug", "visited_at", "location__code", "score")
+                .values_list("organization__slug", "location__code", "score", "critical_failed", "status")
+            ),
+            list(
+                am.Shopper.objects.filter(organization_id__in=orgs.values())
+                .order_by("email")
+                .values_list("email", "name", "status")
+            ),
         )
     digest = hashlib.sha256(repr(content).encode()).hexdigest()
     return {"orgs": sorted(orgs), "counts": counts, "digest": digest}
@@ -140,7 +166,7 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
     assert counts["northwind.Standard"] == 40 and counts["contoso.Standard"] == 20
     assert counts["northwind.SkillCategory"] == counts["contoso.SkillCategory"] == 6
     assert counts["northwind.Customer"] == 60 and counts["contoso.Customer"] == 24
-    assert counts["northwind.Membership"] == 8 and counts["contoso.Membership"] == 2
+    assert counts["northwind.Membership"] == 8 and counts["contoso.Membership"] == 5
     assert counts["northwind.ApiKey"] == 1
     assert "Demo data loaded in" in output
 
@@ -177,6 +203,40 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
         )
         assert fm.Case.objects.filter(organization=northwind, status="open").exists()
     assert "feedback responses" in output
+
+    # Audits: two mystery-shopping programmes (one cross-channel with two legs) and shoppers in
+    # several states at Northwind; a monitoring programme, samples, evaluations and a closed
+    # calibration session at Contoso. Published audits carry scores and standard scores.
+    assert counts["northwind.Program"] == 2 and counts["contoso.Program"] == 1
+    assert counts["northwind.ScenarioLeg"] == 2
+    assert counts["northwind.Audit"] >= 60 and counts["northwind.StandardScore"] > counts["northwind.Audit"]
+    assert counts["northwind.Dispute"] >= 1
+    assert counts["contoso.MonitoringSample"] == 4 and counts["contoso.CalibrationSession"] == 1
+    with unscoped():
+        shoppers = am.Shopper.objects.filter(organization=northwind)
+        assert set(shoppers.values_list("status", flat=True)) == {
+            "applied",
+            "approved",
+            "rejected",
+            "suspended",
+        }
+        persona = shoppers.get(user__username="shopper@northwind.demo")
+        assert persona.status == "approved" and persona.certifications.exists()
+        jobs = am.Assignment.objects.filter(organization=northwind)
+        assert {"open", "assigned", "returned", "published"} <= set(jobs.values_list("status", flat=True))
+        assert jobs.filter(shopper=persona, status="returned").exists()
+        published = am.Audit.objects.filter(organization=northwind, status="published")
+        assert published.count() == counts["northwind.Audit"] - 1  # the returned job's draft
+        assert not published.filter(score__isnull=True).exists()
+        assert am.StandardScore.objects.filter(organization=northwind, published_at__isnull=False).exists()
+        contoso = m.Organization.objects.get(slug="contoso")
+        evaluations = am.Audit.objects.filter(
+            organization=contoso, interaction__isnull=False, calibration__isnull=True, status="published"
+        )
+        assert evaluations.exists() and not evaluations.filter(employee__isnull=True).exists()
+        session = am.CalibrationSession.objects.get(organization=contoso)
+        assert session.closed_at is not None and session.final_audit_id is not None
+        assert am.Audit.objects.filter(calibration=session).exclude(pk=session.final_audit_id).count() == 3
 
     # Every persona authenticates with the demo password and holds the advertised role.
     request = RequestFactory().post("/accounts/login/")
@@ -218,5 +278,7 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
         "northwind.Customer",
         "northwind.Response",
         "contoso.Response",
+        "northwind.Audit",
+        "contoso.CalibrationSession",
     ):
         assert other["counts"][name] == first["counts"][name]

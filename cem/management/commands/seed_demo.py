@@ -10,8 +10,11 @@ Both get feedback (``feedback/demo.py``): Northwind three surveys (store visit, 
 checkout), Contoso one (support call), in English and Spanish, with 200,000 responses over the
 six months between them, comments with sentiment and topics, a few hundred cases and default
 alert rules. Like an import, this history goes into the tables set-based with no per-response
-``ResponseReceived`` event (dashboards and metrics read the tables). The whole seed takes about
-20 s at ``--scale 1``.
+``ResponseReceived`` event (dashboards and metrics read the tables). Then audits
+(``audits/demo.py``): Northwind two mystery-shopping programmes (in store; phone then store), 40
+shoppers and ~3,000 published audits; Contoso a monitoring programme with weekly samples, ~400
+evaluations and a closed calibration session (three evaluator personas), again set-based with no
+per-audit event. The whole seed takes about 22 s at ``--scale 1``.
 
 Everything comes from one ``random.Random(seed)``, so a seed always yields the same rows (dates
 are relative to the day of the run). ``--scale`` shrinks the volume counts (stores, employees,
@@ -958,6 +961,9 @@ PERSONAS = (
     ("shopper", "shopper@northwind.demo", Role.SHOPPER, "northwind", None),
     ("outsider", "admin@contoso.demo", Role.ORG_ADMIN, "contoso", "org B outsider"),
     ("cc-manager", "manager@contoso.demo", Role.STORE_MANAGER, "contoso", "contact centre"),
+    ("cc-evaluator", "evaluator@contoso.demo", Role.EVALUATOR, "contoso", None),
+    ("cc-evaluator-2", "evaluator2@contoso.demo", Role.EVALUATOR, "contoso", None),
+    ("cc-evaluator-3", "evaluator3@contoso.demo", Role.EVALUATOR, "contoso", None),
 )
 
 
@@ -1149,10 +1155,12 @@ class Seeder:
             with tenant_context(northwind):
                 self.seed_northwind(northwind)
                 self.seed_feedback(northwind, "Northwind Retail")
+                self.seed_audits(northwind, "Northwind Retail")
             self.step("Northwind Retail", t0)
             with tenant_context(contoso):
                 self.seed_contoso(contoso)
                 self.seed_feedback(contoso, "Contoso Care")
+                self.seed_audits(contoso, "Contoso Care")
             self.step("Contoso Care", t0)
             self.superuser()
         if dropped:
@@ -1168,6 +1176,13 @@ class Seeder:
 
         counts = seed_feedback(org, seed=self.seed, scale=self.scale, actor=self.actor, step=self.step)
         self.summary[label].update({f"feedback {k}": v for k, v in counts.items()})
+
+    def seed_audits(self, org, label: str) -> None:
+        """Mystery shopping (Northwind) and call monitoring (Contoso) history (audits/demo.py)."""
+        from audits.demo import seed_audits
+
+        counts = seed_audits(org, seed=self.seed, scale=self.scale, actor=self.actor, step=self.step)
+        self.summary[label].update({f"audits {k}": v for k, v in counts.items()})
 
     # --- shared building blocks -------------------------------------------------------------
 
