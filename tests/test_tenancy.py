@@ -98,3 +98,30 @@ def test_guc_restored_after_context(world):
             assert _raw_count("cem_location") == 1
         assert _raw_count("cem_location") == 3
     assert _raw_count("cem_location") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fresh_cluster_gets_its_application_role_on_first_connection():
+    """System checks connect before migrate can create the role (a new machine): self-heal."""
+    import uuid
+
+    from psycopg import sql
+
+    from cem.db.base import owner_session
+
+    role = f"cem_app_{uuid.uuid4().hex[:8]}"
+    options = connection.settings_dict["OPTIONS"]
+    saved = options["assume_role"]
+    connection.close()
+    options["assume_role"] = role
+    try:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT current_user, (SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user)"
+            )
+            assert cur.fetchone() == (role, False)
+    finally:
+        connection.close()
+        options["assume_role"] = saved
+        with owner_session(), connection.cursor() as cur:
+            cur.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

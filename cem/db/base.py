@@ -9,6 +9,7 @@ the same tenant as the ORM's scoped managers.
 import threading
 from contextlib import contextmanager
 
+import psycopg
 from django.db import connections
 from django.db.backends.postgresql import base
 from django.db.backends.postgresql.base import NO_DB_ALIAS
@@ -40,7 +41,17 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _configure_role(self, connection):
         if owner_mode() or self.alias == NO_DB_ALIAS:
             return False
-        return super()._configure_role(connection)
+        try:
+            return super()._configure_role(connection)
+        except psycopg.errors.InvalidParameterValue:
+            # A cluster no migrate has run on yet (a fresh machine): system checks connect before
+            # any migration could create the role. Create it as the connecting owner, then drop to
+            # it; the grants follow with migrate's post_migrate.
+            from cem.rls import ensure_app_role
+
+            with connection.cursor() as cursor:
+                ensure_app_role(cursor)
+            return super()._configure_role(connection)
 
     def init_connection_state(self):
         super().init_connection_state()

@@ -6,6 +6,6 @@ from cem.db.base import owner_session
 class Command(FlushCommand):
     """Django's flush (TRUNCATE) as the schema owner: the app role holds no TRUNCATE grant."""
 
-    def handle(self, *args, **options):
+    def execute(self, *args, **options):
         with owner_session():
-            return super().handle(*args, **options)
+            return super().execute(*args, **options)
