@@ -7,4 +7,5 @@ urlpatterns = [
     path("forms/", include("audits.pages.forms")),
     path("shoppers/", include("audits.pages.workforce")),
     path("monitoring/", include("audits.pages.monitoring")),
+    path("jobs/", include("audits.pages.jobs")),
 ]

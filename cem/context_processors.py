@@ -10,6 +10,8 @@ NAVIGATION = [
     ("Feedback", "feedback_dashboard", "responses.view"),
     ("Cases", "feedback_cases", "cases.view"),
     ("Audits", "audit_results", "audits.view"),
+    ("Jobs", "audit_jobs", "assignments.view"),
+    ("Review", "audit_job_queue", "assignments.add"),
     ("Surveys", "feedback_surveys", "surveys.view"),
     ("Exports", "feedback_exports", "exports.view"),
     ("Users", "members", "memberships.view"),
