@@ -7,5 +7,6 @@ urlpatterns = [
     path("forms/", include("audits.pages.forms")),
     path("shoppers/", include("audits.pages.workforce")),
     path("monitoring/", include("audits.pages.monitoring")),
+    path("jobs/certify/", include("audits.pages.certify")),
     path("jobs/", include("audits.pages.jobs")),
 ]
