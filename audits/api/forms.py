@@ -27,7 +27,7 @@ from audits.models import (
     ScoreChange,
     StandardScore,
 )
-from cem.api.base import TenantModelViewSet, TenantReadOnlyViewSet
+from cem.api.base import RenderStoredMixin, TenantModelViewSet, TenantReadOnlyViewSet
 
 # --- forms --------------------------------------------------------------------------------------
 
@@ -156,7 +156,7 @@ def _version_prefetch():
     )
 
 
-class AuditFormViewSet(TenantModelViewSet):
+class AuditFormViewSet(RenderStoredMixin, TenantModelViewSet):
     """Audit forms; their sections and items through ``structure`` (a new version once used)."""
 
     queryset = AuditForm.objects
@@ -183,19 +183,6 @@ class AuditFormViewSet(TenantModelViewSet):
             form=serializer.instance,
             data=serializer.validated_data,
         )
-
-    def _fresh(self, pk):
-        return self.get_queryset().get(pk=pk)
-
-    def create(self, request, *args, **kwargs):
-        resp = super().create(request, *args, **kwargs)
-        resp.data = self.get_serializer(self._fresh(resp.data["id"])).data
-        return resp
-
-    def update(self, request, *args, **kwargs):
-        resp = super().update(request, *args, **kwargs)
-        resp.data = self.get_serializer(self._fresh(resp.data["id"])).data
-        return resp
 
     @extend_schema(
         request=StructurePutSerializer,
@@ -322,7 +309,7 @@ class ScenarioFilter(f.FilterSet):
     active = f.BooleanFilter()
 
 
-class ScenarioViewSet(TenantModelViewSet):
+class ScenarioViewSet(RenderStoredMixin, TenantModelViewSet):
     """Scenarios with their legs nested; a list of legs in a write replaces the current ones."""
 
     queryset = Scenario.objects
@@ -353,19 +340,6 @@ class ScenarioViewSet(TenantModelViewSet):
             data=data,
             legs=legs,
         )
-
-    def _fresh(self, pk):
-        return self.get_queryset().get(pk=pk)
-
-    def create(self, request, *args, **kwargs):
-        resp = super().create(request, *args, **kwargs)
-        resp.data = self.get_serializer(self._fresh(resp.data["id"])).data
-        return resp
-
-    def update(self, request, *args, **kwargs):
-        resp = super().update(request, *args, **kwargs)
-        resp.data = self.get_serializer(self._fresh(resp.data["id"])).data
-        return resp
 
 
 # --- audits and disputes ------------------------------------------------------------------------

@@ -92,3 +92,24 @@ class TenantModelViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         from cem.services import record_delete
 
         record_delete(organization=self.organization, actor=self.actor, instance=instance)
+
+
+class RenderStoredMixin:
+    """Answer a create or update with the object as stored, read back through the scoped queryset.
+
+    For viewsets whose services write nested rows (versions, legs, triggers) that the validated
+    data does not show; the response then matches a later GET exactly.
+    """
+
+    def _stored(self, pk):
+        return self.get_queryset().get(pk=pk)
+
+    def create(self, request, *args, **kwargs):
+        resp = super().create(request, *args, **kwargs)
+        resp.data = self.get_serializer(self._stored(resp.data["id"])).data
+        return resp
+
+    def update(self, request, *args, **kwargs):
+        resp = super().update(request, *args, **kwargs)
+        resp.data = self.get_serializer(self._stored(resp.data["id"])).data
+        return resp

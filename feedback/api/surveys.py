@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cem.api.base import TenantModelViewSet, TenantReadOnlyViewSet
+from cem.api.base import RenderStoredMixin, TenantModelViewSet, TenantReadOnlyViewSet
 from cem.models import Channel, Touchpoint
 from feedback import survey_services as svc
 from feedback.models import Question, QuestionType, Survey, SurveyTrigger, SurveyVersion
@@ -143,7 +143,7 @@ class SurveyFilter(f.FilterSet):
     name = f.CharFilter(lookup_expr="icontains")
 
 
-class SurveyViewSet(TenantModelViewSet):
+class SurveyViewSet(RenderStoredMixin, TenantModelViewSet):
     """Surveys and their distribution settings; questions through the ``questions`` action."""
 
     queryset = Survey.objects
@@ -194,19 +194,6 @@ class SurveyViewSet(TenantModelViewSet):
     def perform_destroy(self, instance):
         svc.survey_delete(organization=self.organization, actor=self.actor, survey=instance)
 
-    def _fresh(self, pk):
-        return self.get_queryset().get(pk=pk)
-
-    def create(self, request, *args, **kwargs):
-        resp = super().create(request, *args, **kwargs)
-        resp.data = self.get_serializer(self._fresh(resp.data["id"])).data
-        return resp
-
-    def update(self, request, *args, **kwargs):
-        resp = super().update(request, *args, **kwargs)
-        resp.data = self.get_serializer(self._fresh(resp.data["id"])).data
-        return resp
-
     @extend_schema(
         request=QuestionsPutSerializer,
         responses={200: SurveyVersionSerializer, 400: OpenApiResponse(description="Field errors")},
@@ -253,7 +240,7 @@ class SurveyViewSet(TenantModelViewSet):
         survey = svc.survey_activate(
             organization=self.organization, actor=self.actor, survey=self.get_object()
         )
-        return Response(self.get_serializer(self._fresh(survey.pk)).data, status=status.HTTP_200_OK)
+        return Response(self.get_serializer(self._stored(survey.pk)).data, status=status.HTTP_200_OK)
 
     @extend_schema(request=None, responses=SurveySerializer)
     @action(detail=True, methods=["post"])
@@ -261,7 +248,7 @@ class SurveyViewSet(TenantModelViewSet):
         survey = svc.survey_archive(
             organization=self.organization, actor=self.actor, survey=self.get_object()
         )
-        return Response(self.get_serializer(self._fresh(survey.pk)).data, status=status.HTTP_200_OK)
+        return Response(self.get_serializer(self._stored(survey.pk)).data, status=status.HTTP_200_OK)
 
 
 class SurveyVersionFilter(f.FilterSet):
