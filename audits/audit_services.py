@@ -52,7 +52,7 @@ def scoring_item(item: FormItem, section_key: str) -> Item:
         scale_max=item.scale_max,
         target_min=item.target_min,
         target_max=item.target_max,
-        choice_points={str(c["value"]): Decimal(str(c["points"])) for c in item.choices or []},
+        choice_points={str(c.get("value")): Decimal(str(c.get("points", "0"))) for c in item.choices or []},
         pass_fraction=Decimal(item.pass_fraction),
     )
 

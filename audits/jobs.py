@@ -27,6 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audits import scoring
+from audits.audit_services import audit_publish, scoring_item
 from audits.models import (
     Assignment,
     Audit,
@@ -421,30 +422,6 @@ def assignment_draft_save(
     return audit
 
 
-def _scoring_items(items) -> list[scoring.Item]:
-    out = []
-    for item in items:
-        choice_points = {str(c.get("value")): Decimal(str(c.get("points", "0"))) for c in item.choices or []}
-        out.append(
-            scoring.Item(
-                key=item.key,
-                type=item.type,
-                weight=item.weight,
-                section=item.section.key,
-                standard_id=item.standard_id,
-                critical=item.critical,
-                required=item.required,
-                scale_min=item.scale_min,
-                scale_max=item.scale_max,
-                target_min=item.target_min,
-                target_max=item.target_max,
-                choice_points=choice_points,
-                pass_fraction=item.pass_fraction,
-            )
-        )
-    return out
-
-
 def submission_errors(assignment: Assignment, audit: Audit | None) -> dict[str, str]:
     """Everything that stops a visit report from being submitted, keyed by field / ``answers.<item>``."""
     if audit is None:
@@ -496,7 +473,7 @@ def submission_errors(assignment: Assignment, audit: Audit | None) -> dict[str, 
     form = assignment.program.form
     try:
         score = scoring.score_audit(
-            _scoring_items(items),
+            [scoring_item(i, i.section.key) for i in items],
             values,
             critical_policy=form.critical_policy,
             critical_cap=form.critical_cap,
@@ -580,37 +557,6 @@ def assignment_return(
     return assignment
 
 
-def _audit_service(name: str):
-    # audits.audit_services (scores per standard, score history, AuditPublished) is built alongside
-    # this module; without it a visit is still scored here and left approved.
-    try:
-        from audits import audit_services
-    except ImportError:
-        return None
-    return getattr(audit_services, name, None)
-
-
-def _score_locally(audit: Audit) -> Audit:
-    items = list(FormItem.objects.filter(version_id=audit.version_id).select_related("section"))
-    answers = {a.item_id: a.value for a in AuditAnswer.objects.filter(audit=audit)}
-    form = audit.assignment.program.form
-    try:
-        score = scoring.score_audit(
-            _scoring_items(items),
-            {i.key: answers.get(i.pk) or None for i in items},
-            critical_policy=form.critical_policy,
-            critical_cap=form.critical_cap,
-        )
-    except scoring.ScoringError as exc:
-        raise ValidationError({f"answers.{exc.key}": exc.message}) from None
-    audit.score, audit.raw_score, audit.critical_failed = score.total, score.raw_total, score.critical_failed
-    audit.section_scores = {
-        k: {"score": str(v.value) if v.value is not None else None} for k, v in score.sections.items()
-    }
-    audit.save(update_fields=["score", "raw_score", "critical_failed", "section_scores", "updated_at"])
-    return audit
-
-
 @transaction.atomic
 def assignment_approve(*, organization, actor: Actor, assignment: Assignment) -> Assignment:
     """Approve the visit, then score and publish its audit (approved → published)."""
@@ -631,11 +577,7 @@ def assignment_approve(*, organization, actor: Actor, assignment: Assignment) ->
         aggregate=assignment,
         payload={"assignment_id": assignment.pk, "audit_id": audit.pk, "shopper_id": assignment.shopper_id},
     )
-    publish = _audit_service("audit_publish")
-    if publish is None:
-        _score_locally(audit)
-        return assignment
-    publish(organization=org_id, actor=actor, audit=audit)
+    audit_publish(organization=org_id, actor=actor, audit=audit)
     before = _move(assignment, S.PUBLISHED)
     assignment.save(update_fields=["status"])
     _log(org_id, actor, "assignment.publish", assignment, before, audit=audit.pk)

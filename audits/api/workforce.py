@@ -495,7 +495,7 @@ class AssignmentViewSet(TenantModelViewSet):
     @extend_schema(request=None, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        """Score and approve the visit (published when the publishing service is present)."""
+        """Approve the visit; its audit is scored and published at once."""
         assignment = self.get_object()
         self._reviewer_only()
         assignment = jobs.assignment_approve(

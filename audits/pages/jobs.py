@@ -21,6 +21,7 @@ from django.views.generic import DetailView, ListView, TemplateView, View
 from django.views.generic.detail import SingleObjectMixin
 
 from audits import jobs, photos, scoring
+from audits.audit_services import scoring_item
 from audits.models import Assignment, AuditAnswer, AuditPhoto, FormItem
 from cem.pages import TenantPageMixin
 from cem.scoping import scope_level
@@ -114,7 +115,7 @@ def _score_preview(assignment: Assignment, report: dict):
     form = assignment.program.form
     try:
         return scoring.score_audit(
-            jobs._scoring_items(items),
+            [scoring_item(i, i.section.key) for i in items],
             {i.key: (answers[i.pk].value if i.pk in answers else None) or None for i in items},
             critical_policy=form.critical_policy,
             critical_cap=form.critical_cap,

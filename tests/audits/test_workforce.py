@@ -662,14 +662,3 @@ def test_shopper_of_both_orgs_never_sees_the_other_orgs_jobs_or_audits(jw, world
     listed = client.get("/api/v1/audits/")
     assert listed.status_code == 200 and b_audit.pk not in [a["id"] for a in listed.json()["results"]]
     assert b"acme" not in client.get("/api/v1/assignments/board/").content.lower().replace(b"acme.test", b"")
-
-
-def test_approve_scores_locally_without_the_publishing_service(jw, api, monkeypatch):
-    monkeypatch.setattr(jobs, "_audit_service", lambda name: None)
-    shopper = api(jw.world.users["shopper"])
-    job = _take_and_start(jw, shopper)
-    _submit_complete(jw, shopper, job)
-    resp = api(jw.world.users["evaluator"]).post(f"/api/v1/assignments/{job.pk}/approve/")
-    assert resp.status_code == 200 and resp.json()["status"] == "approved"
-    with tenant_context(jw.org):
-        assert am.Audit.objects.get(assignment=job).score == Decimal("100.00")
