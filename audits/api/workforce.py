@@ -338,6 +338,14 @@ class AssignmentViewSet(TenantModelViewSet):
     def _shopper(self):
         return jobs.shopper_for_user(self.request.user)
 
+    def _decide(self, service, **kwargs):
+        """A reviewer's step on the job in the URL, through its service."""
+        assignment = self.get_object()
+        self._reviewer_only()
+        return self._done(
+            service(organization=self.organization, actor=self.actor, assignment=assignment, **kwargs)
+        )
+
     def _reviewer_only(self):
         # Shoppers hold assignments.change for their own work; reviewing needs organization-wide scope.
         if scope_level(caller_role(self.request)) != "organization":
@@ -471,63 +479,29 @@ class AssignmentViewSet(TenantModelViewSet):
     @action(detail=True, methods=["post"])
     def review(self, request, pk=None):
         """submitted → in_review (the caller becomes the reviewer)."""
-        assignment = self.get_object()
-        self._reviewer_only()
-        assignment = jobs.assignment_review(
-            organization=self.organization, actor=self.actor, assignment=assignment
-        )
-        return self._done(assignment)
+        return self._decide(jobs.assignment_review)
 
     @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"], url_path="return", url_name="return")
     def return_(self, request, pk=None):
         """Back to the shopper with a reason; they have program.revision_window_hours to resubmit."""
-        assignment = self.get_object()
-        self._reviewer_only()
-        assignment = jobs.assignment_return(
-            organization=self.organization,
-            actor=self.actor,
-            assignment=assignment,
-            reason=self._reason(request),
-        )
-        return self._done(assignment)
+        return self._decide(jobs.assignment_return, reason=self._reason(request))
 
     @extend_schema(request=None, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         """Approve the visit; its audit is scored and published at once."""
-        assignment = self.get_object()
-        self._reviewer_only()
-        assignment = jobs.assignment_approve(
-            organization=self.organization, actor=self.actor, assignment=assignment
-        )
-        return self._done(assignment)
+        return self._decide(jobs.assignment_approve)
 
     @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        assignment = self.get_object()
-        self._reviewer_only()
-        assignment = jobs.assignment_reject(
-            organization=self.organization,
-            actor=self.actor,
-            assignment=assignment,
-            reason=self._reason(request),
-        )
-        return self._done(assignment)
+        return self._decide(jobs.assignment_reject, reason=self._reason(request))
 
     @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        assignment = self.get_object()
-        self._reviewer_only()
-        assignment = jobs.assignment_cancel(
-            organization=self.organization,
-            actor=self.actor,
-            assignment=assignment,
-            reason=self._reason(request),
-        )
-        return self._done(assignment)
+        return self._decide(jobs.assignment_cancel, reason=self._reason(request))
 
 
 class AuditPhotoViewSet(TenantReadOnlyViewSet):
