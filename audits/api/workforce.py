@@ -338,10 +338,15 @@ class AssignmentViewSet(TenantModelViewSet):
     def _shopper(self):
         return jobs.shopper_for_user(self.request.user)
 
-    def _decide(self, service, **kwargs):
-        """A reviewer's step on the job in the URL, through its service."""
+    def _decide(self, service, *, with_reason: bool = False):
+        """A reviewer's step on the job in the URL, through its service.
+
+        The job is looked up and the reviewer checked before the body is read: another
+        tenant's id is a 404 whatever the body says.
+        """
         assignment = self.get_object()
         self._reviewer_only()
+        kwargs = {"reason": self._reason(self.request)} if with_reason else {}
         return self._done(
             service(organization=self.organization, actor=self.actor, assignment=assignment, **kwargs)
         )
@@ -485,7 +490,7 @@ class AssignmentViewSet(TenantModelViewSet):
     @action(detail=True, methods=["post"], url_path="return", url_name="return")
     def return_(self, request, pk=None):
         """Back to the shopper with a reason; they have program.revision_window_hours to resubmit."""
-        return self._decide(jobs.assignment_return, reason=self._reason(request))
+        return self._decide(jobs.assignment_return, with_reason=True)
 
     @extend_schema(request=None, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
@@ -496,12 +501,12 @@ class AssignmentViewSet(TenantModelViewSet):
     @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        return self._decide(jobs.assignment_reject, reason=self._reason(request))
+        return self._decide(jobs.assignment_reject, with_reason=True)
 
     @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return self._decide(jobs.assignment_cancel, reason=self._reason(request))
+        return self._decide(jobs.assignment_cancel, with_reason=True)
 
 
 class AuditPhotoViewSet(TenantReadOnlyViewSet):
