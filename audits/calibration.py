@@ -12,7 +12,7 @@ every yes/no item.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from audits.scoring import Item, ItemType, item_fraction
@@ -24,6 +24,8 @@ _CENT = Decimal("0.01")
 class CalibrationResult:
     alignment: dict[str, Decimal | None]  # evaluator -> 0..100
     disagreement: dict[str, Decimal]  # item key -> share of evaluators differing (0..100)
+    # evaluator -> the item keys where they differ from the final answer (the cells to highlight)
+    differs: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def calibrate(
@@ -33,8 +35,9 @@ def calibrate(
     final_fraction = {i.key: item_fraction(i, final.get(i.key)) for i in scored}
     alignment: dict[str, Decimal | None] = {}
     differing: dict[str, int] = dict.fromkeys((i.key for i in scored), 0)
+    differs: dict[str, frozenset[str]] = {}
     for evaluator, answers in evaluations.items():
-        gaps = []
+        gaps, mine_differ = [], set()
         for item in scored:
             mine, agreed = item_fraction(item, answers.get(item.key)), final_fraction[item.key]
             if mine is None and agreed is None:
@@ -43,6 +46,8 @@ def calibrate(
             gaps.append(gap)
             if gap:
                 differing[item.key] += 1
+                mine_differ.add(item.key)
+        differs[evaluator] = frozenset(mine_differ)
         alignment[evaluator] = (
             (100 * (1 - sum(gaps) / len(gaps))).quantize(_CENT, rounding=ROUND_HALF_UP) if gaps else None
         )
@@ -51,4 +56,4 @@ def calibrate(
         key: (Decimal(100) * n / count).quantize(_CENT, rounding=ROUND_HALF_UP)
         for key, n in differing.items()
     }
-    return CalibrationResult(alignment=alignment, disagreement=disagreement)
+    return CalibrationResult(alignment=alignment, disagreement=disagreement, differs=differs)

@@ -563,5 +563,7 @@ class CalibrationSession(TenantModel):
     final_audit = models.OneToOneField(
         Audit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The users invited to score it blind; empty means any evaluator may.
+    evaluators = ArrayField(models.BigIntegerField(), default=list, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -436,23 +436,37 @@ def sample_item_status_q(status: str) -> Q:
 
 @transaction.atomic
 def calibration_create(
-    *, organization, actor: Actor, program: Program, interaction: Interaction
+    *,
+    organization,
+    actor: Actor,
+    program: Program,
+    interaction: Interaction,
+    evaluators: Iterable[int] = (),
 ) -> CalibrationSession:
+    """A session for one interaction; ``evaluators`` (user ids) limits who scores it, else anyone may."""
     org_id = _org_id(organization)
     if program.kind != ProgramKind.MONITORING:
         raise ValidationError({"program": "Calibration sessions belong to monitoring programmes."})
     form_current_version(program.form)
+    chosen = sorted(set(evaluators))
+    strangers = sorted(set(chosen) - set(org_evaluators()))
+    if strangers:
+        raise ValidationError({"evaluators": f"Not evaluators of this organization: {strangers}"})
     session = CalibrationSession.objects.create(
-        organization_id=org_id, program=program, interaction=interaction
+        organization_id=org_id, program=program, interaction=interaction, evaluators=chosen
     )
     audit_log_write(
         organization=org_id,
         actor=actor,
         action="monitoring.calibration_create",
         instance=session,
-        changes={"program": program.pk, "interaction": interaction.pk},
+        changes={"program": program.pk, "interaction": interaction.pk, "evaluators": chosen},
     )
     return session
+
+
+def calibration_may_evaluate(session: CalibrationSession, user_id: int | None) -> bool:
+    return user_id is not None and (not session.evaluators or user_id in session.evaluators)
 
 
 def _open_session(session: CalibrationSession) -> CalibrationSession:
@@ -484,6 +498,8 @@ def calibration_evaluate(
     if actor.user_id is None:
         raise PermissionDenied("Calibration evaluations are personal: sign in as an evaluator.")
     session = _open_session(session)
+    if not calibration_may_evaluate(session, actor.user_id):
+        raise PermissionDenied("You are not one of this session's evaluators.")
     audit = (
         Audit.objects.filter(calibration=session, evaluator_id=actor.user_id)
         .exclude(pk=session.final_audit_id or 0)
@@ -570,7 +586,10 @@ def calibration_results(session: CalibrationSession) -> dict:
     return {
         "session": session.pk,
         "final_score": final.score,
-        "items": [{"key": key, "disagreement": share} for key, share in result.disagreement.items()],
+        "items": [
+            {"key": key, "disagreement": share, "final": values[final.pk].get(key, "")}
+            for key, share in result.disagreement.items()
+        ],
         "evaluators": [
             {
                 "evaluator": a.evaluator_id,
@@ -578,6 +597,9 @@ def calibration_results(session: CalibrationSession) -> dict:
                 "audit": a.pk,
                 "score": a.score,
                 "alignment": result.alignment[a.pk],
+                # Per item: the answer given and whether it differs from the final one.
+                "answers": values[a.pk],
+                "differs": sorted(result.differs[a.pk]),
             }
             for a in audits
         ],

@@ -185,6 +185,12 @@ class SampleDrawSerializer(serializers.Serializer):
 class CalibrationCreateSerializer(serializers.Serializer):
     program = serializers.PrimaryKeyRelatedField(queryset=Program.objects)
     interaction = serializers.PrimaryKeyRelatedField(queryset=Interaction.objects)
+    evaluators = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=50,
+        help_text="User ids of the evaluators who score it blind; omitted: any evaluator may.",
+    )
 
 
 class CalibrationAuditSerializer(serializers.ModelSerializer):
@@ -213,6 +219,7 @@ class CalibrationSessionSerializer(serializers.ModelSerializer):
             "id",
             "program",
             "interaction",
+            "evaluators",
             "closed_at",
             "created_at",
             "evaluator_count",

@@ -23,6 +23,7 @@ from django.views.generic.detail import SingleObjectMixin
 from audits import jobs, photos, scoring
 from audits.audit_services import scoring_item
 from audits.models import Assignment, AuditAnswer, AuditPhoto, FormItem
+from audits.pages.form_render import form_sections, posted_answers
 from cem.pages import TenantPageMixin
 from cem.scoping import scope_level
 
@@ -34,12 +35,6 @@ def _messages_of(exc: ValidationError) -> list[str]:
     if hasattr(exc, "error_dict"):
         return [msg for msgs in exc.message_dict.values() for msg in msgs]
     return list(exc.messages)
-
-
-def _label(translations) -> str:
-    if isinstance(translations, dict):
-        return translations.get("en") or next(iter(translations.values()), "")
-    return str(translations or "")
 
 
 def _report(assignment: Assignment, errors: dict | None = None) -> dict:
@@ -62,48 +57,8 @@ def _report(assignment: Assignment, errors: dict | None = None) -> dict:
         answers = {a.item_id: a for a in AuditAnswer.objects.filter(audit=audit)}
         for photo in AuditPhoto.objects.filter(audit=audit).order_by("pk"):
             by_item.setdefault(photo.item_id, []).append(photo)
-    errors = errors or {}
-    sections, answered = [], 0
-    for item in items:
-        answer = answers.get(item.pk)
-        value = answer.value if answer else ""
-        text = answer.text if answer else ""
-        item_photos = by_item.get(item.pk, [])
-        if item.type == FormItem.Type.PHOTO:
-            done = bool(item_photos)
-        elif item.type == FormItem.Type.TEXT:
-            done = bool((value or text).strip())
-        else:
-            done = bool(value.strip())
-        answered += done
-        row = {
-            "item": item,
-            "label": _label(item.text),
-            "value": value,
-            "text": text,
-            "comment": answer.comment if answer else "",
-            "photos": item_photos,
-            "done": done,
-            "error": errors.get(f"answers.{item.key}", ""),
-            "choices": [
-                {"value": str(c.get("value")), "label": _label(c.get("label")) or str(c.get("value"))}
-                for c in item.choices or []
-            ],
-            "scale": list(range(item.scale_min, item.scale_max + 1))
-            if item.type == FormItem.Type.SCALE
-            else [],
-        }
-        if not sections or sections[-1]["section"].pk != item.section_id:
-            sections.append({"section": item.section, "title": _label(item.section.title), "rows": []})
-        sections[-1]["rows"].append(row)
-    return {
-        "audit": audit,
-        "items": items,
-        "answers": answers,
-        "sections": sections,
-        "answered": answered,
-        "total": len(items),
-    }
+    rendered = form_sections(items, answers, photos=by_item, errors=errors, error_prefix="answers.")
+    return {"audit": audit, "items": items, "answers": answers, **rendered}
 
 
 def _score_preview(assignment: Assignment, report: dict):
@@ -219,16 +174,7 @@ class JobPage(ShopperJobMixin, DetailView):
 
 
 def _answers_from(post, items) -> list[dict]:
-    out = []
-    for item in items:
-        answer = {"item": item.key}
-        for name in ("value", "text", "comment"):
-            field = f"{name}-{item.key}"
-            if field in post:
-                answer[name] = post.get(field, "")
-        if len(answer) > 1:
-            out.append(answer)
-    return out
+    return [{"item": key, **answer} for key, answer in posted_answers(post, items).items()]
 
 
 def _visited_from(post):
