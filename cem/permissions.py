@@ -31,6 +31,12 @@ RESOURCES = (
     "assignments",  # mystery-shopping jobs (the job board for shoppers)
     "audits",  # filled audits and evaluations, disputes, score history
     "monitoring",  # monitoring samples, evaluator queues, calibration sessions
+    "payments",  # what shoppers are owed per job, payment batches (export, mark paid)
+    # learning
+    "lessons",  # lessons, versions, quizzes, libraries, learning paths
+    "training",  # learning assignments (manual and gap-triggered), completions, certificates
+    "gap_rules",  # automatic assignment rules and the gaps they found
+    "learning_analytics",  # trainer analytics, lesson effectiveness, xAPI statements
 )
 
 
@@ -48,6 +54,9 @@ _MANAGER = frozenset(
     )
     | _view("audit_forms", "programs", "assignments", "audits")
     | {"cases.change", "exports.add", "audits.dispute"}
+    # Managers assign lessons to their own people and follow their training.
+    | _view("lessons", "training", "learning_analytics")
+    | {"training.add", "training.change"}
 )
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -62,18 +71,21 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "events.delete",
         }
         # Admins may try a dispute (the service decides whose it is to raise) and resolve one.
-        | {"audits.resolve", "audits.dispute"}
+        | {"audits.resolve", "audits.dispute", "training.take"}
     ),
     Role.EXECUTIVE: frozenset(
         _view("organization", "hierarchy", "standards", "customers", "interactions", "auditlog")
         | _view("surveys", "responses", "alerts", "cases", "exports")
         | {"exports.add", "cases.change"}
+        | _view("lessons", "training", "learning_analytics")
     ),
     # Regional and store managers may do the same things; their scope differs (ROLE_SCOPE).
     Role.REGIONAL_MANAGER: _MANAGER,
     Role.STORE_MANAGER: _MANAGER,
     Role.TRAINER: frozenset(
-        _view("organization", "hierarchy", "standards", "surveys", "responses") | _all("standards")
+        _view("organization", "hierarchy", "standards", "surveys", "responses")
+        | _all("standards")
+        | _all("lessons", "training", "gap_rules", "learning_analytics")
     ),
     Role.EVALUATOR: frozenset(
         _view("organization", "hierarchy", "standards", "interactions", "surveys", "responses")
@@ -89,11 +101,17 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.EMPLOYEE: frozenset(
         _view("organization", "hierarchy", "standards", "interactions", "responses", "audits")
         | {"audits.acknowledge", "audits.dispute"}  # agents acknowledge and dispute their evaluations
+        # The portal: the catalogue, and their own assignments (scope "employee"), which they take.
+        | _view("lessons", "training")
+        | {"training.take"}
     ),
     # Shoppers see only their own profile, jobs and audits (scope level "shopper").
     Role.SHOPPER: frozenset(
-        _view("organization", "standards", "programs", "shoppers", "assignments", "audits")
+        _view("organization", "standards", "programs", "shoppers", "assignments", "audits", "payments")
         | {"assignments.change", "audits.add", "audits.change"}
+        # Certification lessons and tests for the programmes they shop.
+        | _view("lessons", "training")
+        | {"training.take"}
     ),
     Role.INTEGRATOR: frozenset(
         _view("organization", "hierarchy", "standards", "events")

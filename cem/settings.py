@@ -50,7 +50,7 @@ INSTALLED_APPS = [
     "axes",
     "feedback.apps.FeedbackConfig",
     "audits.apps.AuditsConfig",
-    "learning",
+    "learning.apps.LearningConfig",
     "incentives",
     "alignment",
 ]

@@ -1,0 +1,1 @@
+"""Event handlers of the learning app (registered on import by LearningConfig.ready)."""
