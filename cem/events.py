@@ -58,6 +58,19 @@ EVENT_TYPES = {
     "AssignmentRejected": "A reviewer rejected a visit (payload: assignment_id, shopper_id).",
     "AssignmentReleased": "A taken job's window closed unsubmitted; it is open again (payload: "
     "assignment_id, shopper_id).",
+    # Learning (learning/assignments.py, learning/progress.py, learning/quizzes.py).
+    "LessonAssigned": "A lesson or path was assigned (payload: assignment_id, lesson_id, path_id, "
+    "employee_id, user_id, location_id, source, rule_id, due_at).",
+    "AssignmentWithdrawn": "An unstarted gap-triggered assignment was withdrawn because the gap closed "
+    "(payload: assignment_id, rule_id, note).",
+    "LessonCompleted": "A learner completed a lesson (payload: completion_id, assignment_id, lesson_id, "
+    "version_id, employee_id, user_id, location_id, on_time, source).",
+    "PathCompleted": "A learner completed every lesson of a path (payload: certificate_id, path_id, "
+    "employee_id, user_id, location_id).",
+    "QuizPassed": "A quiz attempt passed (payload: attempt_id, quiz_id, lesson_id, employee_id, user_id, "
+    "location_id, score, attempt_number, first_try).",
+    "QuizFailed": "A quiz attempt failed (payload: attempt_id, quiz_id, lesson_id, employee_id, user_id, "
+    "location_id, score, attempt_number, attempts_left).",
 }
 
 

@@ -11,6 +11,7 @@ import environ
 
 from audits.beat import BEAT_SCHEDULE as _audits_beat
 from feedback.beat import BEAT_SCHEDULE as _feedback_beat
+from learning.beat import BEAT_SCHEDULE as _learning_beat
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -135,6 +136,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE.update(_feedback_beat)
 CELERY_BEAT_SCHEDULE.update(_audits_beat)
+CELERY_BEAT_SCHEDULE.update(_learning_beat)
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -15,6 +15,7 @@ urlpatterns = [
     path("manage/", include("cem.manage_urls")),
     path("feedback/", include("feedback.urls")),
     path("audits/", include("audits.urls")),
+    path("learning/", include("learning.urls")),
     path("shop/", include("audits.public_urls")),
     path("r/", include("feedback.public_urls")),
     path("healthz", healthz, name="healthz"),

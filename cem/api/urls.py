@@ -3,6 +3,7 @@ from rest_framework.routers import DefaultRouter
 from audits import api as audits_api
 from cem.api import views
 from feedback import api as feedback_api
+from learning import api as learning_api
 
 router = DefaultRouter()
 router.register("organization", views.OrganizationViewSet, basename="organization")
@@ -28,5 +29,6 @@ router.register("events", views.OutboxEventViewSet)
 # covers every API route in the product.
 feedback_api.register(router)
 audits_api.register(router)
+learning_api.register(router)
 
 urlpatterns = router.urls

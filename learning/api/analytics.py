@@ -1,0 +1,5 @@
+"""Learning API: analytics."""
+
+
+def register(router) -> None:
+    pass

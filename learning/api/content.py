@@ -1,0 +1,5 @@
+"""Learning API: content."""
+
+
+def register(router) -> None:
+    pass

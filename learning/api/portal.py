@@ -1,0 +1,5 @@
+"""Learning API: portal."""
+
+
+def register(router) -> None:
+    pass
