@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from audits import scoring
+from audits import payments, scoring, workforce
 from audits.audit_services import audit_publish, scoring_item
 from audits.models import (
     Assignment,
@@ -487,10 +487,24 @@ def submission_errors(assignment: Assignment, audit: Audit | None) -> dict[str, 
     return errors
 
 
+def _rate(org_id, actor, assignment, rating, rating_comment) -> None:
+    if rating is not None:
+        workforce.shopper_rate(
+            organization=org_id, actor=actor, assignment=assignment, score=rating, comment=rating_comment
+        )
+
+
 @transaction.atomic
 def assignment_submit(
-    *, organization, actor: Actor, shopper: Shopper | None, assignment: Assignment
+    *,
+    organization,
+    actor: Actor,
+    shopper: Shopper | None,
+    assignment: Assignment,
+    reimbursement=None,
 ) -> Assignment:
+    """Submit the visit report; ``reimbursement`` is what the shopper claims (≤ the job's cap;
+    blank keeps the previous claim). The job's Payable is pending until approval."""
     org_id = _check_tenant(organization)
     assignment = _locked(assignment)
     _own(assignment, shopper)
@@ -498,12 +512,20 @@ def assignment_submit(
         _move(assignment, S.SUBMITTED)  # raises the status error
     audit = _current_audit(assignment)
     errors = submission_errors(assignment, audit)
+    claim = None
+    try:
+        claim = payments.reimbursement_amount(reimbursement, cap=assignment.reimbursement_cap)
+    except ValidationError as exc:
+        errors.update({k: " ".join(v) for k, v in exc.message_dict.items()})
     if errors:
         raise ValidationError(errors)
     before = _move(assignment, S.SUBMITTED)
     assignment.submitted_at = timezone.now()
     assignment.revision_due_at = None
-    assignment.save(update_fields=["status", "submitted_at", "revision_due_at"])
+    if claim is not None:
+        assignment.reimbursement = claim
+    assignment.save(update_fields=["status", "submitted_at", "revision_due_at", "reimbursement"])
+    payments.payable_on_submit(org_id=org_id, actor=actor, assignment=assignment)
     audit.status = Audit.Status.SUBMITTED
     audit.save(update_fields=["status", "updated_at"])
     _log(org_id, actor, "assignment.submit", assignment, before, audit=audit.pk)
@@ -531,7 +553,14 @@ def assignment_review(*, organization, actor: Actor, assignment: Assignment) -> 
 
 @transaction.atomic
 def assignment_return(
-    *, organization, actor: Actor, assignment: Assignment, reason: str, now=None
+    *,
+    organization,
+    actor: Actor,
+    assignment: Assignment,
+    reason: str,
+    now=None,
+    rating=None,
+    rating_comment: str = "",
 ) -> Assignment:
     org_id = _check_tenant(organization)
     reason = _reason(reason)
@@ -548,6 +577,7 @@ def assignment_return(
         audit.status = Audit.Status.DRAFT
         audit.save(update_fields=["status", "updated_at"])
     _log(org_id, actor, "assignment.return", assignment, before, reason=reason)
+    _rate(org_id, actor, assignment, rating, rating_comment)
     emit(
         organization=org_id,
         event_type="AssignmentReturned",
@@ -558,8 +588,20 @@ def assignment_return(
 
 
 @transaction.atomic
-def assignment_approve(*, organization, actor: Actor, assignment: Assignment) -> Assignment:
-    """Approve the visit, then score and publish its audit (approved → published)."""
+def assignment_approve(
+    *,
+    organization,
+    actor: Actor,
+    assignment: Assignment,
+    reimbursement=None,
+    rating=None,
+    rating_comment: str = "",
+) -> Assignment:
+    """Approve the visit, then score and publish its audit (approved → published).
+
+    The job's fee and reimbursement become payable; ``reimbursement`` is the reviewer's adjustment
+    of the shopper's claim (≤ the cap; blank keeps the claim).
+    """
     org_id = _check_tenant(organization)
     assignment = _locked(assignment)
     _not_own_review(assignment, actor)
@@ -567,10 +609,18 @@ def assignment_approve(*, organization, actor: Actor, assignment: Assignment) ->
     audit = _current_audit(assignment)
     if audit is None:
         raise ValidationError({"audit": "The job has no visit report."})
+    adjusted = payments.reimbursement_amount(reimbursement, cap=assignment.reimbursement_cap)
+    claimed = assignment.reimbursement
+    if adjusted is not None:
+        assignment.reimbursement = adjusted
     assignment.reviewer_id = actor.user_id or assignment.reviewer_id
     assignment.revision_due_at = None
-    assignment.save(update_fields=["status", "reviewer", "revision_due_at"])
-    _log(org_id, actor, "assignment.approve", assignment, before, audit=audit.pk)
+    assignment.save(update_fields=["status", "reviewer", "revision_due_at", "reimbursement"])
+    extra = {}
+    if adjusted is not None:
+        extra["reimbursement"] = {"before": str(claimed), "after": str(adjusted)}
+    _log(org_id, actor, "assignment.approve", assignment, before, audit=audit.pk, **extra)
+    payments.payable_on_approve(org_id=org_id, actor=actor, assignment=assignment)
     emit(
         organization=org_id,
         event_type="AssignmentApproved",
@@ -581,11 +631,20 @@ def assignment_approve(*, organization, actor: Actor, assignment: Assignment) ->
     before = _move(assignment, S.PUBLISHED)
     assignment.save(update_fields=["status"])
     _log(org_id, actor, "assignment.publish", assignment, before, audit=audit.pk)
+    _rate(org_id, actor, assignment, rating, rating_comment)
     return assignment
 
 
 @transaction.atomic
-def assignment_reject(*, organization, actor: Actor, assignment: Assignment, reason: str) -> Assignment:
+def assignment_reject(
+    *,
+    organization,
+    actor: Actor,
+    assignment: Assignment,
+    reason: str,
+    rating=None,
+    rating_comment: str = "",
+) -> Assignment:
     org_id = _check_tenant(organization)
     reason = _reason(reason)
     assignment = _locked(assignment)
@@ -595,6 +654,8 @@ def assignment_reject(*, organization, actor: Actor, assignment: Assignment, rea
     assignment.reviewer_id = actor.user_id or assignment.reviewer_id
     assignment.save(update_fields=["status", "status_reason", "reviewer"])
     _log(org_id, actor, "assignment.reject", assignment, before, reason=reason)
+    payments.payable_on_cancel(org_id=org_id, actor=actor, assignment=assignment)
+    _rate(org_id, actor, assignment, rating, rating_comment)
     emit(
         organization=org_id,
         event_type="AssignmentRejected",
@@ -613,6 +674,7 @@ def assignment_cancel(*, organization, actor: Actor, assignment: Assignment, rea
     assignment.status_reason = reason
     assignment.save(update_fields=["status", "status_reason"])
     _log(org_id, actor, "assignment.cancel", assignment, before, reason=reason)
+    payments.payable_on_cancel(org_id=org_id, actor=actor, assignment=assignment)
     return assignment
 
 

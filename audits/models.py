@@ -567,3 +567,112 @@ class CalibrationSession(TenantModel):
     evaluators = ArrayField(models.BigIntegerField(), default=list, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class ShopperRating(TenantModel):
+    """A reviewer's 1-5 rating of a shopper's work on one job; Shopper.rating is their average.
+
+    Organization-wide roles only (no shopper scope): reviewers' notes are not shown to shoppers.
+    """
+
+    SCOPE_PATHS = {}
+
+    shopper = models.ForeignKey(Shopper, on_delete=models.CASCADE, related_name="ratings")
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="ratings")
+    score = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+    comment = models.CharField(max_length=1000, blank=True)
+    rated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "assignment"], name="shopper_rating_once_per_job"
+            ),
+            models.CheckConstraint(condition=Q(score__gte=1, score__lte=5), name="shopper_rating_1_to_5"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "shopper", "created_at"], name="rating_org_shopper_created")
+        ]
+
+
+class PaymentBatch(TenantModel):
+    """One export of payable items for payment; marking it paid pays every item in it."""
+
+    SCOPE_PATHS = {}
+
+    reference = models.CharField(max_length=40)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    item_count = models.PositiveIntegerField(default=0)
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "reference"], name="payment_batch_reference_uniq")
+        ]
+
+    def __str__(self):
+        return self.reference
+
+
+class Payable(TenantModel):
+    """What one job pays its shopper: the fee plus the approved reimbursement.
+
+    pending (submitted, not yet approved) → payable (approved) → paid (its batch was marked paid);
+    cancelled when the job is rejected. Amounts are fixed at approval: a later rescore of the
+    audit does not change what the shopper is owed.
+    """
+
+    SCOPE_PATHS = {"shopper": "shopper__user"}
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending approval"
+        PAYABLE = "payable", "Payable"
+        PAID = "paid", "Paid"
+        CANCELLED = "cancelled", "Cancelled"
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.PROTECT, related_name="payables")
+    shopper = models.ForeignKey(Shopper, on_delete=models.PROTECT, related_name="payables")
+    fee = models.DecimalField(max_digits=8, decimal_places=2, default=0)
+    reimbursement = models.DecimalField(max_digits=8, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    batch = models.ForeignKey(
+        PaymentBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="items"
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "assignment"], name="payable_once_per_job"),
+            models.CheckConstraint(
+                condition=Q(fee__gte=0, reimbursement__gte=0), name="payable_amounts_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="paid") | Q(paid_at__isnull=False, batch__isnull=False),
+                name="payable_paid_has_batch",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "status", "batch"], name="payable_org_status_batch"),
+            models.Index(fields=["organization", "shopper", "status"], name="payable_org_shopper_status"),
+        ]
+
+    @property
+    def total(self):
+        return self.fee + self.reimbursement

@@ -8,9 +8,10 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Avg
 from django.utils import timezone
 
-from audits.models import Certification, LocationBlock, Program, Shopper
+from audits.models import Assignment, Certification, LocationBlock, Program, Shopper, ShopperRating
 from cem.events import emit
 from cem.models import Membership, Role
 from cem.principals import Actor
@@ -31,6 +32,14 @@ APPLICATION_FIELDS = (
 )
 REASON_MAX = 300
 DEFAULT_PASS_MARK = Decimal(80)
+RATING_COMMENT_MAX = 1000
+# A rating follows a reviewer's decision on a submitted visit (return, approve, reject).
+RATEABLE_STATUSES = (
+    Assignment.Status.RETURNED,
+    Assignment.Status.APPROVED,
+    Assignment.Status.PUBLISHED,
+    Assignment.Status.REJECTED,
+)
 
 
 def _reason(value, *, required: bool) -> str:
@@ -196,10 +205,68 @@ def shopper_block_location(
     return block
 
 
+def rating_score(value) -> int | None:
+    """A 1-5 rating from a form or API body; blank means not rated."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        score = int(str(value).strip())
+    except ValueError:
+        raise ValidationError({"rating": "A rating is a whole number from 1 to 5."}) from None
+    if not 1 <= score <= 5:
+        raise ValidationError({"rating": "A rating is a whole number from 1 to 5."})
+    return score
+
+
+@transaction.atomic
+def shopper_rate(
+    *, organization, actor: Actor, assignment: Assignment, score, comment: str = ""
+) -> ShopperRating:
+    """Rate the shopper's work on one reviewed job (1-5); one rating per job, a later decision on
+    the same job replaces it. Keeps Shopper.rating at the average of the shopper's ratings."""
+    org_id = _check_tenant(organization)
+    score = rating_score(score)
+    if score is None:
+        raise ValidationError({"rating": "This field is required."})
+    comment = (comment or "").strip()
+    if len(comment) > RATING_COMMENT_MAX:
+        raise ValidationError({"rating_comment": f"At most {RATING_COMMENT_MAX} characters."})
+    if assignment.shopper_id is None or assignment.status not in RATEABLE_STATUSES:
+        raise ValidationError({"rating": "Only a reviewed visit can be rated."})
+    # Lock the shopper first: two ratings at once must not both average without the other.
+    shopper = Shopper.objects.select_for_update().get(pk=assignment.shopper_id)
+    if actor.user_id is not None and shopper.user_id == actor.user_id:
+        raise ValidationError({"rating": "You cannot rate your own visit."})
+    rating, created = ShopperRating.objects.update_or_create(
+        organization_id=org_id,
+        assignment=assignment,
+        defaults={"shopper": shopper, "score": score, "comment": comment, "rated_by_id": actor.user_id},
+    )
+    average = ShopperRating.objects.filter(shopper=shopper).aggregate(avg=Avg("score"))["avg"]
+    shopper.rating = Decimal(average).quantize(Decimal("0.01")) if average is not None else None
+    shopper.save(update_fields=["rating"])
+    audit_log_write(
+        organization=org_id,
+        actor=actor,
+        action="shopper.rate",
+        instance=rating,
+        changes={
+            "shopper": shopper.pk,
+            "assignment": assignment.pk,
+            "score": score,
+            "created": created,
+            "average": str(shopper.rating),
+        },
+    )
+    return rating
+
+
 __all__ = [
+    "rating_score",
     "shopper_apply",
     "shopper_approve",
     "shopper_block_location",
     "shopper_certify",
+    "shopper_rate",
     "shopper_reject",
 ]

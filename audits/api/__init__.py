@@ -1,8 +1,8 @@
 """The audits app's API routes, registered on the core router (cem.api.urls), one module per area."""
 
-from audits.api import forms, monitoring, workforce
+from audits.api import forms, monitoring, payments, workforce
 
-AREAS = (forms, workforce, monitoring)
+AREAS = (forms, workforce, monitoring, payments)
 
 
 def register(router) -> None:

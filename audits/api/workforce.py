@@ -65,6 +65,43 @@ class JobReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=jobs.REASON_MAX)
 
 
+class RatingFields(serializers.Serializer):
+    """A reviewer may rate the shopper's work with any decision on a submitted visit."""
+
+    rating = serializers.IntegerField(
+        min_value=1, max_value=5, required=False, allow_null=True, help_text="The shopper's work, 1-5."
+    )
+    rating_comment = serializers.CharField(
+        max_length=workforce.RATING_COMMENT_MAX, required=False, allow_blank=True, default=""
+    )
+
+
+class JobDecisionSerializer(JobReasonSerializer, RatingFields):
+    pass
+
+
+class JobApproveSerializer(RatingFields):
+    reimbursement = serializers.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="Adjust the shopper's claim (at most the job's reimbursement_cap); omit to keep it.",
+    )
+
+
+class JobSubmitSerializer(serializers.Serializer):
+    reimbursement = serializers.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="Expenses claimed (at most the job's reimbursement_cap); omit to keep the last claim.",
+    )
+
+
 class ShopperCertifySerializer(serializers.Serializer):
     program = serializers.PrimaryKeyRelatedField(queryset=Program.objects)
     score = serializers.DecimalField(max_digits=5, decimal_places=2)
@@ -338,7 +375,7 @@ class AssignmentViewSet(TenantModelViewSet):
     def _shopper(self):
         return jobs.shopper_for_user(self.request.user)
 
-    def _decide(self, service, *, with_reason: bool = False):
+    def _decide(self, service, *, body_class=None):
         """A reviewer's step on the job in the URL, through its service.
 
         The job is looked up and the reviewer checked before the body is read: another
@@ -346,7 +383,11 @@ class AssignmentViewSet(TenantModelViewSet):
         """
         assignment = self.get_object()
         self._reviewer_only()
-        kwargs = {"reason": self._reason(self.request)} if with_reason else {}
+        kwargs = {}
+        if body_class is not None:
+            body = body_class(data=self.request.data)
+            body.is_valid(raise_exception=True)
+            kwargs = {k: v for k, v in body.validated_data.items() if v is not None}
         return self._done(
             service(organization=self.organization, actor=self.actor, assignment=assignment, **kwargs)
         )
@@ -358,11 +399,6 @@ class AssignmentViewSet(TenantModelViewSet):
 
     def _done(self, assignment):
         return Response(AssignmentSerializer(Assignment.objects.get(pk=assignment.pk)).data)
-
-    def _reason(self, request) -> str:
-        body = JobReasonSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        return body.validated_data["reason"]
 
     # --- shopper actions ---
     @extend_schema(
@@ -467,15 +503,20 @@ class AssignmentViewSet(TenantModelViewSet):
         )
         return Response(AuditPhotoSerializer(photo).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=AssignmentSerializer)
+    @extend_schema(request=JobSubmitSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
-        """in_progress / returned → submitted, when the report is complete and plausible."""
+        """in_progress / returned → submitted, when the report is complete and plausible; the body
+        may claim a ``reimbursement`` (at most the job's cap)."""
+        assignment = self.get_object()
+        body = JobSubmitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         assignment = jobs.assignment_submit(
             organization=self.organization,
             actor=self.actor,
             shopper=self._shopper(),
-            assignment=self.get_object(),
+            assignment=assignment,
+            reimbursement=body.validated_data.get("reimbursement"),
         )
         return self._done(assignment)
 
@@ -486,27 +527,30 @@ class AssignmentViewSet(TenantModelViewSet):
         """submitted → in_review (the caller becomes the reviewer)."""
         return self._decide(jobs.assignment_review)
 
-    @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
+    @extend_schema(request=JobDecisionSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"], url_path="return", url_name="return")
     def return_(self, request, pk=None):
-        """Back to the shopper with a reason; they have program.revision_window_hours to resubmit."""
-        return self._decide(jobs.assignment_return, with_reason=True)
+        """Back to the shopper with a reason; they have program.revision_window_hours to resubmit.
+        Optionally rate their work (``rating`` 1-5, ``rating_comment``)."""
+        return self._decide(jobs.assignment_return, body_class=JobDecisionSerializer)
 
-    @extend_schema(request=None, responses=AssignmentSerializer)
+    @extend_schema(request=JobApproveSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        """Approve the visit; its audit is scored and published at once."""
-        return self._decide(jobs.assignment_approve)
+        """Approve the visit; its audit is scored and published at once and its fee and
+        reimbursement become payable. Optionally adjust the ``reimbursement`` and rate the work."""
+        return self._decide(jobs.assignment_approve, body_class=JobApproveSerializer)
 
-    @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
+    @extend_schema(request=JobDecisionSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        return self._decide(jobs.assignment_reject, with_reason=True)
+        """Rejected visits pay nothing. Optionally rate the work."""
+        return self._decide(jobs.assignment_reject, body_class=JobDecisionSerializer)
 
     @extend_schema(request=JobReasonSerializer, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return self._decide(jobs.assignment_cancel, with_reason=True)
+        return self._decide(jobs.assignment_cancel, body_class=JobReasonSerializer)
 
 
 class AuditPhotoViewSet(TenantReadOnlyViewSet):

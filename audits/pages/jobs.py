@@ -20,9 +20,9 @@ from django.utils import timezone
 from django.views.generic import DetailView, ListView, TemplateView, View
 from django.views.generic.detail import SingleObjectMixin
 
-from audits import jobs, photos, scoring
+from audits import jobs, photos, scoring, workforce
 from audits.audit_services import scoring_item
-from audits.models import Assignment, AuditAnswer, AuditPhoto, FormItem
+from audits.models import Assignment, AuditAnswer, AuditPhoto, FormItem, ShopperRating
 from audits.pages.form_render import form_sections, posted_answers
 from cem.pages import TenantPageMixin
 from cem.scoping import scope_level
@@ -240,7 +240,7 @@ class JobSubmitView(JobWriteView):
             with transaction.atomic():
                 if job.status == S.ASSIGNED:
                     jobs.assignment_start(**who, assignment=job)
-                jobs.assignment_submit(**who, assignment=job)
+                jobs.assignment_submit(**who, assignment=job, reimbursement=request.POST.get("reimbursement"))
         except ValidationError as exc:
             errors = (
                 {k: " ".join(v) for k, v in exc.message_dict.items()}
@@ -308,6 +308,17 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=jobs.REASON_MAX, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+def _review_extras(post, *, approve: bool) -> dict:
+    """The optional rating (with any decision) and the reimbursement adjustment (on approval)."""
+    extras = {
+        "rating": workforce.rating_score(post.get("rating")),
+        "rating_comment": (post.get("rating_comment") or "").strip(),
+    }
+    if approve:
+        extras["reimbursement"] = post.get("reimbursement")
+    return extras
+
+
 class ReviewPage(ReviewerMixin, DetailView):
     template_name = "audits/jobs/review.html"
     context_object_name = "job"
@@ -319,6 +330,9 @@ class ReviewPage(ReviewerMixin, DetailView):
             report=report,
             preview=_score_preview(self.object, report),
             reason_form=reason_form or ReasonForm(),
+            rating=ShopperRating.objects.filter(assignment=self.object).first(),
+            rating_choices=range(1, 6),
+            rating_comment_max=workforce.RATING_COMMENT_MAX,
         )
         return ctx
 
@@ -331,6 +345,7 @@ class ReviewDecisionView(ReviewerMixin, SingleObjectMixin, View):
         job = self.get_object()
         common = {"organization": self.organization, "actor": self.actor, "assignment": job}
         try:
+            common.update(_review_extras(request.POST, approve=self.decision == "approve"))
             if self.decision == "approve":
                 jobs.assignment_approve(**common)
                 done = "Approved: the score is published."

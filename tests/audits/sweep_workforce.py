@@ -102,3 +102,31 @@ def populate(world) -> None:
         assigned_at=timezone.now(),
         status_reason="acme taken job",
     )
+    done = make_job(
+        org,
+        program,
+        scenario,
+        world.a.locations["a-s1"],
+        shopper=shopper,
+        status=am.Assignment.Status.PUBLISHED,
+        assigned_at=timezone.now(),
+        submitted_at=timezone.now(),
+        status_reason="acme paid job",
+    )
+    with tenant_context(org):
+        am.ShopperRating.objects.create(
+            organization=org, shopper=shopper, assignment=done, score=4, comment="acme"
+        )
+        batch = am.PaymentBatch.objects.create(
+            organization=org, reference="acme-batch", item_count=1, total=Decimal("25.00")
+        )
+        am.Payable.objects.create(
+            organization=org,
+            assignment=done,
+            shopper=shopper,
+            fee=Decimal("25.00"),
+            currency="EUR",
+            status=am.Payable.Status.PAYABLE,
+            approved_at=timezone.now(),
+            batch=batch,
+        )
