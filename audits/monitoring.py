@@ -33,7 +33,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from audits.audit_services import audit_publish, scoring_item
@@ -662,3 +662,97 @@ def calibration_trends(*, evaluator_id: int | None = None, since=None, until=Non
         entry["mean_alignment"] = (sum(scored) / len(scored)).quantize(Decimal("0.01")) if scored else None
         out.append(entry)
     return sorted(out, key=lambda e: (e["evaluator_email"], e["evaluator"] or 0))
+
+
+# --- reads for the monitoring pages ----------------------------------------------------------------
+
+
+def evaluator_queue(*, user_id: int | None, status: str = "open"):
+    """The sampled interactions waiting for (or done by) one evaluator, oldest period first."""
+    items = SampleItem.objects.filter(evaluator_id=user_id).filter(sample_item_status_q(status))
+    return items.select_related("sample__program", "agent", "audit", "interaction__channel").order_by(
+        "sample__period_start", "interaction__occurred_at", "pk"
+    )
+
+
+def evaluator_queue_counts(*, user_id: int | None) -> dict[str, int]:
+    counts = SampleItem.objects.filter(evaluator_id=user_id).aggregate(
+        new=Count("pk", filter=Q(audit__isnull=True)),
+        draft=Count("pk", filter=Q(audit__status=Audit.Status.DRAFT)),
+        done=Count("pk", filter=Q(audit__status=Audit.Status.PUBLISHED)),
+    )
+    counts["open"] = counts["new"] + counts["draft"]
+    return counts
+
+
+def samples_overview(*, program_id: int | None = None):
+    """Drawn samples, newest period first, with their item and published-evaluation counts."""
+    samples = MonitoringSample.objects.all()
+    if program_id is not None:
+        samples = samples.filter(program_id=program_id)
+    return (
+        samples.select_related("program")
+        .annotate(
+            item_count=Count("items"),
+            done_count=Count("items", filter=Q(items__audit__status=Audit.Status.PUBLISHED)),
+        )
+        .order_by("-period_start", "-pk")
+    )
+
+
+def sample_agent_counts(sample: MonitoringSample) -> list[dict]:
+    """Per agent of one sample: interactions drawn, Critical ones, drafts and published evaluations."""
+    return list(
+        SampleItem.objects.filter(sample=sample)
+        .values("agent_id", "agent__name")
+        .annotate(
+            items=Count("pk"),
+            critical=Count("pk", filter=Q(interaction__category="critical")),
+            drafts=Count("pk", filter=Q(audit__status=Audit.Status.DRAFT)),
+            done=Count("pk", filter=Q(audit__status=Audit.Status.PUBLISHED)),
+        )
+        .order_by("agent__name", "agent_id")
+    )
+
+
+def calibration_sessions():
+    """Sessions, newest first, with the number of evaluators who scored (never their scores)."""
+    scored = Q(audits__isnull=False) & (Q(final_audit__isnull=True) | ~Q(audits__pk=F("final_audit_id")))
+    return (
+        CalibrationSession.objects.select_related("program", "final_audit")
+        .annotate(scored_count=Count("audits", filter=scored))
+        .order_by("-created_at", "-pk")
+    )
+
+
+def evaluation_item_results(audit: Audit) -> list[dict]:
+    """Each item of a published evaluation with the answer, comment and what it earned (audits.scoring)."""
+    items = version_items(audit.version)
+    answers = _answers_of(audit)
+    form = audit.version.form
+    try:
+        scored = score_audit(
+            scoring_items(items),
+            {k: a.value for k, a in answers.items()},
+            critical_policy=form.critical_policy,
+            critical_cap=form.critical_cap,
+        ).items
+    except ScoringError:
+        scored = {}  # a form edited after publishing: show the answers without points
+    rows = []
+    for item in items:
+        answer = answers.get(item.key)
+        result = scored.get(item.key)
+        rows.append(
+            {
+                "item": item,
+                "value": answer.value if answer else "",
+                "text": answer.text if answer else "",
+                "comment": answer.comment if answer else "",
+                "applicable": bool(result and result.applicable),
+                "earned": result.earned if result else None,
+                "possible": result.possible if result else None,
+                "failed": bool(result and result.failed),
+            }
+        )
+    return rows

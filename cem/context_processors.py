@@ -12,6 +12,9 @@ NAVIGATION = [
     ("Audits", "audit_results", "audits.view"),
     ("Jobs", "audit_jobs", "assignments.view"),
     ("Review", "audit_job_queue", "assignments.add"),
+    ("Monitoring", "monitoring_queue", "monitoring.view"),
+    # Agents and their managers (the people evaluations are about) hold audits.dispute.
+    ("Evaluations", "monitoring_evaluations", "audits.dispute"),
     ("Forms", "audit_forms", "audit_forms.view"),
     ("Surveys", "feedback_surveys", "surveys.view"),
     ("Exports", "feedback_exports", "exports.view"),
