@@ -58,3 +58,28 @@ def average_score(*, membership, days: int = 90) -> dict:
         value=Avg("score"), n=Count("pk")
     )
     return {"value": round(float(agg["value"]), 2) if agg["value"] is not None else None, "n": agg["n"]}
+
+
+def standard_points(
+    *,
+    standard_id: int,
+    since: dt.datetime,
+    location_id: int | None = None,
+    employee_id: int | None = None,
+    team_id: int | None = None,
+) -> dict:
+    """Published audit and monitoring scores on a standard since ``since`` for one subject.
+
+    For the learning app's gap rules: ``{"n", "mean"}`` on 0-100 (each audit counts once). One
+    aggregate on ``stdscore_org_std_published`` (organization, standard, published_at), so the
+    cost follows the window, not the organization's history. A team is its employees' current team.
+    """
+    qs = StandardScore.objects.filter(standard_id=standard_id, published_at__gte=since, value__isnull=False)
+    if location_id is not None:
+        qs = qs.filter(location_id=location_id)
+    if employee_id is not None:
+        qs = qs.filter(employee_id=employee_id)
+    if team_id is not None:
+        qs = qs.filter(employee__current_team_id=team_id)
+    agg = qs.aggregate(n=Count("pk"), mean=Avg("value"))
+    return {"n": agg["n"], "mean": round(float(agg["mean"]), 2) if agg["mean"] is not None else None}

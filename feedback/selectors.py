@@ -451,3 +451,74 @@ def top_topics_by_location(*, caller: Caller, query: MetricQuery, limit: int = 8
     with connections[inner.db].cursor() as cursor:
         cursor.execute(wrapped, [*params, limit])
         return [tuple(r) for r in cursor.fetchall()]
+
+
+# --- gap rules (learning) ------------------------------------------------------------------------
+# The learning app's gap rules read survey answers only through these two functions, so the
+# scales (and the indexes they rely on) stay defined in one app.
+
+# Scores that can be put on 0-100: type → (worst, best). "rating" takes its question's own scale.
+# CES asks "how easy was it", 7 = very easy, so higher is better like every other scale here.
+GAP_SCALES = {
+    QuestionType.NPS: (0, 10),
+    QuestionType.CSAT: (1, 5),
+    QuestionType.CES: (1, 7),
+    QuestionType.FCR: (0, 1),
+}
+GAP_TYPES = (*GAP_SCALES, QuestionType.RATING)
+
+
+def standard_points(
+    *,
+    standard_id: int,
+    since: dt.datetime,
+    location_id: int | None = None,
+    employee_id: int | None = None,
+    team_id: int | None = None,
+) -> dict:
+    """Answers linked to a standard since ``since`` for one subject, put on 0-100.
+
+    Returns ``{"n", "mean" (0-100 or None), "by_type": [{"type", "n", "mean" (native),
+    "low", "high"}]}``. One aggregate query on ``answer_org_std_submitted`` (organization,
+    standard, submitted_at): its cost follows the subject's answers in the window, not the
+    organization's history. A team is its employees' current team, as in the metrics above.
+    """
+    qs = Answer.objects.filter(
+        standard_id=standard_id, submitted_at__gte=since, question_type__in=GAP_TYPES, number__isnull=False
+    )
+    if location_id is not None:
+        qs = qs.filter(location_id=location_id)
+    if employee_id is not None:
+        qs = qs.filter(employee_id=employee_id)
+    if team_id is not None:
+        qs = qs.filter(employee__current_team_id=team_id)
+    rows = (
+        qs.order_by()
+        .values("question_type", "question__scale_min", "question__scale_max")
+        .annotate(n=Count("number"), total=Sum("number"))
+    )
+    n, normalised, by_type = 0, Decimal(0), []
+    for row in rows:
+        qtype = row["question_type"]
+        low, high = GAP_SCALES.get(qtype, (row["question__scale_min"], row["question__scale_max"]))
+        if low is None or high is None or high <= low or not row["n"]:
+            continue  # a rating question without a usable scale cannot be put on 0-100
+        mean = Decimal(row["total"]) / row["n"]
+        n += row["n"]
+        normalised += row["n"] * (mean - low) * 100 / (high - low)
+        by_type.append(
+            {"type": qtype, "n": row["n"], "mean": float(round(mean, 2)), "low": low, "high": high}
+        )
+    return {"n": n, "mean": float(round(normalised / n, 2)) if n else None, "by_type": by_type}
+
+
+def standard_subjects_of_responses(*, response_ids, standard_ids) -> list[tuple[int, int | None, int | None]]:
+    """(standard, location, employee) touched by these responses' answers on these standards."""
+    if not response_ids or not standard_ids:
+        return []
+    return list(
+        Answer.objects.filter(response_id__in=list(response_ids), standard_id__in=list(standard_ids))
+        .order_by()
+        .values_list("standard_id", "location_id", "employee_id")
+        .distinct()
+    )

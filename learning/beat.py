@@ -1,3 +1,22 @@
 """Periodic tasks of the learning app, merged into CELERY_BEAT_SCHEDULE by cem/settings.py (plain data)."""
 
+from datetime import timedelta
+
 BEAT_SCHEDULE: dict[str, dict] = {}
+
+# Assignments (learning/assignment_tasks.py): reminders, overdue notices and escalations are
+# day-grained, so hourly is plenty; held-out gap cases are released within the hour too.
+BEAT_SCHEDULE.update(
+    {
+        "learning-assignments-notify": {
+            "task": "learning.assignments_notify_dispatch",
+            "schedule": timedelta(hours=1),
+        },
+        "learning-holdouts-release": {
+            "task": "learning.holdouts_release_dispatch",
+            "schedule": timedelta(hours=1),
+        },
+    }
+)
+
+__all__ = ["BEAT_SCHEDULE", "timedelta"]

@@ -1,0 +1,3 @@
+"""Celery tasks of the learning app. Each area keeps its tasks in its own module, imported here."""
+
+from learning.assignment_tasks import *  # noqa: F403  (reminders, overdue, escalation, holdouts)
