@@ -33,6 +33,8 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.models import Avg, OuterRef, Subquery
+from django.db.models.functions import Round
 from django.utils import timezone
 
 from audits import form_services, monitoring
@@ -46,11 +48,14 @@ from audits.models import (
     Dispute,
     FormItem,
     MonitoringSample,
+    Payable,
+    PaymentBatch,
     Program,
     ProgramKind,
     SampleItem,
     ScoreChange,
     Shopper,
+    ShopperRating,
     StandardScore,
 )
 from audits.sampling import Candidate, sample
@@ -450,7 +455,6 @@ class AuditSeeder:
                         "rejected": "Works for a competitor.",
                         "suspended": "Two late reports in a row.",
                     }.get(state, ""),
-                    rating=Decimal(str(round(rng.uniform(3.2, 5.0), 2))) if state != "applied" else None,
                 )
             )
             rows[-1].demo_state = state
@@ -566,7 +570,7 @@ class AuditSeeder:
         ):
             dispute_of[k] = kind
 
-        assignments, audits, children, disputes = [], [], [], []
+        assignments, audits, children, disputes, marks = [], [], [], [], []
         for k, (program, scenario, si, days_back) in enumerate(plan):
             form, items, scoring = forms[program.pk]
             loc_id = stores[si][0]
@@ -615,6 +619,7 @@ class AuditSeeder:
                     reviewer_id=reviewer,
                 )
             )
+            marks.append((quality, published, days_back))
             audit = Audit(
                 organization_id=self.org.pk,
                 version_id=version_of[program.pk],
@@ -634,11 +639,70 @@ class AuditSeeder:
             audit.assignment_id = assignment.pk
         self.write(audits, children)
         self.counts["audits"] = len(audits)
+        self.ratings_and_payments(assignments, marks, reviewer)
         self.disputes(disputes, users.get("manager@northwind.demo"), reviewer)
         if persona is not None:
             self.persona_jobs(persona, store_prog, store_scenarios[0], stores, store_items)
         self.backdate()
         self.step(f"{self.org.slug}: {len(audits)} mystery-shop audits", t0)
+
+    def ratings_and_payments(self, assignments, marks, reviewer) -> None:
+        """Reviewers rated about a third of the visits (Shopper.rating is the average); visits
+        approved more than three weeks ago were paid in monthly batches, the rest await export."""
+        rng, org_id = self.rng, self.org.pk
+        ratings, payables, batches = [], [], {}
+        for job, (quality, published, days_back) in zip(assignments, marks, strict=True):
+            if job.shopper_id is None:
+                continue
+            if rng.random() < 0.35:
+                score = max(1, min(5, round(3.6 + 0.8 * quality + rng.gauss(0, 0.5))))
+                ratings.append(
+                    ShopperRating(
+                        organization_id=org_id,
+                        shopper_id=job.shopper_id,
+                        assignment_id=job.pk,
+                        score=score,
+                        rated_by_id=reviewer,
+                    )
+                )
+            batch = None
+            if days_back > 21:
+                month = published.astimezone(self.tz).strftime("%Y%m")
+                batch = batches.get(month)
+                if batch is None:
+                    batch = batches[month] = PaymentBatch(
+                        organization_id=org_id, reference=f"PAY-{month}", paid_at=published
+                    )
+                batch.item_count += 1
+                batch.total += job.fee + job.reimbursement
+                batch.paid_at = max(batch.paid_at, min(self.now, published + dt.timedelta(days=5)))
+            payables.append(
+                Payable(
+                    organization_id=org_id,
+                    assignment_id=job.pk,
+                    shopper_id=job.shopper_id,
+                    fee=job.fee,
+                    reimbursement=job.reimbursement,
+                    currency="USD",
+                    status=Payable.Status.PAID if batch else Payable.Status.PAYABLE,
+                    approved_at=published,
+                    batch=batch,
+                    paid_at=batch.paid_at if batch else None,
+                )
+            )
+        PaymentBatch.objects.bulk_create(list(batches.values()))
+        Payable.objects.bulk_create(payables, batch_size=CHUNK)
+        ShopperRating.objects.bulk_create(ratings, batch_size=CHUNK)
+        average = (
+            ShopperRating.objects.filter(shopper=OuterRef("pk"))
+            .values("shopper")
+            .annotate(avg=Avg("score"))
+            .values("avg")
+        )
+        Shopper.objects.update(rating=Round(Subquery(average), 2))
+        self.counts["shopper ratings"] = len(ratings)
+        self.counts["payables"] = len(payables)
+        self.counts["payment batches"] = len(batches)
 
     def disputes(self, found, raised_by, resolver) -> None:
         rows, changes = [], []

@@ -225,6 +225,12 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
         jobs = am.Assignment.objects.filter(organization=northwind)
         assert {"open", "assigned", "returned", "published"} <= set(jobs.values_list("status", flat=True))
         assert jobs.filter(shopper=persona, status="returned").exists()
+        # Reviewers' ratings (Shopper.rating their average) and paid / payable items in batches.
+        rated = shoppers.filter(ratings__isnull=False).distinct()
+        assert rated.exists() and not rated.filter(rating__isnull=True).exists()
+        payables = am.Payable.objects.filter(organization=northwind)
+        assert {"paid", "payable"} <= set(payables.values_list("status", flat=True))
+        assert not payables.filter(status="paid", batch__isnull=True).exists()
         published = am.Audit.objects.filter(organization=northwind, status="published")
         assert published.count() == counts["northwind.Audit"] - 1  # the returned job's draft
         assert not published.filter(score__isnull=True).exists()
