@@ -155,11 +155,16 @@ def test_a_shopper_applies_certifies_and_gets_a_visit_published(world, page, api
     # 8. The reviewer approves.
     _sign_in(page, "evaluator@acme.test")
     page.goto(f"/audits/jobs/review/{job.pk}/")
+    page.get_by_test_id("rating").select_option("4")
+    page.get_by_test_id("rating-comment").fill("Clear notes and a receipt photo.")
     page.get_by_test_id("approve").click()
     page.wait_for_url("**/audits/jobs/review/")
     with tenant_context(world.a.org):
         audit = am.Audit.objects.get(assignment=job)
         assert am.Assignment.objects.get(pk=job.pk).status == am.Assignment.Status.PUBLISHED
+        # The rating and what the shopper is now owed.
+        assert am.ShopperRating.objects.get(assignment=job).score == 4
+        assert am.Payable.objects.get(assignment=job).status == am.Payable.Status.PAYABLE
     assert audit.score == 100  # greeted, and 40 s is within the 60 s target
 
     # 9. The store manager of a-n1 sees the score.
