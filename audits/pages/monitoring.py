@@ -394,6 +394,7 @@ class EvaluationPage(EvaluationMixin, DetailView):
             facts=interaction_facts(audit.interaction),
             disputes=Dispute.objects.filter(audit=audit).select_related("item").order_by("-created_at"),
             may_acknowledge=is_agent and self.can("audits.acknowledge") and audit.acknowledged_at is None,
+            may_calibrate=self.can("monitoring.add") and audit.interaction_id is not None,
             dispute_form=dispute_form
             or (DisputeForm(items=[r["item"] for r in rows]) if self.can("audits.dispute") else None),
         )
