@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 
@@ -148,8 +149,10 @@ def payment_batch_create(*, organization, actor: Actor) -> PaymentBatch:
     ids = list(unexported().select_for_update().order_by("pk").values_list("pk", flat=True))
     if not ids:
         raise ValidationError({"items": "Nothing is payable: no approved job is waiting for payment."})
+    # The reference carries the id; until it is known a unique placeholder keeps two exports at
+    # once (on disjoint items) from colliding on the per-organization unique reference.
     batch = PaymentBatch.objects.create(
-        organization_id=org_id, reference="pending", created_by_id=actor.user_id
+        organization_id=org_id, reference=f"new-{uuid.uuid4().hex[:16]}", created_by_id=actor.user_id
     )
     batch.reference = f"PAY-{timezone.localdate():%Y%m%d}-{batch.pk}"
     Payable.objects.filter(pk__in=ids).update(batch=batch)
