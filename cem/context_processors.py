@@ -16,6 +16,7 @@ NAVIGATION = [
     # Agents and their managers (the people evaluations are about) hold audits.dispute.
     ("Evaluations", "monitoring_evaluations", "audits.dispute"),
     ("Forms", "audit_forms", "audit_forms.view"),
+    ("Shoppers", "audit_shoppers", "shoppers.view"),
     ("Surveys", "feedback_surveys", "surveys.view"),
     ("Exports", "feedback_exports", "exports.view"),
     ("Users", "members", "memberships.view"),
