@@ -528,7 +528,15 @@ def assignment_submit(
     payments.payable_on_submit(org_id=org_id, actor=actor, assignment=assignment)
     audit.status = Audit.Status.SUBMITTED
     audit.save(update_fields=["status", "updated_at"])
-    _log(org_id, actor, "assignment.submit", assignment, before, audit=audit.pk)
+    _log(
+        org_id,
+        actor,
+        "assignment.submit",
+        assignment,
+        before,
+        audit=audit.pk,
+        reimbursement=str(assignment.reimbursement),
+    )
     emit(
         organization=org_id,
         event_type="AssignmentSubmitted",
