@@ -116,8 +116,12 @@ class ItemForm(forms.Form):
     weight = forms.DecimalField(
         required=False, initial=1, help_text="Scored items: its share of the score (> 0)."
     )
-    standard = forms.ModelChoiceField(
-        queryset=None, required=False, label="Linked standard", help_text="Required for scored items."
+    standard = forms.TypedChoiceField(
+        coerce=int,
+        empty_value=None,
+        required=False,
+        label="Linked standard",
+        help_text="Required for scored items.",
     )
     required = forms.BooleanField(required=False, initial=True)
     critical = forms.BooleanField(
@@ -148,12 +152,14 @@ class ItemForm(forms.Form):
         help_text="Choice only: one per line, value | points (0–1) | English label | Spanish label.",
     )
 
-    def __init__(self, *args, locales=EDITOR_LOCALES, section_keys=(), **kwargs):
+    def __init__(self, *args, locales=EDITOR_LOCALES, section_keys=(), standard_choices=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.locales = list(locales)
         _localized(self, "text", "Text", self.locales, textarea=True)
         self.order_fields(["key", "section", "type", *[f"text_{loc}" for loc in self.locales]])
-        self.fields["standard"].queryset = Standard.objects.filter(active=True).order_by("code")
+        if standard_choices is None:
+            standard_choices = standard_options()
+        self.fields["standard"].choices = [("", "---------"), *standard_choices]
         self.fields["section"].choices = [(k, k) for k in dict.fromkeys(section_keys) if k]
 
     def text_fields(self):
@@ -170,7 +176,7 @@ class ItemForm(forms.Form):
             "critical": bool(data.get("critical")),
             "required": bool(data.get("required")),
             "comment_required_on_fail": bool(data.get("comment_required_on_fail")),
-            "standard": data["standard"].pk if data.get("standard") else None,
+            "standard": data.get("standard"),
             "position": position,
         }
         for name in ("weight", "pass_fraction", "target_min", "target_max", "plausible_max"):
@@ -209,6 +215,15 @@ class ItemForm(forms.Form):
         target = f"text_{DEFAULT_LOCALE}" if name == "text" else (name if name in self.ERROR_FIELDS else None)
         prefix = "" if name == field else f"{field}: "
         self.add_error(target, [f"{prefix}{m}" for m in messages])
+
+
+def standard_options() -> list[tuple[int, str]]:
+    """The tenant's standards as (id, label), read once per page and shared by every item row.
+
+    Inactive ones stay selectable: an item linked to one must survive the next publish.
+    """
+    rows = Standard.objects.order_by("-active", "code").values_list("pk", "code", "title", "active")
+    return [(pk, f"{code} — {title}" + ("" if active else " (inactive)")) for pk, code, title, active in rows]
 
 
 def parse_choices(text: str, locales: list[str]) -> list[dict]:

@@ -33,6 +33,7 @@ from audits.form_builder_forms import (
     SectionFormSet,
     item_initial,
     section_initial,
+    standard_options,
 )
 from audits.models import Audit, AuditForm, AuditFormVersion, FormItem, FormSection, Program, ScenarioLeg
 from cem.pages import TenantPageMixin
@@ -317,7 +318,12 @@ class FormStructurePage(FormBuilderPage, DetailView):
             data=data,
             initial=items,
             prefix="i",
-            form_kwargs={"locales": locales, "section_keys": keys, "empty_permitted": False},
+            form_kwargs={
+                "locales": locales,
+                "section_keys": keys,
+                "standard_choices": standard_options(),
+                "empty_permitted": False,
+            },
         )
         return section_fs, item_fs
 
@@ -378,7 +384,7 @@ class FormStructurePage(FormBuilderPage, DetailView):
         """add / remove / up / down of a section or an item: the same rows, changed, not yet stored."""
         locales = list(EDITOR_LOCALES)
         section_names = list(SectionForm(locales=locales).fields)
-        item_names = list(ItemForm(locales=locales).fields)
+        item_names = list(ItemForm(locales=locales, standard_choices=[]).fields)
         sections = _raw_rows(self.request.POST, "s", section_names)
         items = _raw_rows(self.request.POST, "i", item_names, _BOOLEAN_ITEM_FIELDS)
         match = _OP.match(op)
