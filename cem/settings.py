@@ -204,6 +204,7 @@ SPECTACULAR_SETTINGS = {
         "ShopperStatusEnum": "audits.models.Shopper.Status",
         "AssignmentStatusEnum": "audits.models.Assignment.Status",
         "AuditStatusEnum": "audits.models.Audit.Status",
+        "ContentStatusEnum": "learning.models.ContentStatus",
     },
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)

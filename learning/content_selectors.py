@@ -43,6 +43,23 @@ def lessons_with_tags(queryset: QuerySet | None = None) -> QuerySet:
     )
 
 
+def text_match(queryset: QuerySet, q: str) -> QuerySet:
+    """Lessons whose title, summary, linked standard (code, title or its skill category) or
+    tagged skill category contains ``q``."""
+    q = (q or "").strip()
+    if not q:
+        return queryset
+    std_match = LessonStandard.objects.filter(lesson=OuterRef("pk")).filter(
+        Q(standard__title__icontains=q)
+        | Q(standard__code__icontains=q)
+        | Q(standard__skill_category__name__icontains=q)
+    )
+    skill_match = LessonSkillCategory.objects.filter(lesson=OuterRef("pk"), skill_category__name__icontains=q)
+    return queryset.filter(
+        Q(title__icontains=q) | Q(summary__icontains=q) | Exists(std_match) | Exists(skill_match)
+    )
+
+
 def lesson_search(
     *,
     q: str = "",
@@ -54,20 +71,7 @@ def lesson_search(
 ) -> QuerySet:
     """The catalogue: matches ``q`` in title, summary, a linked standard (code or title) or skill
     category (tagged directly or through a linked standard)."""
-    queryset = Lesson.objects.all()
-    q = (q or "").strip()
-    if q:
-        std_match = LessonStandard.objects.filter(lesson=OuterRef("pk")).filter(
-            Q(standard__title__icontains=q)
-            | Q(standard__code__icontains=q)
-            | Q(standard__skill_category__name__icontains=q)
-        )
-        skill_match = LessonSkillCategory.objects.filter(
-            lesson=OuterRef("pk"), skill_category__name__icontains=q
-        )
-        queryset = queryset.filter(
-            Q(title__icontains=q) | Q(summary__icontains=q) | Exists(std_match) | Exists(skill_match)
-        )
+    queryset = text_match(Lesson.objects.all(), q)
     if (library := _int(getattr(library, "pk", library))) is not None:
         queryset = queryset.filter(
             Exists(LibraryLesson.objects.filter(lesson=OuterRef("pk"), library_id=library))
@@ -96,23 +100,26 @@ def lesson_versions(lesson: Lesson) -> QuerySet:
     )
 
 
-def libraries() -> QuerySet:
+def libraries(queryset: QuerySet | None = None) -> QuerySet:
+    queryset = Library.objects.all() if queryset is None else queryset
     return (
-        Library.objects.select_related("skill_category")
+        queryset.select_related("skill_category")
         .annotate(lesson_count=Count("lesson_links", distinct=True))
         .order_by("name", "pk")
     )
 
 
-def paths() -> QuerySet:
-    return LearningPath.objects.prefetch_related(
+def paths(queryset: QuerySet | None = None) -> QuerySet:
+    queryset = LearningPath.objects.all() if queryset is None else queryset
+    return queryset.prefetch_related(
         Prefetch("steps", queryset=PathStep.objects.select_related("lesson").order_by("position"))
     ).order_by("name", "pk")
 
 
-def quizzes() -> QuerySet:
+def quizzes(queryset: QuerySet | None = None) -> QuerySet:
+    queryset = Quiz.objects.all() if queryset is None else queryset
     return (
-        Quiz.objects.select_related("lesson")
+        queryset.select_related("lesson")
         .prefetch_related(Prefetch("questions", queryset=QuizQuestion.objects.order_by("position")))
         .order_by("title", "pk")
     )
