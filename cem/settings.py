@@ -205,6 +205,9 @@ SPECTACULAR_SETTINGS = {
         "AssignmentStatusEnum": "audits.models.Assignment.Status",
         "AuditStatusEnum": "audits.models.Audit.Status",
         "ContentStatusEnum": "learning.models.ContentStatus",
+        "LearningAssignmentStatusEnum": "learning.models.Assignment.Status",
+        "LearningAssignmentSourceEnum": "learning.models.Assignment.Source",
+        "GapRuleSourceEnum": "learning.models.GapRule.Source",
     },
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
