@@ -283,6 +283,22 @@ def _current_audit(assignment: Assignment) -> Audit | None:
     return Audit.objects.filter(assignment=assignment).order_by("-created_at", "-pk").first()
 
 
+class DraftConflict(ValidationError):
+    """The draft changed since the revision the client based its save on (another tab or device, or a
+    save the client never heard back about): applying the older answers would overwrite newer ones."""
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def draft_revision(audit: Audit | None) -> str:
+    """An opaque token that changes with every draft save ("" before the first one). Whole
+    microseconds since the epoch, so it round-trips through HTML and localStorage exactly."""
+    if audit is None:
+        return ""
+    return str((audit.updated_at - _EPOCH) // dt.timedelta(microseconds=1))
+
+
 def _latest_version(assignment: Assignment) -> AuditFormVersion:
     version = AuditFormVersion.objects.filter(form_id=assignment.program.form_id).order_by("-number").first()
     if version is None:
@@ -373,10 +389,14 @@ def assignment_draft_save(
     assignment: Assignment,
     answers: list[dict],
     visited_at=None,
+    base_revision: str | None = None,
 ) -> Audit:
     """Autosave: upsert the given answers on the job's draft audit (created on first save).
 
     Values are not validated here (a half-typed draft must save); submit validates everything.
+    With ``base_revision`` (the ``draft_revision`` the client last saw) a save built on an older
+    draft raises DraftConflict instead of overwriting: an offline phone replaying its queue must
+    not undo answers saved since from elsewhere. Checked under the assignment's row lock.
     """
     org_id = _check_tenant(organization)
     assignment = _locked(assignment)
@@ -386,6 +406,10 @@ def assignment_draft_save(
             {"status": f"A job that is {assignment.get_status_display().lower()} cannot be edited."}
         )
     audit = _current_audit(assignment)
+    if base_revision is not None and base_revision != draft_revision(audit):
+        raise DraftConflict(
+            {"revision": "The report was saved from elsewhere since these answers were made; reload it."}
+        )
     if audit is None:
         audit = Audit.objects.create(
             organization_id=org_id,
@@ -829,6 +853,7 @@ def assignments_remind(*, organization, ids: list[int] | None = None, now=None) 
 
 __all__ = [
     "TRANSITIONS",
+    "DraftConflict",
     "Reason",
     "ShopperFacts",
     "assignment_approve",
@@ -843,6 +868,7 @@ __all__ = [
     "assignments_expire_revisions",
     "assignments_release_overdue",
     "assignments_remind",
+    "draft_revision",
     "eligibility",
     "haversine_km",
     "job_board",

@@ -167,6 +167,7 @@ class JobPage(ShopperJobMixin, DetailView):
             editable=job.status in jobs.DRAFTABLE_STATUSES,
             visited_value=timezone.localtime(visited).strftime("%Y-%m-%dT%H:%M") if visited else "",
             visited_error=errors.get("visited_at", ""),
+            revision=jobs.draft_revision(audit),
             general_errors=[v for k, v in errors.items() if not k.startswith(("answers.", "visited_at"))],
             photo_accept="image/jpeg,image/png,image/webp",
         )
@@ -203,26 +204,42 @@ class JobWriteView(ShopperJobMixin, SingleObjectMixin, View):
             assignment=job,
             answers=_answers_from(self.request.POST, report["items"]),
             visited_at=_visited_from(self.request.POST),
+            # Only the autosave script sends it; the plain buttons post what the shopper sees.
+            base_revision=self.request.POST.get("revision"),
         )
 
 
 class JobDraftView(JobWriteView):
-    """Autosave (htmx posts the form on every change) and the "Save draft" button without JS."""
+    """Autosave (static/audits/autosave.js posts the form on every change, with the revision it
+    builds on) and the "Save draft" button without JS. A stale revision is a 409: the script then
+    drops its queued answers and reloads the newer ones."""
 
     def post(self, request, pk):
         job = self.get_object()
         htmx = request.headers.get("HX-Request") == "true"
         try:
-            self._save_draft(job)
+            audit = self._save_draft(job)
         except ValidationError as exc:
             if htmx:
-                ctx = {"job": job, "save_error": " ".join(_messages_of(exc)), "report": _report(job)}
-                return render(request, "audits/jobs/_save_status.html", ctx)
+                report = _report(job)
+                ctx = {
+                    "job": job,
+                    "save_error": " ".join(_messages_of(exc)),
+                    "report": report,
+                    "revision": jobs.draft_revision(report["audit"]),
+                }
+                status = 409 if isinstance(exc, jobs.DraftConflict) else 200
+                return render(request, "audits/jobs/_save_status.html", ctx, status=status)
             for message in _messages_of(exc):
                 messages.error(request, message)
             return redirect("audit_job", pk=job.pk)
         if htmx:
-            ctx = {"job": job, "saved_at": timezone.localtime(), "report": _report(job)}
+            ctx = {
+                "job": job,
+                "saved_at": timezone.localtime(),
+                "report": _report(job),
+                "revision": jobs.draft_revision(audit),
+            }
             return render(request, "audits/jobs/_save_status.html", ctx)
         messages.success(request, "Draft saved.")
         return redirect("audit_job", pk=job.pk)

@@ -97,9 +97,10 @@ def test_full_job_flow_from_board_to_published_score(jp, client):
     assert jp.status(good) == S.ASSIGNED
     assert f"/audits/jobs/{good.pk}/" in client.get("/audits/jobs/mine/").content.decode()
 
-    # Autosave (htmx) and resume after a reload.
+    # Autosave (static/audits/autosave.js) and resume after a reload.
     page = client.get(f"/audits/jobs/{good.pk}/").content.decode()
-    assert "Buy a coffee." in page and f'hx-post="/audits/jobs/{good.pk}/draft/"' in page
+    assert "Buy a coffee." in page and f'data-autosave="/audits/jobs/{good.pk}/draft/"' in page
+    assert "audits/autosave.js" in page
     assert "0/4 answered" in page
     resp = client.post(
         f"/audits/jobs/{good.pk}/draft/",
