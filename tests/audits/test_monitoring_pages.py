@@ -364,3 +364,19 @@ def test_list_pages_query_counts_do_not_grow(mp, client, django_assert_max_num_q
     client.force_login(mp.world.users["manager"])
     with django_assert_max_num_queries(9):
         assert client.get(f"{BASE}/evaluations/").status_code == 200
+
+
+def test_api_sessions_name_their_evaluators(mp, api):
+    users = mp.world.users
+    qa2 = mp.evaluator("qa2@acme.test")
+    admin = api(users["admin"])
+    body = {"program": mp.program.pk, "interaction": mp.calls[0].pk}
+    manager = users["manager"].pk
+    stranger = admin.post("/api/v1/calibrations/", {**body, "evaluators": [manager]}, format="json")
+    assert stranger.status_code == 400 and "evaluators" in stranger.json()
+    resp = admin.post("/api/v1/calibrations/", {**body, "evaluators": [qa2.pk]}, format="json")
+    assert resp.status_code == 201 and resp.json()["evaluators"] == [qa2.pk]
+    answers = {"answers": [{"key": k, **v} for k, v in GOOD.items()]}
+    url = f"/api/v1/calibrations/{resp.json()['id']}/evaluate/"
+    assert api(users["evaluator"]).post(url, answers, format="json").status_code == 403
+    assert api(qa2).post(url, answers, format="json").status_code == 200
