@@ -17,6 +17,7 @@ NAVIGATION = [
     ("Evaluations", "monitoring_evaluations", "audits.dispute"),
     ("Forms", "audit_forms", "audit_forms.view"),
     ("Shoppers", "audit_shoppers", "shoppers.view"),
+    ("My learning", "learning_portal", "training.take"),
     ("Surveys", "feedback_surveys", "surveys.view"),
     ("Exports", "feedback_exports", "exports.view"),
     ("Users", "members", "memberships.view"),
