@@ -650,3 +650,41 @@ class Statement(TenantModel):
                 name="statement_org_unforwarded",
             ),
         ]
+
+
+class LessonEffect(TenantModel):
+    """The latest effectiveness figures of one lesson on one standard (learning/effect_data.py),
+    computed by a Celery task (beat, hourly, or on demand) because a page should not gather them.
+
+    Organization-wide like the catalogue: the figures are about the lesson, not about people, and
+    a store's own cases would be too few to say anything.
+    """
+
+    SCOPE_PATHS = None
+
+    class Verdict(models.TextChoices):
+        EFFECTIVE = "effective", "Effective"
+        INEFFECTIVE = "ineffective", "Ineffective"
+        INSUFFICIENT = "insufficient data", "Insufficient data"
+
+    lesson = models.ForeignKey(Lesson, on_delete=models.CASCADE, related_name="effects")
+    standard = models.ForeignKey(Standard, on_delete=models.CASCADE, related_name="+")
+    computed_at = models.DateTimeField()
+    treated_n = models.PositiveIntegerField(default=0)
+    control_n = models.PositiveIntegerField(default=0)
+    treated_change = models.FloatField(null=True, blank=True)
+    control_change = models.FloatField(null=True, blank=True)
+    difference = models.FloatField(null=True, blank=True)
+    ci_low = models.FloatField(null=True, blank=True)
+    ci_high = models.FloatField(null=True, blank=True)
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    # {"treated": [change, …], "control": [...], "cases": {"treated": n, "control": n,
+    #  "without_data": n}, "window_days": [...], "delay_days": d}: what the figures came from.
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["lesson_id", "standard_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "lesson", "standard"], name="lesson_effect_uniq")
+        ]
+        indexes = [models.Index(fields=["organization", "verdict"], name="lesson_effect_org_verdict")]
