@@ -138,6 +138,11 @@ class Program(TenantModel):
     lockout_days = models.PositiveSmallIntegerField(default=90)
     max_open_jobs = models.PositiveSmallIntegerField(default=3)
     certification_valid_days = models.PositiveSmallIntegerField(default=365)
+    # Shoppers certify by completing this learning path (its lessons and quizzes, on the
+    # learning portal); audits.handlers records the Certification when the path is completed.
+    certification_path = models.ForeignKey(
+        "learning.LearningPath", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     revision_window_hours = models.PositiveSmallIntegerField(default=24)
     # Monitoring: evaluations per agent per week, and the share drawn from Critical interactions.
     sample_per_agent = models.PositiveSmallIntegerField(default=4)
