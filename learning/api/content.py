@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import django_filters as f
 from django.http import FileResponse, Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
@@ -116,6 +116,14 @@ class LessonSerializer(serializers.ModelSerializer):
         read_only_fields = ["status", "created_at", "updated_at"]
         # Titles are unique per tenant; the service checks that within the tenant.
         validators = []
+
+
+class LessonContentSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The version number shown.")
+    language = serializers.CharField(help_text="The language of the text shown.")
+    title = serializers.CharField()
+    body_html = serializers.CharField(help_text="Sanitised HTML.")
+    fallback = serializers.BooleanField(help_text="True when the asked language has no translation.")
 
 
 class LessonUploadSerializer(serializers.Serializer):
@@ -283,6 +291,7 @@ class LessonViewSet(_ContentViewSet):
     http_method_names = ["get", "post", "patch", "put", "head", "options"]
     action_verbs = {
         "versions": "view",
+        "content": "view",
         "publish": "change",
         "archive": "change",
         "attachments": "view",
@@ -325,6 +334,22 @@ class LessonViewSet(_ContentViewSet):
         """Every version of the lesson, newest first, with its attachments."""
         lesson = self.get_object()
         return Response(LessonVersionDetailSerializer(sel.lesson_versions(lesson), many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("lang", str, description="en or es; falls back to the lesson's language")
+        ],
+        responses=LessonContentSerializer,
+    )
+    @action(detail=True, methods=["get"])
+    def content(self, request, pk=None):
+        """What a learner reading in ``?lang=`` sees of the current version (never a missing text)."""
+        lesson = self.get_object()
+        version = lesson.current_version
+        if version is None:
+            raise Http404("This lesson has no content yet.")
+        shown = svc.lesson_content(version, request.query_params.get("lang"), lesson_language=lesson.language)
+        return Response(LessonContentSerializer({**shown, "version": version.number}).data)
 
     @extend_schema(
         request=None, responses={200: LessonSerializer, 400: OpenApiResponse(description="No content")}

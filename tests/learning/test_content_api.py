@@ -37,6 +37,11 @@ def test_lesson_create_update_publish_and_versions(world, api):
     assert body["standards"] == [world.a.standard.pk]
     url = f"/api/v1/lessons/{body['id']}/"
 
+    shown = trainer.get(f"{url}content/", {"lang": "es"}).json()
+    assert shown["title"] == "Saludo" and not shown["fallback"]
+    shown = trainer.get(f"{url}content/", {"lang": "fr"}).json()
+    assert shown["title"] == "Greeting" and shown["fallback"] and shown["language"] == "en"
+
     resp = trainer.patch(url, {"body": "Draft edit"}, format="json")
     assert resp.status_code == 200 and resp.json()["version"]["number"] == 1
 
