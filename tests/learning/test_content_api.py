@@ -211,6 +211,19 @@ def test_libraries_search_and_paths_reorder(world, api):
     assert resp.status_code == 400 and "lessons" in resp.json()
 
 
+def _attachment(org):
+    lesson = lf.LessonFactory(organization=org)
+    with tenant_context(org):
+        return lm.LessonAttachment.objects.create(
+            organization=org,
+            version=lesson.current_version,
+            name="a.pdf",
+            file="learning/attachments/a.pdf",
+            content_type="application/pdf",
+            size=1,
+        )
+
+
 @pytest.mark.parametrize(
     ("url", "make"),
     [
@@ -218,6 +231,7 @@ def test_libraries_search_and_paths_reorder(world, api):
         ("/api/v1/quizzes/", lambda org, i, std: lf.QuizQuestionFactory(organization=org)),
         ("/api/v1/libraries/", lambda org, i, std: f"lib{i}"),
         ("/api/v1/learning-paths/", lambda org, i, std: lf.PathStepFactory(organization=org)),
+        ("/api/v1/lesson-attachments/", lambda org, i, std: _attachment(org)),
     ],
 )
 def test_list_query_counts_do_not_grow(world, api, django_assert_max_num_queries, url, make):

@@ -203,3 +203,24 @@ def test_path_and_library_editors(world, client):
         assert list(library.lessons.all()) == [one]
     resp = client.get("/learning/content/", {"library": library.pk})
     assert b"One" in resp.content and b">Two<" not in resp.content
+
+
+def test_quiz_and_path_lists_query_counts_are_flat(world, client, django_assert_max_num_queries):
+    org = world.a.org
+    client.force_login(world.users["trainer"])
+
+    def add(n):
+        for _ in range(n):
+            lf.QuizQuestionFactory(organization=org)
+            lf.PathStepFactory(organization=org)
+
+    add(2)
+    counts = {}
+    for url in ("/learning/content/quizzes/", "/learning/content/paths/"):
+        with django_assert_max_num_queries(30) as small:
+            assert client.get(url).status_code == 200
+        counts[url] = len(small.captured_queries)
+    add(10)
+    for url, n in counts.items():
+        with django_assert_max_num_queries(n):
+            assert client.get(url).status_code == 200
