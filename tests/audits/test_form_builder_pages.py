@@ -384,6 +384,15 @@ def test_sections_show_the_scenario_legs_scored_in_them(world, client, std_b):
     assert 'data-testid="unplaced-legs"' in html and "<code>gone</code>" in html
     assert "acme calls" in html
 
+    # Programs check their form's kind, so a form in a program keeps it.
+    _login(client, world)
+    edit = reverse("audit_form_edit", args=[form.pk])
+    assert "Programs use this form, so its kind stays." in _html(client.get(edit))
+    data = {"name": "acme legs", "kind": "monitoring", "critical_policy": "zero", "critical_cap": "0"}
+    assert client.post(edit, data).status_code == 302
+    with tenant_context(world.a.org):
+        assert AuditForm.objects.get(pk=form.pk).kind == "mystery_shop"
+
 
 # --- permissions, tenants, queries --------------------------------------------------------------
 
