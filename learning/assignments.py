@@ -393,7 +393,9 @@ def assignment_create(*, organization, actor: Actor, membership, data: dict, now
             "assignment_ids": [a.pk for a in result.created],
             "skipped": [{"employee_id": s["employee_id"], "reason": s["reason"]} for s in result.skipped],
             "due_at": due_at.isoformat(),
-            "targets": {k: data.get(k) for k in ("team", "location", "role") if data.get(k)},
+            "targets": {
+                k: getattr(data[k], "pk", data[k]) for k in ("team", "location", "role") if data.get(k)
+            },
         },
     )
     return result

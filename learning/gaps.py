@@ -58,6 +58,19 @@ class Subject:
         return {f"{self.kind}_id": self.id}
 
 
+def rule_shape_errors(*, subject, target, lesson, path) -> dict[str, str]:
+    """What makes a rule unworkable, by field (the API and the editor share it)."""
+    errors = {}
+    if (lesson is None) == (path is None):
+        errors["lesson"] = "Give a lesson or a learning path (exactly one)."
+    subject, target = subject or R.Subject.EMPLOYEE, target or R.Target.EMPLOYEE
+    if target == R.Target.EMPLOYEE and subject != R.Subject.EMPLOYEE:
+        errors["target"] = "Only an employee rule assigns to the employee; choose the location or the team."
+    elif target == R.Target.TEAM and subject == R.Subject.LOCATION:
+        errors["target"] = "A location has no one team; assign to the location."
+    return errors
+
+
 # --- scores ---------------------------------------------------------------------------------------
 
 
@@ -484,6 +497,7 @@ __all__ = [
     "holdouts_release",
     "is_gap",
     "reason_text",
+    "rule_shape_errors",
     "score",
     "withdraw_closed_gaps",
 ]

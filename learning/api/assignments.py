@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from cem.api.base import TenantModelViewSet, TenantReadOnlyViewSet
 from cem.models import Employee
 from learning import assignments as services
+from learning import gaps
 from learning.models import Assignment, GapRule, GapTrigger, LearningPath, Lesson
 
 # --- serializers ---------------------------------------------------------------------------------
@@ -136,21 +137,11 @@ class GapRuleSerializer(serializers.ModelSerializer):
         def value(name):
             return attrs[name] if name in attrs else getattr(current, name, None)
 
-        lesson, path = value("lesson"), value("path")
-        if (lesson is None) == (path is None):
-            raise serializers.ValidationError({"lesson": "Give a lesson or a learning path (exactly one)."})
-        subject, target = (
-            value("subject") or GapRule.Subject.EMPLOYEE,
-            value("target") or GapRule.Target.EMPLOYEE,
+        errors = gaps.rule_shape_errors(
+            subject=value("subject"), target=value("target"), lesson=value("lesson"), path=value("path")
         )
-        if target == GapRule.Target.EMPLOYEE and subject != GapRule.Subject.EMPLOYEE:
-            raise serializers.ValidationError(
-                {"target": "Only an employee rule assigns to the employee; choose the location or the team."}
-            )
-        if target == GapRule.Target.TEAM and subject == GapRule.Subject.LOCATION:
-            raise serializers.ValidationError(
-                {"target": "A location has no single team; assign to the location."}
-            )
+        if errors:
+            raise serializers.ValidationError(errors)
         return attrs
 
 
