@@ -17,6 +17,8 @@ NAVIGATION = [
     ("Evaluations", "monitoring_evaluations", "audits.dispute"),
     ("Forms", "audit_forms", "audit_forms.view"),
     ("Shoppers", "audit_shoppers", "shoppers.view"),
+    # Trainers and managers: who must take which lesson, and the gap rules behind the automatic ones.
+    ("Training", "learning_assignments", "training.add"),
     ("My learning", "learning_portal", "training.take"),
     ("Surveys", "feedback_surveys", "surveys.view"),
     ("Exports", "feedback_exports", "exports.view"),
