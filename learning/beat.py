@@ -19,4 +19,10 @@ BEAT_SCHEDULE.update(
     }
 )
 
+# xAPI (learning/xapi_tasks.py): statements a failed or lost delivery left behind go again.
+BEAT_SCHEDULE["learning-xapi-forward-sweep"] = {
+    "task": "learning.xapi_forward_sweep",
+    "schedule": timedelta(minutes=30),
+}
+
 __all__ = ["BEAT_SCHEDULE", "timedelta"]

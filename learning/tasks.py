@@ -1,3 +1,4 @@
 """Celery tasks of the learning app. Each area keeps its tasks in its own module, imported here."""
 
 from learning.assignment_tasks import *  # noqa: F403  (reminders, overdue, escalation, holdouts)
+from learning.xapi_tasks import *  # noqa: F403  (xAPI forwarding to an LRS, and its sweep)

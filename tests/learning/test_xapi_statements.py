@@ -190,3 +190,22 @@ def test_no_lrs_no_forwarding(world, monkeypatch):
         )
         assert lm.Statement.objects.get().forward_attempts == 0
     assert lrs.calls == []
+
+
+def test_sweep_requeues_old_unforwarded_statements(world, monkeypatch):
+    import datetime as dt
+
+    _with_lrs(world)
+    monkeypatch.setattr(xapi, "_forward_after_commit", lambda *a, **k: None)
+    a = assign(world, lf.LessonFactory(organization=world.a.org))
+    with tenant_context(world.a.org):
+        progress.lesson_start(
+            organization=world.a.org, actor=actor_of(world), learner=learner_of(world), assignment=a
+        )
+        lm.Statement.objects.update(stored=timezone.now() - dt.timedelta(hours=3))
+    sent = []
+    monkeypatch.setattr(
+        xapi_tasks.xapi_forward, "delay", lambda tenant_id, ids: sent.append((tenant_id, ids))
+    )
+    assert xapi_tasks.xapi_forward_sweep() == 1
+    assert sent[0][0] == world.a.org.pk
