@@ -20,6 +20,8 @@ NAVIGATION = [
     # Trainers and managers: who must take which lesson, and the gap rules behind the automatic ones.
     ("Training", "learning_assignments", "training.add"),
     ("My learning", "learning_portal", "training.take"),
+    # Trainers and admins author content; learners reach the catalogue from "My learning".
+    ("Lessons", "learning_library", "lessons.change"),
     ("Surveys", "feedback_surveys", "surveys.view"),
     ("Exports", "feedback_exports", "exports.view"),
     ("Users", "members", "memberships.view"),
