@@ -377,3 +377,38 @@ def test_handler_query_count_is_independent_of_history(world, kind):
             lm.GapRule.objects.all().update(active=False)
         world.a.standard = f.StandardFactory(organization=world.a.org, code=f"{name.replace(' ', '-')}-next")
     assert counts[0] == counts[1], counts
+    assert counts[0] > 10, counts  # the handler did real work: rules, scores, trigger, assignments
+
+
+def test_end_to_end_a_poor_audit_assigns_and_an_accepted_dispute_withdraws(
+    gw, mailoutbox, django_capture_on_commit_callbacks
+):
+    """Through the real emitters: audit_publish → AuditPublished → the handler (Celery eager, after
+    commit) assigns; a dispute accepted → AuditRescored → the unstarted assignment is withdrawn."""
+    from audits import audit_services
+    from cem.principals import Actor
+    from tests.audits.sweep_forms import make_audit
+
+    gw.rule(source="audits", min_points=1, threshold=Decimal(40))
+    poor = {"greeted": "no", "smile": "1", "wait": "300", "id_check": "yes", "upsell": "asked"}
+    audit = make_audit(gw.org, gw.form_version, poor, location=gw.world.a.locations["a-n1"])
+    with django_capture_on_commit_callbacks(execute=True), tenant_context(gw.org):
+        audit_services.audit_publish(organization=gw.org, actor=Actor.system(), audit=audit)
+    [a] = assignments(gw)
+    assert a.status == "assigned" and a.reason.startswith(f"Audits scored {gw.std.title} 0%")
+    with tenant_context(gw.org):
+        membership = m.Membership.objects.get(user=gw.world.users["manager"])
+        dispute = audit_services.dispute_open(
+            organization=gw.org,
+            actor=Actor(user_id=gw.world.users["manager"].pk),
+            audit=audit,
+            item_key="greeted",
+            reason="The greeting was on camera.",
+            proposed_value="yes",
+            membership=membership,
+        )
+    with django_capture_on_commit_callbacks(execute=True), tenant_context(gw.org):
+        audit_services.dispute_accept(organization=gw.org, actor=Actor.system(), dispute=dispute)
+    with tenant_context(gw.org):
+        a.refresh_from_db()
+    assert a.status == "withdrawn" and "now scores 50/100" in a.withdrawn_note
