@@ -129,13 +129,7 @@ class FormDetailPage(FormBuilderPage, DetailView):
             version.grouped = _grouped(version)
         current = versions[0] if versions else None
         in_use = current is not None and svc.version_in_use(current)
-        legs: dict[str, list[ScenarioLeg]] = {}
-        for leg in (
-            ScenarioLeg.objects.filter(scenario__program__form=form)
-            .select_related("scenario__program")
-            .order_by("scenario__title", "position", "id")
-        ):
-            legs.setdefault(leg.section_key, []).append(leg)
+        legs = _legs_by_section(form)
         if current is not None:
             for section, _items in current.grouped:
                 section.legs = legs.get(section.key, [])
@@ -154,6 +148,18 @@ class FormDetailPage(FormBuilderPage, DetailView):
             unplaced_legs=[leg for key, group in legs.items() if key not in placed for leg in group],
         )
         return ctx
+
+
+def _legs_by_section(form: AuditForm) -> dict[str, list[ScenarioLeg]]:
+    """The cross-channel scenario legs of the form's programs, by the section key they score in."""
+    legs: dict[str, list[ScenarioLeg]] = {}
+    for leg in (
+        ScenarioLeg.objects.filter(scenario__program__form=form)
+        .select_related("scenario__program")
+        .order_by("scenario__title", "position", "id")
+    ):
+        legs.setdefault(leg.section_key, []).append(leg)
+    return legs
 
 
 def _grouped(version) -> list[tuple[FormSection, list[FormItem]]]:
@@ -463,7 +469,7 @@ class FormStructurePage(FormBuilderPage, DetailView):
             title=f"Sections and items: {self.object.name}",
             section_formset=section_fs,
             item_formset=item_fs,
-            groups=_editor_groups(section_fs, item_fs),
+            groups=_editor_groups(section_fs, item_fs, _legs_by_section(self.object)),
             current=current,
             in_use=in_use,
             next_number=(current.number + 1) if current else 1,
@@ -471,8 +477,12 @@ class FormStructurePage(FormBuilderPage, DetailView):
         return self.render_to_response(ctx, status=status)
 
 
-def _editor_groups(section_fs, item_fs) -> dict:
-    """Item rows under the section row whose key they name; rows naming no section at the end."""
+def _editor_groups(section_fs, item_fs, legs: dict[str, list[ScenarioLeg]]) -> dict:
+    """Item rows under the section row whose key they name; rows naming no section at the end.
+
+    Each section row also carries the scenario legs scored in it, so renaming or removing a
+    section a leg names is done knowingly; legs whose section is gone are listed on their own.
+    """
     keys = [form["key"].value() or "" for form in section_fs.forms]
     by_key: dict[str, list] = {}
     orphans = []
@@ -489,8 +499,9 @@ def _editor_groups(section_fs, item_fs) -> dict:
         # A duplicated key shows its items once, under the first section with it.
         rows = by_key.get(key, []) if key not in seen else []
         seen.add(key)
-        sections.append({"index": index, "form": form, "items": rows, "last": len(rows) - 1})
-    return {"sections": sections, "orphans": orphans}
+        sections.append({"index": index, "form": form, "items": rows, "legs": legs.get(key, [])})
+    unplaced = [leg for key, group in legs.items() if key not in seen for leg in group]
+    return {"sections": sections, "orphans": orphans, "unplaced_legs": unplaced}
 
 
 urlpatterns = [

@@ -384,8 +384,13 @@ def test_sections_show_the_scenario_legs_scored_in_them(world, client, std_b):
     assert 'data-testid="unplaced-legs"' in html and "<code>gone</code>" in html
     assert "acme calls" in html
 
-    # Programs check their form's kind, so a form in a program keeps it.
+    # The editor says which legs a section scores, and which legs name a section it lacks.
     _login(client, world)
+    html = _html(client.get(reverse("audit_form_structure", args=[form.pk])))
+    assert 'data-testid="section-legs-0"' in html and 'data-testid="section-legs-1"' not in html
+    assert 'data-testid="unplaced-legs"' in html and "<code>gone</code>" in html
+
+    # Programs check their form's kind, so a form in a program keeps it.
     edit = reverse("audit_form_edit", args=[form.pk])
     assert "Programs use this form, so its kind stays." in _html(client.get(edit))
     data = {"name": "acme legs", "kind": "monitoring", "critical_policy": "zero", "critical_cap": "0"}
