@@ -412,3 +412,43 @@ def test_end_to_end_a_poor_audit_assigns_and_an_accepted_dispute_withdraws(
     with tenant_context(gw.org):
         a.refresh_from_db()
     assert a.status == "withdrawn" and "now scores 50/100" in a.withdrawn_note
+
+
+def test_end_to_end_survey_responses_assign_through_response_record(gw, django_capture_on_commit_callbacks):
+    """response_record → ResponseReceived → the handler after commit; the fifth poor answer assigns."""
+    from cem.principals import Actor
+    from feedback.services import Dimensions, response_record
+
+    gw.rule(source="feedback", subject="employee", target="employee", min_points=5)
+    emp = gw.world.a.employees["a-n1"]
+    with tenant_context(gw.org):
+        dims = Dimensions(location_id=gw.world.a.locations["a-n1"].pk, employee_id=emp.pk)
+    for i in range(5):
+        assert assignments(gw) == [], i
+        with django_capture_on_commit_callbacks(execute=True), tenant_context(gw.org):
+            response_record(
+                organization=gw.org,
+                actor=Actor.system(),
+                survey=gw.survey,
+                values={"nps": 5, "csat": 2},
+                source="api",
+                dimensions=dims,
+            )
+    [a] = assignments(gw)
+    assert a.employee_id == emp.pk
+    assert a.reason == f"Customers rated {gw.std.title} 2.0/5 for you over the last 30 days (5 answers)."
+
+
+def test_holdout_release_dispatch_assigns_due_holdouts(gw, django_capture_on_commit_callbacks):
+    from learning import assignment_tasks
+
+    _holdout_rule(gw, True, cooldown_days=14)
+    run(gw, gw.response_event(gw.answers([1] * 5)), H_RESPONSE)
+    [trigger] = triggers(gw)
+    with tenant_context(gw.org):
+        lm.GapTrigger.objects.filter(pk=trigger.pk).update(holdout_until=NOW - dt.timedelta(minutes=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert assignment_tasks.holdouts_release_dispatch() == 1
+        assert assignment_tasks.holdouts_release_dispatch() == 0
+    [a] = assignments(gw)
+    assert a.trigger_id == trigger.pk
