@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Avg, Count, Sum
+from django.db.models import Avg, Count, Q, Sum
 from django.utils import timezone
 
 from audits.models import Audit, StandardScore
@@ -83,3 +83,41 @@ def standard_points(
         qs = qs.filter(employee__current_team_id=team_id)
     agg = qs.aggregate(n=Count("pk"), mean=Avg("value"))
     return {"n": agg["n"], "mean": round(float(agg["mean"]), 2) if agg["mean"] is not None else None}
+
+
+def standard_point_series(
+    *,
+    standard_id: int,
+    since: dt.datetime,
+    until: dt.datetime,
+    employee_ids=(),
+    location_ids=(),
+    team_ids=(),
+) -> list[tuple[int | None, int | None, int | None, dt.datetime, float]]:
+    """Every published audit/monitoring score on a standard in [since, until) about any of these
+    subjects: rows ``(employee_id, location_id, team_id, published_at, value 0-100)``.
+
+    The points :func:`standard_points` averages, one by one, for the learning app's before/after
+    comparison. One query on ``stdscore_org_std_published`` for all subjects at once.
+    """
+    about = Q()
+    if employee_ids:
+        about |= Q(employee_id__in=list(employee_ids))
+    if location_ids:
+        about |= Q(location_id__in=list(location_ids))
+    if team_ids:
+        about |= Q(employee__current_team_id__in=list(team_ids))
+    if not about:
+        return []
+    rows = (
+        StandardScore.objects.filter(
+            about,
+            standard_id=standard_id,
+            published_at__gte=since,
+            published_at__lt=until,
+            value__isnull=False,
+        )
+        .order_by()
+        .values_list("employee_id", "location_id", "employee__current_team_id", "published_at", "value")
+    )
+    return [(e, loc, t, at, float(v)) for e, loc, t, at, v in rows.iterator(chunk_size=5000)]

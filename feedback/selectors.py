@@ -468,6 +468,14 @@ GAP_SCALES = {
 GAP_TYPES = (*GAP_SCALES, QuestionType.RATING)
 
 
+def gap_scale(qtype: str, scale_min, scale_max) -> tuple[int, int] | tuple[None, None]:
+    """(worst, best) of an answer's scale, or (None, None) when it cannot be put on 0-100."""
+    low, high = GAP_SCALES.get(qtype, (scale_min, scale_max))
+    if low is None or high is None or high <= low:
+        return None, None
+    return low, high
+
+
 def standard_points(
     *,
     standard_id: int,
@@ -500,8 +508,8 @@ def standard_points(
     n, normalised, by_type = 0, Decimal(0), []
     for row in rows:
         qtype = row["question_type"]
-        low, high = GAP_SCALES.get(qtype, (row["question__scale_min"], row["question__scale_max"]))
-        if low is None or high is None or high <= low or not row["n"]:
+        low, high = gap_scale(qtype, row["question__scale_min"], row["question__scale_max"])
+        if low is None or not row["n"]:
             continue  # a rating question without a usable scale cannot be put on 0-100
         mean = Decimal(row["total"]) / row["n"]
         n += row["n"]
@@ -510,6 +518,63 @@ def standard_points(
             {"type": qtype, "n": row["n"], "mean": float(round(mean, 2)), "low": low, "high": high}
         )
     return {"n": n, "mean": float(round(normalised / n, 2)) if n else None, "by_type": by_type}
+
+
+def standard_point_series(
+    *,
+    standard_id: int,
+    since: dt.datetime,
+    until: dt.datetime,
+    employee_ids=(),
+    location_ids=(),
+    team_ids=(),
+) -> list[tuple[int | None, int | None, int | None, dt.datetime, float]]:
+    """Every answer linked to a standard in [since, until) about any of these subjects, on 0-100.
+
+    Rows ``(employee_id, location_id, team_id, submitted_at, value)`` — the same answers and the
+    same scale conversion as :func:`standard_points`, one by one, for the learning app's
+    before/after comparison (learning/effect_data.py). One query on ``answer_org_std_submitted``
+    for all subjects at once; a team is the answering employee's current team.
+    """
+    about = Q()
+    if employee_ids:
+        about |= Q(employee_id__in=list(employee_ids))
+    if location_ids:
+        about |= Q(location_id__in=list(location_ids))
+    if team_ids:
+        about |= Q(employee__current_team_id__in=list(team_ids))
+    if not about:
+        return []
+    rows = (
+        Answer.objects.filter(
+            about,
+            standard_id=standard_id,
+            submitted_at__gte=since,
+            submitted_at__lt=until,
+            question_type__in=GAP_TYPES,
+            number__isnull=False,
+        )
+        .order_by()
+        .values_list(
+            "employee_id",
+            "location_id",
+            "employee__current_team_id",
+            "submitted_at",
+            "number",
+            "question_type",
+            "question__scale_min",
+            "question__scale_max",
+        )
+    )
+    out = []
+    for employee_id, location_id, team_id, at, number, qtype, scale_min, scale_max in rows.iterator(
+        chunk_size=5000
+    ):
+        low, high = gap_scale(qtype, scale_min, scale_max)
+        if low is None:
+            continue
+        out.append((employee_id, location_id, team_id, at, float((number - low) * 100 / (high - low))))
+    return out
 
 
 def standard_subjects_of_responses(*, response_ids, standard_ids) -> list[tuple[int, int | None, int | None]]:
