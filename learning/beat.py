@@ -25,4 +25,11 @@ BEAT_SCHEDULE["learning-xapi-forward-sweep"] = {
     "schedule": timedelta(minutes=30),
 }
 
+# Analytics (learning/analytics_tasks.py): lesson effectiveness moves with weeks of data; hourly
+# keeps the page current without a page request ever gathering it.
+BEAT_SCHEDULE["learning-lesson-effects"] = {
+    "task": "learning.lesson_effects_dispatch",
+    "schedule": timedelta(hours=1),
+}
+
 __all__ = ["BEAT_SCHEDULE", "timedelta"]

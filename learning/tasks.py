@@ -2,3 +2,4 @@
 
 from learning.assignment_tasks import *  # noqa: F403  (reminders, overdue, escalation, holdouts)
 from learning.xapi_tasks import *  # noqa: F403  (xAPI forwarding to an LRS, and its sweep)
+from learning.analytics_tasks import *  # noqa: F403  (lesson effectiveness snapshots)
