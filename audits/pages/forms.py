@@ -170,18 +170,20 @@ def _grouped(version) -> list[tuple[FormSection, list[FormItem]]]:
     return [(section, by_section.get(section.pk, [])) for section in version.sections.all()]
 
 
-def _name_errors_on_field(form, error: ValidationError) -> ValidationError:
-    """The per-tenant unique name is checked by the model (a non-field error); show it on name."""
-    if hasattr(error, "error_dict") and NON_FIELD_ERRORS in error.error_dict:
-        moved = [e for e in error.error_dict[NON_FIELD_ERRORS] if "name" in " ".join(e.messages).lower()]
-        if moved:
-            rest = [e for e in error.error_dict[NON_FIELD_ERRORS] if e not in moved]
-            form.add_error("name", "An audit form with this name already exists.")
-            error_dict = {k: v for k, v in error.error_dict.items() if k != NON_FIELD_ERRORS}
-            if rest:
-                error_dict[NON_FIELD_ERRORS] = rest
-            return ValidationError(error_dict) if error_dict else None
-    return error
+def _name_clash_on_name(form, error: ValidationError) -> ValidationError | None:
+    """The model checks the per-organization unique name as (organization, name), a non-field
+    error; the page shows it on the name field. Returns what is left to attach, if anything."""
+    if not hasattr(error, "error_dict"):
+        return error
+    errors = dict(error.error_dict)
+    general = errors.pop(NON_FIELD_ERRORS, [])
+    clash = [e for e in general if e.code == "unique_together"]
+    if clash:
+        form.add_error("name", "An audit form with this name already exists.")
+    rest = [e for e in general if e not in clash]
+    if rest:
+        errors[NON_FIELD_ERRORS] = rest
+    return ValidationError(errors) if errors else None
 
 
 class FormCreatePage(FormBuilderPage, FormView):
@@ -196,7 +198,7 @@ class FormCreatePage(FormBuilderPage, FormView):
                 organization=self.organization, actor=self.actor, data=form.settings_data()
             )
         except ValidationError as error:
-            rest = _name_errors_on_field(form, error)
+            rest = _name_clash_on_name(form, error)
             if rest is not None:
                 add_service_errors(form, rest)
             return self.render_to_response(self.get_context_data(form=form), status=400)
@@ -233,7 +235,7 @@ class FormEditPage(FormBuilderPage, FormView):
                 organization=self.organization, actor=self.actor, form=self.object, data=form.settings_data()
             )
         except ValidationError as error:
-            rest = _name_errors_on_field(form, error)
+            rest = _name_clash_on_name(form, error)
             if rest is not None:
                 add_service_errors(form, rest)
             return self.form_invalid(form)
