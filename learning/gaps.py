@@ -208,7 +208,28 @@ def holdout_draw(rule: GapRule, subject: Subject, now: dt.datetime) -> bool:
 # --- evaluation ------------------------------------------------------------------------------------
 
 
+# A gap that stays open is found again with every new answer or audit; the same skip for the same
+# reason is recorded once a day, so the list of gaps stays readable.
+SKIP_REPEAT = dt.timedelta(days=1)
+
+
 def _trigger(rule, subject, place, evidence, outcome, *, now, skip_reason="", holdout_until=None):
+    skip_reason = skip_reason[:200]
+    if outcome == T.SKIPPED:
+        same = (
+            GapTrigger.objects.filter(
+                rule=rule,
+                subject=subject.kind,
+                outcome=T.SKIPPED,
+                skip_reason=skip_reason,
+                created_at__gt=now - SKIP_REPEAT,
+                **subject.filters(),
+            )
+            .order_by("-created_at")
+            .first()
+        )
+        if same is not None:
+            return same
     return GapTrigger.objects.create(
         organization_id=rule.organization_id,
         rule=rule,
@@ -221,7 +242,7 @@ def _trigger(rule, subject, place, evidence, outcome, *, now, skip_reason="", ho
         points=evidence["n"],
         evidence=evidence,
         outcome=outcome,
-        skip_reason=skip_reason[:200],
+        skip_reason=skip_reason,
         holdout_until=holdout_until,
         event_id=uuid.UUID(int=evidence["event"]) if evidence.get("event") else None,
         created_at=now,

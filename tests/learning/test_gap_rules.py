@@ -164,6 +164,9 @@ def test_already_open_is_skipped(gw):
     run(gw, gw.response_event(gw.answers([1] * 5)), H_RESPONSE)
     [trigger] = triggers(gw)
     assert trigger.outcome == "skipped" and "already has it open" in trigger.skip_reason
+    # The same skip for the same reason is recorded once a day, not once per answer.
+    run(gw, gw.response_event(gw.answers([1])), H_RESPONSE)
+    assert triggers(gw) == [trigger]
 
 
 def test_max_open_assignments_is_respected(gw):
