@@ -34,7 +34,9 @@ def quiz_with(org, *, n: int = 3, lesson=None, **quiz_fields) -> lm.Quiz:
 def assign(world, lesson=None, *, path=None, persona: str = "employee", **fields) -> lm.Assignment:
     org = world.a.org
     learner = (
-        {"employee": world.a.employees["a-n1"]} if persona == "employee" else {"user": world.users[persona]}
+        {"employee": world.a.employees["a-n1"]}
+        if persona == "employee"
+        else {"user": world.users[persona], "location": None}
     )
     if path is not None:
         return lf.AssignmentFactory(organization=org, lesson=None, path=path, **learner, **fields)

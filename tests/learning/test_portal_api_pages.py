@@ -277,3 +277,43 @@ def test_catalogue_and_self_start_page(world, client):
 def test_roles_without_take_are_refused(world, client, persona):
     client.force_login(world.users[persona])
     assert client.get("/learning/").status_code == 403
+
+
+def test_shopper_uses_the_same_portal(world, client, api):
+    org = world.a.org
+    lesson = lf.LessonFactory(organization=org, title="acme shopper lesson", audience=lm.Audience.SHOPPERS)
+    lf.LessonFactory(organization=org, title="acme staff only")
+    mine = assign(world, lesson, persona="shopper", reason="Certification for the acme programme")
+    staff = assign(world, lf.LessonFactory(organization=org, title="acme employee lesson"))
+    client.force_login(world.users["shopper"])
+    html = client.get("/learning/").content.decode()
+    assert "Certification for the acme programme" in html and "acme employee lesson" not in html
+    catalogue = client.get("/learning/catalogue/").content.decode()
+    assert "acme shopper lesson" in catalogue and "acme staff only" not in catalogue
+    assert client.get(f"/learning/assignments/{staff.pk}/").status_code == 404
+    client.post(f"/learning/assignments/{mine.pk}/complete/", {"lesson": lesson.pk})
+    with tenant_context(org):
+        completion = lm.Completion.objects.get(assignment=mine)
+    assert completion.user_id == world.users["shopper"].pk and completion.employee_id is None
+    ids = [r["id"] for r in api(world.users["shopper"]).get("/api/v1/my-learning/").json()["results"]]
+    assert ids == [mine.pk]
+
+
+def test_attempt_list_query_count(world, api, django_assert_max_num_queries):
+    from cem.principals import Actor
+    from learning import quizzes
+    from tests.learning.portal_helpers import learner_of
+
+    for _ in range(4):
+        quiz = quiz_with(world.a.org, n=3)
+        with tenant_context(world.a.org):
+            quizzes.attempt_start(
+                organization=world.a.org,
+                actor=Actor(user_id=world.users["employee"].pk),
+                learner=learner_of(world),
+                quiz=quiz,
+            )
+    client = api(world.users["employee"])
+    with django_assert_max_num_queries(10):
+        resp = client.get("/api/v1/quiz-attempts/")
+    assert resp.json()["count"] == 4
