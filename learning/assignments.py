@@ -417,11 +417,12 @@ def assignment_withdraw(
         raise ValidationError(
             {"status": f"Only open assignments can be withdrawn; this one is {assignment.status}."}
         )
-    _withdraw(org_id, actor, assignment, note, now or timezone.now())
+    withdraw_locked(org_id, actor, assignment, note, now or timezone.now())
     return assignment
 
 
-def _withdraw(org_id: int, actor: Actor, assignment: Assignment, note: str, now: dt.datetime) -> None:
+def withdraw_locked(org_id: int, actor: Actor, assignment: Assignment, note: str, now: dt.datetime) -> None:
+    """Withdraw an open assignment the caller has locked (select_for_update); emits AssignmentWithdrawn."""
     before = assignment.status
     assignment.status = S.WITHDRAWN
     assignment.withdrawn_at = now
@@ -607,4 +608,5 @@ __all__ = [
     "parse_due",
     "screen",
     "tenants_with_open_assignments",
+    "withdraw_locked",
 ]

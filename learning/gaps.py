@@ -34,7 +34,7 @@ from django.utils import timezone
 from audits import selectors as audit_selectors
 from cem.models import Employee, Location, Team
 from cem.principals import Actor
-from cem.services import audit_log_write
+from cem.services import _check_tenant, audit_log_write
 from feedback import selectors as feedback_selectors
 from learning import assignments as services
 from learning.models import Assignment, GapRule, GapTrigger
@@ -397,7 +397,7 @@ def _subject_of(trigger: GapTrigger) -> Subject:
 def holdouts_release(*, organization, ids: list[int] | None = None, now=None) -> list[int]:
     """Assign held-out cases whose time has come, if the gap still holds; either way mark them
     released (in the evidence: the trigger stays a holdout, the control group is a fact)."""
-    org_id = services._check_tenant(organization)
+    org_id = _check_tenant(organization)
     now = now or timezone.now()
     released = []
     qs = GapTrigger.objects.filter(outcome=T.HOLDOUT, holdout_until__lte=now).exclude(
@@ -504,7 +504,7 @@ def withdraw_closed_gaps(*, standard_ids, location_id, employee_id, now=None) ->
             f"the rule's threshold is {rule.threshold:.0f})."
         )
         for a in group:
-            services._withdraw(rule.organization_id, Actor.system(), a, note, now)
+            services.withdraw_locked(rule.organization_id, Actor.system(), a, note, now)
             withdrawn.append(a.pk)
     return withdrawn
 
