@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -77,6 +77,17 @@ class _Errors:
     def raise_any(self) -> None:
         if self.by_field:
             raise ValidationError(self.by_field)
+
+
+def _unique(field: str, message: str, write):
+    """Run ``write``; a unique-name race lost to a concurrent save is the same 400 as the check."""
+    try:
+        with transaction.atomic():
+            return write()
+    except IntegrityError as error:
+        if "_uniq" in str(error):
+            raise ValidationError({field: message}) from None
+        raise
 
 
 # --- small cleaners ------------------------------------------------------------------------------
@@ -326,8 +337,12 @@ def lesson_create(*, organization, actor: Actor, data: dict) -> Lesson:
     org_id = _check_tenant(organization)
     lesson_fields, version_fields, standards, skills = _clean_lesson(data, None)
     _validate_unique_title(lesson_fields, None)
-    lesson = Lesson.objects.create(
-        organization_id=org_id, status=ContentStatus.DRAFT, created_by_id=actor.user_id, **lesson_fields
+    lesson = _unique(
+        "title",
+        "Another lesson already has this title.",
+        lambda: Lesson.objects.create(
+            organization_id=org_id, status=ContentStatus.DRAFT, created_by_id=actor.user_id, **lesson_fields
+        ),
     )
     version = _new_version(org_id, lesson, _render(version_fields))
     lesson.current_version = version
@@ -379,7 +394,7 @@ def lesson_update(*, organization, actor: Actor, lesson: Lesson, data: dict) -> 
     before = {f: getattr(lesson, f) for f in LESSON_FIELDS}
     for name, value in lesson_fields.items():
         setattr(lesson, name, value)
-    lesson.save()
+    _unique("title", "Another lesson already has this title.", lesson.save)
     current = lesson.current_version
     rendered = _render(version_fields)
     same = current is not None and all(getattr(current, f) == rendered[f] for f in rendered)
@@ -827,7 +842,11 @@ def _set_library_lessons(org_id: int, library: Library, lessons: list[int]) -> N
 def library_create(*, organization, actor: Actor, data: dict) -> Library:
     org_id = _check_tenant(organization)
     fields, lessons = _clean_library(data, None)
-    library = Library.objects.create(organization_id=org_id, **fields)
+    library = _unique(
+        "name",
+        "Another library already has this name.",
+        lambda: Library.objects.create(organization_id=org_id, **fields),
+    )
     if lessons:
         _set_library_lessons(org_id, library, lessons)
     audit_log_write(
@@ -848,7 +867,7 @@ def library_update(*, organization, actor: Actor, library: Library, data: dict) 
     fields, lessons = _clean_library(data, library)
     for name, value in fields.items():
         setattr(library, name, value)
-    library.save()
+    _unique("name", "Another library already has this name.", library.save)
     if lessons is not None:
         _set_library_lessons(org_id, library, lessons)
     audit_log_write(
@@ -927,7 +946,11 @@ def _set_steps(org_id: int, path: LearningPath, lessons: list[int]) -> None:
 def path_create(*, organization, actor: Actor, data: dict) -> LearningPath:
     org_id = _check_tenant(organization)
     fields, lessons = _clean_path(data, None)
-    path = LearningPath.objects.create(organization_id=org_id, **fields)
+    path = _unique(
+        "name",
+        "Another path already has this name.",
+        lambda: LearningPath.objects.create(organization_id=org_id, **fields),
+    )
     if lessons:
         _set_steps(org_id, path, lessons)
     audit_log_write(
@@ -948,7 +971,7 @@ def path_update(*, organization, actor: Actor, path: LearningPath, data: dict) -
     fields, lessons = _clean_path(data, path)
     for name, value in fields.items():
         setattr(path, name, value)
-    path.save()
+    _unique("name", "Another path already has this name.", path.save)
     before = list(PathStep.objects.filter(path=path).order_by("position").values_list("lesson_id", flat=True))
     if lessons is not None:
         _set_steps(org_id, path, lessons)

@@ -394,3 +394,12 @@ def test_path_steps_order_and_reorder(world):
         with pytest.raises(ValidationError) as exc:
             svc.path_update(organization=org, actor=SYSTEM, path=path, data={"audience": "robots"})
         assert "audience" in _errors(exc)
+
+
+def test_a_lost_unique_title_race_is_a_field_error(world, monkeypatch):
+    """Two trainers saving the same title at once: the loser gets the same 400 as the check."""
+    monkeypatch.setattr(svc, "_validate_unique_title", lambda *a, **k: None)
+    _create(world.a.org, title="Same")
+    with pytest.raises(ValidationError) as exc:
+        _create(world.a.org, title="Same")
+    assert "title" in _errors(exc)
