@@ -84,6 +84,7 @@ def test_list_is_scoped_highlights_overdue_and_withdraws(
     with django_assert_max_num_queries(20):
         page = client.get("/learning/assign/")
     assert page.content.decode().count('data-testid="assignment-row"') == 21
+    assert '<small class="muted" data-testid="assignment-total">21</small>' in page.content.decode()
     page = client.get("/learning/assign/", {"status": "overdue"})
     assert page.content.decode().count('data-testid="assignment-row"') == 1
     resp = client.post(f"/learning/assign/{late.pk}/withdraw/", {"note": "Left the company."})
