@@ -9,9 +9,10 @@ import pytest
 from django.utils import timezone
 from PIL import Image
 
-from audits import certify_quiz
 from audits import models as am
 from cem.tenancy import tenant_context
+from learning import models as lm
+from tests.audits.certification_helpers import certification_path
 from tests.browser.conftest import login
 from tests.conftest import PASSWORD
 
@@ -45,7 +46,11 @@ def _programme(world):
         )
         am.FormItem.objects.create(**common, key="receipt", position=3, type="photo", text={"en": "Receipt"})
         program = am.Program.objects.create(
-            organization=org, name="Store visits", kind="mystery_shop", form=form
+            organization=org,
+            name="Store visits",
+            kind="mystery_shop",
+            form=form,
+            certification_path=certification_path(org),
         )
         scenario = am.Scenario.objects.create(
             organization=org, program=program, title="Coffee visit", instructions="Buy a coffee."
@@ -101,17 +106,29 @@ def test_a_shopper_applies_certifies_and_gets_a_visit_published(world, page, api
     shopper.user.set_password(PASSWORD)
     shopper.user.save(update_fields=["password"])
 
-    # 3. The shopper signs in, passes the certification quiz and takes the job.
+    # 3. The shopper signs in, takes the certification path on the learning portal (approval
+    # assigned it), passes its test and takes the job.
+    with tenant_context(world.a.org):
+        cert_assignment = lm.Assignment.objects.get(user=shopper.user, path=program.certification_path)
+    assert cert_assignment.source == lm.Assignment.Source.CERTIFICATION
     _sign_in(page, EMAIL)
     page.goto("/audits/jobs/")
     page.get_by_test_id("certify-link").first.click()
-    page.wait_for_url(f"**/audits/jobs/certify/{program.pk}/")
-    for q in certify_quiz.quiz_for(program):
-        page.locator(f"input[name=q-{q['key']}][value={q['answer']}]").check()
-    page.get_by_test_id("certify-submit").click()
-    page.get_by_test_id("certify-passed").wait_for()
-    page.get_by_test_id("back-to-board").click()
-    page.wait_for_url("**/audits/jobs/")
+    page.wait_for_url(f"**/learning/assignments/{cert_assignment.pk}/")
+    assert "Store visits" in page.get_by_test_id("reason").inner_text()
+    page.get_by_test_id("complete").click()  # the first lesson
+    page.wait_for_selector("ol.path-steps li.done", state="attached")
+    page.get_by_test_id("complete").click()  # the second ends with the test
+    page.wait_for_url("**/learning/quizzes/*/")
+    page.get_by_test_id("start-attempt").click()
+    page.wait_for_url("**/learning/attempts/*/")
+    for n in (1, 2, 3):
+        page.get_by_test_id(f"q{n}-a").check()
+    page.get_by_test_id("submit-attempt").click()
+    page.wait_for_selector("[data-testid=result-verdict]:has-text('Passed')")
+    with tenant_context(world.a.org):
+        assert am.Certification.objects.filter(shopper=shopper, program=program).exists()
+    page.goto("/audits/jobs/")
     page.get_by_test_id("take-job").click()
     page.wait_for_url(f"**/audits/jobs/{job.pk}/")
 
