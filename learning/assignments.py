@@ -464,7 +464,7 @@ def tenants_with_open_assignments() -> list[int]:
 
 def _portal_url() -> str:
     try:
-        path = reverse("learning_my")
+        path = reverse("learning_portal")
     except NoReverseMatch:
         path = "/learning/"
     return dj_settings.SITE_URL.rstrip("/") + path
@@ -577,7 +577,7 @@ def assignments_notify(*, organization, now=None) -> dict[str, list[int]]:
                 "title": title,
                 "due": timezone.localtime(a.due_at).strftime("%Y-%m-%d"),
                 "days": (now - a.due_at).days,
-                "url": dj_settings.SITE_URL.rstrip("/") + "/learning/assign/",
+                "url": dj_settings.SITE_URL.rstrip("/") + reverse("learning_assignments"),
             }
             messages.append(
                 _message("manager_escalation", f"Overdue training: {a.employee.name} — {title}", context, to)

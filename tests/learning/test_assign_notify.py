@@ -59,6 +59,7 @@ def test_reminder_overdue_and_escalation_are_each_sent_once(
     assert [m.to for m in mailoutbox] == [[emp.email], [emp.email], ["manager@acme.test"]]
     assert "Overdue" in mailoutbox[1].subject and emp.name in mailoutbox[2].subject
     assert "3 days overdue" in mailoutbox[2].body and mailoutbox[2].alternatives
+    assert "/learning/assign/" in mailoutbox[2].body and "/learning/" in mailoutbox[0].body
     with tenant_context(world.a.org):
         a.refresh_from_db()
     assert a.reminder_sent_at and a.overdue_notified_at and a.escalated_at
