@@ -224,3 +224,39 @@ def test_quiz_and_path_lists_query_counts_are_flat(world, client, django_assert_
     for url, n in counts.items():
         with django_assert_max_num_queries(n):
             assert client.get(url).status_code == 200
+
+
+def test_preview_with_versions_attachments_and_quiz(world, client, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.MEDIA_ROOT = tmp_path
+    org = world.a.org
+    lesson = _publish(org, _lesson(org, video_url="https://video.test/1"))
+    lf.QuizQuestionFactory(
+        organization=org, quiz=lf.QuizFactory(organization=org, lesson=lesson, title="Check")
+    )
+    client.force_login(world.users["trainer"])
+    resp = client.post(
+        f"/learning/content/lessons/{lesson.pk}/attachments/",
+        {"file": SimpleUploadedFile("Guide (final).pdf", b"%PDF-1.4 x")},
+    )
+    assert resp.status_code == 302
+    resp = client.post(
+        f"/learning/content/lessons/{lesson.pk}/attachments/", {"file": SimpleUploadedFile("x.pdf", b"nope")}
+    )
+    assert resp.status_code == 302
+    html = client.get(resp["Location"]).content.decode()
+    assert "Only PDF, PNG, JPEG" in html and "Guide _final.pdf" in html
+    resp = client.get(f"/learning/content/lessons/{lesson.pk}/")
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert 'data-testid="attachments"' in html and "Guide _final.pdf" in html
+    assert "Check" in html and 'href="?version=1"' in html and "https://video.test/1" in html
+    assert (
+        b"Say <strong>hello</strong>"
+        in client.get(f"/learning/content/lessons/{lesson.pk}/?version=1").content
+    )
+    assert client.get(f"/learning/content/lessons/{lesson.pk}/?version=9").status_code == 404
+    # The employee never sees other versions.
+    client.force_login(world.users["employee"])
+    assert b'href="?version=1"' not in client.get(f"/learning/content/lessons/{lesson.pk}/").content
