@@ -22,6 +22,8 @@ NAVIGATION = [
     ("My learning", "learning_portal", "training.take"),
     # Trainers and admins author content; learners reach the catalogue from "My learning".
     ("Lessons", "learning_library", "lessons.change"),
+    # Trainers, managers and executives: what lessons are sent, done, and whether they work.
+    ("Training analytics", "learning_analytics", "learning_analytics.view"),
     ("Surveys", "feedback_surveys", "surveys.view"),
     ("Exports", "feedback_exports", "exports.view"),
     ("Users", "members", "memberships.view"),

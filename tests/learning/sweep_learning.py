@@ -119,7 +119,30 @@ def _portal(world) -> None:
         progress.lesson_complete(assignment=path_assignment, lesson_id=step.pk, **ctx)
 
 
+def _analytics(world) -> None:
+    """Analytics area: a lesson effectiveness snapshot (the stats list reads the assignments above)."""
+    from django.utils import timezone
+
+    org = world.a.org
+    lesson = lf.LessonFactory(organization=org, title="acme effect lesson")
+    with tenant_context(org):
+        lm.LessonEffect.objects.create(
+            organization=org,
+            lesson=lesson,
+            standard=world.a.standard,
+            computed_at=timezone.now(),
+            treated_n=25,
+            control_n=9,
+            difference=4.2,
+            ci_low=-1.0,
+            ci_high=9.4,
+            verdict="ineffective",
+            changes={"note": "acme"},
+        )
+
+
 def populate(world) -> None:
     _content(world)
     _portal(world)
     _assignments(world)
+    _analytics(world)
