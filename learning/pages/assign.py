@@ -167,6 +167,11 @@ class WithdrawPage(TenantPageMixin, SingleObjectMixin, View):
 
 
 class GapRuleForm(forms.ModelForm):
+    # Declared so the form class builds no tenant query at import (querysets are set per request).
+    standard = forms.ModelChoiceField(queryset=Standard.objects.none())
+    lesson = forms.ModelChoiceField(queryset=Lesson.objects.none(), required=False)
+    path = forms.ModelChoiceField(queryset=LearningPath.objects.none(), required=False)
+
     class Meta:
         model = GapRule
         fields = [
