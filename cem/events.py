@@ -71,6 +71,16 @@ EVENT_TYPES = {
     "location_id, score, attempt_number, first_try).",
     "QuizFailed": "A quiz attempt failed (payload: attempt_id, quiz_id, lesson_id, employee_id, user_id, "
     "location_id, score, attempt_number, attempts_left).",
+    # Incentives (incentives/ledger.py, rewards.py, redemptions.py, bonus.py).
+    "PointsAwarded": "Points reached a wallet (payload: transaction_id, employee_id, location_id, points, "
+    "kind award|recognition, rule_id, source_event_id).",
+    "PointsReversed": "An award was reversed (payload: transaction_id, reversed_transaction_id, employee_id, "
+    "points, debt, written_off).",
+    "PointsRedeemed": "A redemption was placed (payload: redemption_id, employee_id, item_id, points, "
+    "status).",
+    "RedemptionDecided": "A redemption was fulfilled, declined or failed (payload: redemption_id, status).",
+    "PointsExpired": "Points expired from a wallet (payload: transaction_id, employee_id, points).",
+    "BonusPeriodClosed": "A bonus period was closed and payouts calculated (payload: period_id).",
 }
 
 
@@ -106,7 +116,15 @@ def emit(*, organization, event_type: str, payload: dict, aggregate=None):
         aggregate_id=str(aggregate.pk) if aggregate is not None else "",
         payload=payload,
     )
-    tenant_id, event_id = event.organization_id, event.pk
+    deliver_on_commit(event.organization_id, event.pk)
+    return event
+
+
+def deliver_on_commit(tenant_id: int, event_id: int) -> None:
+    """Hand an outbox row to the workers once the transaction that wrote it commits.
+
+    For writers that insert the outbox row in their own statement instead of through emit().
+    """
 
     def kick():
         from cem.tasks import events_deliver
@@ -118,4 +136,3 @@ def emit(*, organization, event_type: str, payload: dict, aggregate=None):
             logger.warning("broker unavailable; event %s left for the sweep", event_id)
 
     transaction.on_commit(kick)
-    return event

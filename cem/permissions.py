@@ -37,6 +37,13 @@ RESOURCES = (
     "training",  # learning assignments (manual and gap-triggered), completions, certificates
     "gap_rules",  # automatic assignment rules and the gaps they found
     "learning_analytics",  # trainer analytics, lesson effectiveness, xAPI statements
+    # incentives
+    "points",  # ledger accounts, transactions, statements (employees: their own wallet)
+    "reward_rules",  # reward rules, budgets (funding), skips
+    "recognition",  # recognition given and the feed
+    "catalog",  # catalogue items and gift-card code pools
+    "redemptions",  # redemptions and their approval
+    "bonus",  # bonus periods, scorecards, payouts
 )
 
 
@@ -57,6 +64,9 @@ _MANAGER = frozenset(
     # Managers assign lessons to their own people and follow their training.
     | _view("lessons", "training", "learning_analytics")
     | {"training.add", "training.change"}
+    # Managers recognise their people and see their scope's points; their own bonus scorecard.
+    | _view("points", "recognition", "catalog", "redemptions", "bonus")
+    | {"recognition.add"}
 )
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -78,6 +88,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _view("surveys", "responses", "alerts", "cases", "exports")
         | {"exports.add", "cases.change"}
         | _view("lessons", "training", "learning_analytics")
+        | _view("points", "reward_rules", "recognition", "redemptions", "bonus")
     ),
     # Regional and store managers may do the same things; their scope differs (ROLE_SCOPE).
     Role.REGIONAL_MANAGER: _MANAGER,
@@ -104,6 +115,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         # The portal: the catalogue, and their own assignments (scope "employee"), which they take.
         | _view("lessons", "training")
         | {"training.take"}
+        # The rewards portal: their own wallet and statement, the catalogue, redeeming, the feed;
+        # peer recognition when the organization enables it (the service decides).
+        | _view("points", "recognition", "catalog", "redemptions")
+        | {"redemptions.add", "recognition.add"}
     ),
     # Shoppers see only their own profile, jobs and audits (scope level "shopper").
     Role.SHOPPER: frozenset(

@@ -11,6 +11,7 @@ import environ
 
 from audits.beat import BEAT_SCHEDULE as _audits_beat
 from feedback.beat import BEAT_SCHEDULE as _feedback_beat
+from incentives.beat import BEAT_SCHEDULE as _incentives_beat
 from learning.beat import BEAT_SCHEDULE as _learning_beat
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -52,7 +53,7 @@ INSTALLED_APPS = [
     "feedback.apps.FeedbackConfig",
     "audits.apps.AuditsConfig",
     "learning.apps.LearningConfig",
-    "incentives",
+    "incentives.apps.IncentivesConfig",
     "alignment",
 ]
 
@@ -137,6 +138,7 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_BEAT_SCHEDULE.update(_feedback_beat)
 CELERY_BEAT_SCHEDULE.update(_audits_beat)
 CELERY_BEAT_SCHEDULE.update(_learning_beat)
+CELERY_BEAT_SCHEDULE.update(_incentives_beat)
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

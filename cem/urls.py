@@ -16,6 +16,7 @@ urlpatterns = [
     path("feedback/", include("feedback.urls")),
     path("audits/", include("audits.urls")),
     path("learning/", include("learning.urls")),
+    path("rewards/", include("incentives.urls")),
     path("shop/", include("audits.public_urls")),
     path("r/", include("feedback.public_urls")),
     path("healthz", healthz, name="healthz"),

@@ -3,6 +3,7 @@ from rest_framework.routers import DefaultRouter
 from audits import api as audits_api
 from cem.api import views
 from feedback import api as feedback_api
+from incentives import api as incentives_api
 from learning import api as learning_api
 
 router = DefaultRouter()
@@ -30,5 +31,6 @@ router.register("events", views.OutboxEventViewSet)
 feedback_api.register(router)
 audits_api.register(router)
 learning_api.register(router)
+incentives_api.register(router)
 
 urlpatterns = router.urls

@@ -1,0 +1,5 @@
+"""Incentives API: bonus."""
+
+
+def register(router) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""Incentives API: catalog."""
+
+
+def register(router) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""Incentives API: ledger."""
+
+
+def register(router) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""Incentives API: recognition."""
+
+
+def register(router) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""Incentives API: rules."""
+
+
+def register(router) -> None:
+    pass

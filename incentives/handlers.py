@@ -1,0 +1,1 @@
+"""Event handlers of the incentives app (registered on import by IncentivesConfig.ready)."""
