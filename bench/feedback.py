@@ -49,6 +49,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is reported")
     p.add_argument("--post-seconds", type=int, default=10, help="duration of each single-POST run")
     p.add_argument("--skip-post", action="store_true", help="skip the gunicorn measurement")
+    p.add_argument("--only-post", action="store_true", help="run (d) alone: no bulk data, (a)-(c) skipped")
+    p.add_argument("--workers", type=int, default=4, help="gunicorn worker processes for (d)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="gunicorn gthread threads per worker for (d) (0: sync workers)"
+    )
     p.add_argument("--db-name", default="cem_bench_feedback")
     p.add_argument("--keep-db", action="store_true")
     p.add_argument("--export-child", type=int, help=argparse.SUPPRESS)  # internal: run one export job
@@ -584,7 +589,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(port: int, bench_url: str, log: Path) -> subprocess.Popen:
+def start_gunicorn(
+    port: int, bench_url: str, log: Path, workers: int = 4, threads: int = 0
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": bench_url,
@@ -597,7 +604,15 @@ def start_gunicorn(port: int, bench_url: str, log: Path) -> subprocess.Popen:
         "LOG_LEVEL": "WARNING",
     }
     proc = subprocess.Popen(  # noqa: S603 - our own command line
-        [str(Path(sys.executable).with_name("gunicorn")), "cem.wsgi", "-w", "4", "-b", f"127.0.0.1:{port}"],
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "cem.wsgi",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+        ]
+        + (["-k", "gthread", "--threads", str(threads), "--keep-alive", "5"] if threads else []),
         cwd=ROOT,
         env=env,
         stdout=log.open("w"),
@@ -636,12 +651,14 @@ def headers(w: World) -> dict:
     }
 
 
-def post_with_wrk(port: int, w: World, clients: int, seconds: int) -> tuple[float, int, int]:
+def post_with_wrk(
+    port: int, w: World, clients: int, seconds: int, keep_alive: bool = False
+) -> tuple[float, int, int]:
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     # gunicorn's sync workers close every connection; say so, or wrk stalls waiting on keep-alive.
     hdrs = "".join(
         f'wrk.headers["{k}"] = "{v}"\n'
-        for k, v in {**headers(w), "Connection": "close"}.items()
+        for k, v in {**headers(w), **({} if keep_alive else {"Connection": "close"})}.items()
         if k != "Host"
     )
     script.write_text(
@@ -661,7 +678,9 @@ def post_with_wrk(port: int, w: World, clients: int, seconds: int) -> tuple[floa
     return rate, total, non2xx
 
 
-def post_with_threads(port: int, w: World, clients: int, seconds: int) -> tuple[float, int, int]:
+def post_with_threads(
+    port: int, w: World, clients: int, seconds: int, keep_alive: bool = False
+) -> tuple[float, int, int]:
     import http.client
 
     body, hdrs = post_body(w), headers(w)
@@ -691,29 +710,82 @@ def post_with_threads(port: int, w: World, clients: int, seconds: int) -> tuple[
     return counts["ok"] / elapsed, counts["ok"] + counts["bad"], counts["bad"]
 
 
-def bench_post(owner, w: World, bench_url: str, seconds: int) -> list[tuple]:
+def _cpu_seconds(pids) -> float:
+    """user + system CPU of these processes so far (0 for any that has gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def bench_post(
+    owner, w: World, bench_url: str, seconds: int, workers: int = 4, threads: int = 0
+) -> list[tuple]:
+    """Throughput, and the CPU each request cost gunicorn, PostgreSQL and the client: on a shared
+    machine the rate moves with everyone else's load, the CPU per request much less."""
     port = free_port()
     log = Path(tempfile.gettempdir()) / "bench_feedback_gunicorn.log"
-    proc = start_gunicorn(port, bench_url, log)
+    proc = start_gunicorn(port, bench_url, log, workers, threads)
     tool = os.environ.get("BENCH_POST_TOOL") or ("wrk" if shutil.which("wrk") else "threads")
-    run = post_with_wrk if tool == "wrk" else post_with_threads
+    post = post_with_wrk if tool == "wrk" else post_with_threads
+
+    def run(clients, secs):
+        return post(port, w, clients, secs, keep_alive=bool(threads))
+
     results = []
     try:
-        run(port, w, 2, 2)  # warm-up: imports, connections, caches in every worker
+        run(2, 2)  # warm-up: imports, connections, caches in every worker
+        db_name = urlsplit(bench_url).path.lstrip("/")
         for clients in (1, 8):
             (before,) = owner.execute(
                 "SELECT count(*) FROM feedback_response WHERE organization_id = %s", [w.org.pk]
             ).fetchone()
+            backends = [pid for (pid,) in owner.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db_name]
+            ).fetchall()]  # fmt: skip
             owner.commit()
-            rate, total, bad = run(port, w, clients, seconds)
+            web = [proc.pid, *_children(proc.pid)]
+            cpu_web, cpu_db = _cpu_seconds(web), _cpu_seconds(backends)
+            cpu_client = resource.getrusage(resource.RUSAGE_CHILDREN)
+            rate, total, bad = run(clients, seconds)
+            after_client = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_web, cpu_db = _cpu_seconds(web) - cpu_web, _cpu_seconds(backends) - cpu_db
+            # Children's usage counts once they are reaped: wrk's, and gunicorn's own is not in it.
+            cpu_client = (after_client.ru_utime + after_client.ru_stime) - (
+                cpu_client.ru_utime + cpu_client.ru_stime
+            )
+            if tool != "wrk":
+                cpu_client = float("nan")  # the client threads run in this process
             (after,) = owner.execute(
                 "SELECT count(*) FROM feedback_response WHERE organization_id = %s", [w.org.pk]
             ).fetchone()
             owner.commit()
+            cpu = {
+                k: 1000 * v / max(total, 1)
+                for k, v in (("web", cpu_web), ("db", cpu_db), ("client", cpu_client))
+            }
             print(
-                f"  POST clients={clients}: {rate:,.0f}/s ({total} requests, {bad} not 201, stored {after - before})"
+                f"  POST clients={clients}: {rate:,.0f}/s ({total} requests, {bad} not 201, stored {after - before}); "
+                f"CPU ms/request: gunicorn {cpu['web']:.2f}, postgres {cpu['db']:.2f}, client {cpu['client']:.2f}; "
+                f"load {os.getloadavg()[0]:.2f}",
+                flush=True,
             )
-            results.append((clients, rate, total, bad, after - before, tool))
+            results.append((clients, rate, total, bad, after - before, tool, cpu))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -749,6 +821,10 @@ def main() -> int:
         owner = psycopg.connect(bench_url)
         client = Client()
         client.force_login(w.admin)
+        if args.only_post:
+            report["post"] = bench_post(owner, w, bench_url, args.post_seconds, args.workers, args.threads)
+            owner.close()
+            return _finish(report, args)
         # Ingest first, into empty fact tables, as bench/ingest.py does (the scratch tables the raw
         # COPY fills start empty too); the 1M responses come after.
         try:
@@ -776,14 +852,21 @@ def main() -> int:
         print(f"  export: { {k: v for k, v in report['export'].items() if k != 'header'} }", flush=True)
 
         if not args.skip_post:
-            report["post"] = bench_post(owner, w, bench_url, args.post_seconds)
+            report["post"] = bench_post(owner, w, bench_url, args.post_seconds, args.workers, args.threads)
         owner.close()
     finally:
         connections.close_all()
         shutil.rmtree(media_root, ignore_errors=True)
         if not args.keep_db:
             recreate_database(admin_url, args.db_name, drop_only=True)
-    print_report(report, args)
+    return _finish(report, args)
+
+
+def _finish(report: dict, args) -> int:
+    if args.only_post:
+        print_post(report, args)
+    else:
+        print_report(report, args)
     return 0
 
 
@@ -827,18 +910,27 @@ def print_report(r: dict, args) -> None:
                 for n, b in r["ingest"]
             ],
         )  # fmt: skip
+    print_post(r, args)
+
+
+def print_post(r: dict, args) -> None:
     if r.get("post"):
+        # The machine may be shared: the load next to the figures says how far to trust them.
+        print("\nload average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
         tool = r["post"][0][5]
+        kind = f"gthread, {args.threads} threads" if args.threads else "sync"
         print(
-            f"\n(d) POST /api/v1/responses/ against gunicorn -w 4 ({tool}, {args.post_seconds} s per run)\n"
+            f"\n(d) POST /api/v1/responses/ against gunicorn -w {args.workers} ({kind}; {tool}, "
+            f"{args.post_seconds} s per run)\n"
         )
         table(
-            ["clients", "responses/s", "requests", "not 201", "stored"],
+            ["clients", "responses/s", "requests", "not 201", "stored", "CPU ms/request: gunicorn", "postgres", "client"],
             [
-                [str(c), f"{rate:,.0f}", str(total), str(bad), str(stored)]
-                for c, rate, total, bad, stored, _ in r["post"]
+                [str(c), f"{rate:,.0f}", str(total), str(bad), str(stored), f"{cpu['web']:.2f}", f"{cpu['db']:.2f}",
+                 f"{cpu['client']:.2f}"]
+                for c, rate, total, bad, stored, _, cpu in r["post"]
             ],
-        )
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

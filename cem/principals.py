@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import hmac
+import time
 from dataclasses import dataclass
 
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from cem.models import ApiKey, Membership, Organization, Role
@@ -49,22 +53,62 @@ class ApiKeyPrincipal:
         return self.username
 
 
+# Verified keys, by the hash of the whole token, for a few seconds: an integrator's every call
+# would otherwise pay a look-up (and two tenant switches) before anything else. Revoking a key
+# forgets it at once in the process that revoked it; other web processes stop accepting it
+# within API_KEY_CACHE_SECONDS. Only tokens that verified are kept, so a wrong secret never
+# skips the database check, and the cache is bounded by the number of live keys.
+API_KEY_CACHE_SECONDS = 5.0
+_verified: dict[str, tuple[float, ApiKey]] = {}
+
+
 def api_key_from_header(header: str) -> ApiKey | None:
-    """Return the active key for an ``Authorization: Bearer cem_<prefix>_<secret>`` header."""
+    """Return the active key for an ``Authorization: Bearer cem_<prefix>_<secret>`` header.
+
+    Each call gets its own copy of the key and its organization, so nothing a request does to
+    them outlives it.
+    """
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    parts = token.strip().split("_", 2)
+    token = token.strip()
+    parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != ApiKey.PREFIX:
         return None
+    hashed = ApiKey.hash_secret(token)
+    now = time.monotonic()
+    cached = _verified.get(hashed)
+    if cached is not None and cached[0] > now:
+        return _copy(cached[1])
     # Authentication happens before a tenant is known: the prefix is a global lookup key.
     with unscoped():
         key = ApiKey.objects.select_related("organization").filter(prefix=parts[1]).first()
     if key is None or key.revoked_at is not None:
         return None
-    if not hmac.compare_digest(key.hashed_key, ApiKey.hash_secret(token.strip())):
+    if not hmac.compare_digest(key.hashed_key, hashed):
         return None
+    _verified[hashed] = (now + API_KEY_CACHE_SECONDS, key)
+    return _copy(key)
+
+
+def _copy(key: ApiKey) -> ApiKey:
+    key = copy.copy(key)
+    key._state = copy.copy(key._state)
+    key._state.fields_cache = {"organization": copy.copy(key.organization)}
     return key
+
+
+def forget_api_key(key_id: int) -> None:
+    """Drop a key from this process's cache of verified keys (revocation, deletion)."""
+    for hashed, (_, key) in list(_verified.items()):
+        if key.pk == key_id:
+            _verified.pop(hashed, None)
+
+
+@receiver(post_save, sender=ApiKey)
+@receiver(post_delete, sender=ApiKey)
+def _forget_changed_key(sender, instance, **kwargs):
+    forget_api_key(instance.pk)
 
 
 def touch_api_key(key: ApiKey) -> None:
@@ -72,6 +116,8 @@ def touch_api_key(key: ApiKey) -> None:
     # Writing on every call would make the key row a hot spot; a minute's precision is plenty.
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        for _, cached in [v for v in _verified.values() if v[1].pk == key.pk]:
+            cached.last_used_at = now
 
 
 def memberships_of(user) -> list[Membership]:

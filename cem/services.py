@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -18,7 +19,7 @@ from django.utils import timezone
 from cem.context import request_id_var
 from cem.events import emit
 from cem.models import ApiKey, AuditLog, Employee, EmployeeAssignment, Membership, Organization, Team
-from cem.principals import Actor
+from cem.principals import Actor, forget_api_key
 from cem.tenancy import current_tenant_id
 
 
@@ -287,6 +288,10 @@ def api_key_revoke(*, organization, actor: Actor, api_key: ApiKey) -> ApiKey:
     org_id = _check_tenant(organization)
     updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db()
+    # Before commit another request could still verify the key and cache it again: forget it
+    # now and once more when the revocation is visible.
+    forget_api_key(api_key.pk)
+    transaction.on_commit(partial(forget_api_key, api_key.pk))
     if updated:
         audit_log_write(organization=org_id, actor=actor, action="api_key.revoke", instance=api_key)
     return api_key

@@ -5,13 +5,16 @@ Two walls, kept in step:
 1. The ORM: every tenant-owned model's default manager is :class:`TenantManager`, which
    filters on the current tenant and *raises* :class:`TenantNotSet` when there is none.
 2. PostgreSQL row-level security: every tenant table has ENABLE + FORCE RLS with a policy on
-   ``current_setting('app.tenant_id')``. The GUC is written on the live connection whenever the
-   context changes and on every new connection (see ``cem/db/base.py``).
+   ``current_setting('app.tenant_id')``. The GUC is brought in line with the context before
+   anything runs on a connection: ``cem/db/base.py`` checks it whenever Django hands out the
+   connection (every cursor, every ``ensure_connection()``) and writes it only when the
+   connection holds another value. Entering and leaving a context costs no round trip, and a
+   persistent connection that serves the same tenant again is not written at all.
 
 The GUC is session-level rather than ``SET LOCAL`` because Django runs in autocommit, where a
-transaction-local value would vanish after each statement. set_config is itself transactional,
-so a rolled-back block restores the value it started with, which is also what the context
-manager restores on exit; the two never drift apart.
+transaction-local value would vanish after each statement. set_config is itself transactional:
+a rollback (or a rollback to a savepoint) restores an older value, so the backend forgets what
+it believes the connection holds and writes it again before the next statement.
 
 ``unscoped()`` is the explicit, grep-able escape hatch for system jobs (outbox sweep, seeding,
 authentication look-ups). It opens both walls at once, so use it only around the narrowest
@@ -25,7 +28,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import connections, models
+from django.db import models
 from django.utils.text import capfirst
 from psycopg.pq import TransactionStatus
 
@@ -59,40 +62,34 @@ def is_unscoped() -> bool:
 
 
 def apply_tenant_to_connection(conn, *, force: bool = False) -> None:
-    """Write the context's tenant to the session GUCs of one open connection."""
+    """Write the context's tenant to the session GUCs of one open connection, if it differs."""
     raw = conn.connection
     if raw is None:
         return
     wanted = _state.get().as_gucs()
     if not force and getattr(conn, "_cem_gucs", None) == wanted:
         return
-    # In a failed transaction nothing can run; the rollback that must follow restores the
-    # value the transaction started with, which is the value this context began with.
+    # In a failed transaction nothing can run; the rollback that must follow makes the backend
+    # forget the value, so the next statement writes it.
     if raw.info.transaction_status == TransactionStatus.INERROR:
         return
     with raw.cursor() as cur:
         cur.execute(
             "SELECT set_config('app.tenant_id', %s, false), set_config('app.system', %s, false)", wanted
         )
-    if not conn.get_autocommit() and not conn.in_atomic_block:
+    # Django's own flag, not get_autocommit(): that would ask for the connection again.
+    if not conn.autocommit and not conn.in_atomic_block:
         raw.commit()
     conn._cem_gucs = wanted
-
-
-def _sync_connections() -> None:
-    for conn in connections.all(initialized_only=True):
-        apply_tenant_to_connection(conn)
 
 
 @contextmanager
 def _enter(state: _State):
     token = _state.set(state)
-    _sync_connections()
     try:
         yield
     finally:
         _state.reset(token)
-        _sync_connections()
 
 
 def _tenant_id_of(organization) -> int:

@@ -22,20 +22,21 @@ from dataclasses import dataclass
 import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 
-from cem.events import emit
+from cem.context import request_id_var
+from cem.events import deliver_on_commit, emit
 from cem.ingest import EVENT_CHUNK, RowResult, TooManyRows, clean_text, ids_by_external_id, row_start
-from cem.models import Employee, Interaction, InteractionEmployee, Location
+from cem.models import AuditLog, Employee, Interaction, InteractionEmployee, Location, OutboxEvent
 from cem.params import id_of
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
 from cem.tenancy import current_tenant_id
 from feedback.answers import CleanAnswer, clean_answers
 from feedback.models import Answer, Question, QuestionType, Response, ResponseSource, Survey, SurveyVersion
-from feedback.services import RESPONSE_RECEIVED, Dimensions, _analyse, response_record
+from feedback.services import RESPONSE_RECEIVED, Dimensions, _analyse
 
 FIELDS = (
     "survey",
@@ -100,11 +101,24 @@ class _Resolver:
             ):
                 if (ref := _ref(r.get(name))) is not None:
                     bucket.add(ref)
-        # One query for the current version's questions with their survey; a survey without
-        # questions (rare) is looked up on its own so the row can say why it is refused.
         self.surveys: dict[int, Survey] = {}
         self.versions: dict[int, int] = {}
         self.questions: dict[int, list[Question]] = defaultdict(list)
+        self.employees: dict[str, int] = {}
+        self.locations: dict[str, int] = {}
+        self.existing: dict[str, int] = {}
+        if len(rows) == 1 and len(survey_ids) == 1:
+            # The single POST: survey, version, questions, employee, location and a stored
+            # external id in one round trip (an interaction, rare there, is looked up below).
+            self._load_one(
+                survey_ids.pop(),
+                next(iter(employees), None),
+                next(iter(locations), None),
+                next(iter(externals), None),
+            )
+            employees = locations = externals = ()
+        # One query for the current version's questions with their survey; a survey without
+        # questions (rare) is looked up on its own so the row can say why it is refused.
         if survey_ids:
             latest = (
                 SurveyVersion.objects.filter(survey_id=OuterRef("version__survey_id"))
@@ -148,17 +162,102 @@ class _Resolver:
             if self.interactions
             else {}
         )
-        self.employees = (
-            dict(Employee.objects.filter(external_id__in=employees).values_list("external_id", "id"))
-            if employees
-            else {}
-        )
-        self.locations = (
-            dict(Location.objects.filter(code__in=locations).values_list("code", "id")) if locations else {}
-        )
-        self.existing = (
-            ids_by_external_id(Response._meta.db_table, current_tenant_id(), externals) if externals else {}
-        )
+        if employees:
+            self.employees = dict(
+                Employee.objects.filter(external_id__in=employees).values_list("external_id", "id")
+            )
+        if locations:
+            self.locations = dict(Location.objects.filter(code__in=locations).values_list("code", "id"))
+        if externals:
+            self.existing = ids_by_external_id(Response._meta.db_table, current_tenant_id(), externals)
+
+    def _load_one(self, survey_id: int, employee: str | None, location: str | None, external: str | None):
+        """What the ORM look-ups above find for one row, in one statement read into the same objects."""
+        survey_cols, question_cols = _columns(Survey), _columns(Question)
+        with connection.cursor() as cur:
+            cur.execute(
+                _ONE_LOOKUP_SQL,
+                {
+                    "org": current_tenant_id(),
+                    "survey": survey_id,
+                    "employee": employee,
+                    "location": location,
+                    "external": external,
+                },
+            )
+            rows = cur.fetchall()
+        employee_id, location_id, existing_id = rows[0][:3]
+        if employee_id is not None:
+            self.employees[employee] = employee_id
+        if location_id is not None:
+            self.locations[location] = location_id
+        if existing_id is not None:
+            self.existing[external] = existing_id
+        split = 4 + len(survey_cols)
+        if rows[0][4] is None:  # no such survey in this tenant
+            return
+        self.surveys[survey_id] = survey = _instance(Survey, survey_cols, rows[0][4:split])
+        version_id = rows[0][3]
+        if version_id is None or rows[0][split] is None:  # no version, or one without questions
+            return
+        self.versions[survey_id] = version_id
+        for row in rows:
+            question = _instance(Question, question_cols, row[split:])
+            question._state.fields_cache["version"] = SurveyVersion(
+                pk=version_id, organization_id=survey.organization_id, survey=survey
+            )
+            self.questions[version_id].append(question)
+
+
+def _columns(model) -> list:
+    """The model's concrete fields with the converters the ORM applies to what they read."""
+    cached = _COLUMNS.get(model)
+    if cached is None:
+        table = model._meta.db_table
+        cached = _COLUMNS[model] = [
+            (
+                f,
+                f.get_col(table),
+                connection.ops.get_db_converters(f.get_col(table)) + f.get_db_converters(connection),
+            )
+            for f in model._meta.concrete_fields
+        ]
+    return cached
+
+
+_COLUMNS: dict = {}
+
+
+def _instance(model, columns, values):
+    converted = []
+    for (_field, col, converters), value in zip(columns, values, strict=True):
+        for convert in converters:
+            value = convert(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f, _, _ in columns], converted)
+
+
+def _select_list(alias: str, model) -> str:
+    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
+_ONE_LOOKUP_SQL = f"""
+SELECT
+    (SELECT id FROM {Employee._meta.db_table}
+     WHERE organization_id = %(org)s AND external_id = %(employee)s),
+    (SELECT id FROM {Location._meta.db_table} WHERE organization_id = %(org)s AND code = %(location)s),
+    (SELECT id FROM {Response._meta.db_table}
+     WHERE organization_id = %(org)s AND external_id = %(external)s),
+    v.id, {_select_list("s", Survey)}, {_select_list("q", Question)}
+FROM (SELECT 1) AS one
+LEFT JOIN {Survey._meta.db_table} s ON s.organization_id = %(org)s AND s.id = %(survey)s
+LEFT JOIN LATERAL (
+    SELECT id FROM {SurveyVersion._meta.db_table}
+    WHERE organization_id = %(org)s AND survey_id = s.id ORDER BY number DESC LIMIT 1
+) v ON true
+LEFT JOIN {Question._meta.db_table} q ON q.organization_id = %(org)s AND q.version_id = v.id
+ORDER BY q.page, q.position, q.id
+"""  # noqa: S608 - the models' own table and column names
 
 
 def _split_multi(questions: list[Question], values: dict) -> dict:
@@ -316,50 +415,195 @@ def _prepare(organization, rows: list) -> tuple[_Resolver, list[RowResult], list
 
 
 def response_submit(*, organization, actor: Actor, data) -> tuple[RowResult, Response | None]:
-    """One API response through response_record; idempotent on external_id (then "duplicate")."""
-    _check_tenant(organization)
+    """One API response, idempotent on external_id (then "duplicate").
+
+    The row is validated as the bulk path validates it, then written with its answers, its
+    ResponseReceived outbox row and its audit-log row in one statement (:func:`_record_one`):
+    one round trip, atomic on its own, so no BEGIN/COMMIT either.
+    """
+    org_id = _check_tenant(organization)
     resolver, [result], clean = _prepare(organization, [data])
     if not clean:
         return result, None
     row = clean[0]
     existing_id = row.external_id and resolver.existing.get(row.external_id)
-    if existing_id:
-        result.status, result.id = "duplicate", existing_id
-        return result, Response.objects.get(pk=existing_id)
-    interaction = Interaction.objects.get(pk=row.interaction_id) if row.interaction_id else None
-    try:
-        # response_record is atomic: a unique clash rolls it back before it reaches us.
-        response = response_record(
-            organization=organization,
-            actor=actor,
-            survey=row.survey,
-            # The resolver has read the version's questions; only its id is needed here.
-            version=SurveyVersion(
-                pk=row.version_id, organization_id=row.survey.organization_id, survey=row.survey
-            ),
-            questions=resolver.questions[row.version_id],
-            values=row.values,
-            source=row.source,
-            dimensions=row.dims,
-            interaction=interaction,
-            locale=row.locale,
-            external_id=row.external_id,
-            submitted_at=row.submitted_at,
-        )
-    except IntegrityError:
+    if not existing_id:
+        response = _record_one(organization, org_id, actor, row, resolver.questions[row.version_id])
+        if response is not None:
+            result.status, result.id = "created", response.pk
+            return result, response
         # The same external_id committed by a concurrent request between the look-up and the insert.
-        existing_id = row.external_id and _existing(row.external_id)
-        if not existing_id:
-            raise
-        result.status, result.id = "duplicate", existing_id
-        return result, Response.objects.get(pk=existing_id)
-    except ValidationError as exc:
-        result.errors = {
-            ("answers" if k == "non_field_errors" else f"answers.{k}"): v for k, v in exc.message_dict.items()
-        }
-        return result, None
-    result.status, result.id = "created", response.pk
-    return result, response
+        existing_id = _existing(row.external_id)
+    result.status, result.id = "duplicate", existing_id
+    return result, Response.objects.get(pk=existing_id)
+
+
+_ONE_SQL = f"""
+WITH ins AS (
+    INSERT INTO {Response._meta.db_table} (organization_id, survey_id, version_id, invitation_id,
+        interaction_id, external_id, source, locale, submitted_at, location_id, channel_id,
+        touchpoint_id, employee_id, customer_id, segment_id, category, device_hash, ip_hash,
+        created_at)
+    VALUES (%(org)s, %(survey_id)s, %(version_id)s, NULL, %(interaction_id)s, %(external_id)s,
+        %(source)s, %(locale)s, %(submitted_at)s, %(location_id)s, %(channel_id)s, %(touchpoint_id)s,
+        %(employee_id)s, %(customer_id)s, %(segment_id)s, %(category)s, '', '', %(now)s)
+    ON CONFLICT (organization_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
+    RETURNING id
+), ans AS (
+    INSERT INTO {Answer._meta.db_table} (organization_id, response_id, question_id, question_key,
+        question_type, standard_id, number, "text", choices, sentiment, sentiment_score, topics,
+        survey_id, submitted_at, location_id, channel_id, touchpoint_id, employee_id, segment_id,
+        category)
+    SELECT %(org)s, ins.id, a.q, a.k, a.t, a.s, a.n, a.x,
+        ARRAY(SELECT jsonb_array_elements_text(a.c))::varchar[], a.se, a.sc,
+        ARRAY(SELECT jsonb_array_elements_text(a.tp))::varchar[], %(survey_id)s, %(submitted_at)s,
+        %(location_id)s, %(channel_id)s, %(touchpoint_id)s, %(employee_id)s, %(segment_id)s,
+        %(category)s
+    FROM ins CROSS JOIN jsonb_to_recordset(%(answers)s::jsonb)
+        AS a(o int, q bigint, k text, t text, s bigint, n numeric, x text, c jsonb, se text,
+             sc float8, tp jsonb)
+    ORDER BY a.o
+    RETURNING id, question_id
+), ev AS (
+    INSERT INTO {OutboxEvent._meta.db_table} (organization_id, event_type, aggregate_type,
+        aggregate_id, payload, created_at, completed_at, dispatch_count, last_error)
+    SELECT %(org)s, %(event_type)s, 'Response', ins.id::text,
+        jsonb_build_object('response_ids', jsonb_build_array(ins.id)) || %(payload)s::jsonb,
+        %(now)s, NULL, 0, ''
+    FROM ins
+    RETURNING id
+), log AS (
+    INSERT INTO {AuditLog._meta.db_table} (organization_id, actor_user_id, actor_api_key_id,
+        action, object_type, object_id, changes, request_id, created_at)
+    SELECT %(org)s, %(actor_user_id)s, %(actor_api_key_id)s, 'response.record', %(object_type)s,
+        ins.id::text, %(changes)s::jsonb, %(request_id)s, %(now)s
+    FROM ins
+)
+SELECT ins.id, ev.id, (SELECT json_agg(json_build_array(ans.question_id, ans.id)) FROM ans)::text
+FROM ins, ev
+"""  # noqa: S608 - the models' own table names
+
+
+def _record_one(organization, org_id: int, actor: Actor, row: _Clean, questions) -> Response | None:
+    """Store one validated row as response_record would, in one statement; None on an external_id clash.
+
+    Same rows as response_record (response, answers with sentiment and topics, a
+    ResponseReceived event with the response as aggregate, a "response.record" audit entry),
+    and the same objects back for the 201 body, so nothing is read again. The tables' policies
+    still check every row against the tenant.
+    """
+    now = timezone.now()
+    submitted_at = row.submitted_at or now
+    dims = row.dims
+    answers, payload_answers = [], []
+    for order, clean in enumerate(row.answers):
+        q = clean.question
+        label, score, tags = _analyse(organization, clean)
+        answers.append(
+            Answer(
+                organization_id=org_id,
+                question=q,
+                question_key=q.key,
+                question_type=q.type,
+                standard_id=q.standard_id,
+                number=clean.number,
+                text=clean.text,
+                choices=list(clean.choices),
+                sentiment=label,
+                sentiment_score=score,
+                topics=tags,
+                survey_id=row.survey.pk,
+                submitted_at=submitted_at,
+                location_id=dims.location_id,
+                channel_id=dims.channel_id,
+                touchpoint_id=dims.touchpoint_id,
+                employee_id=dims.employee_id,
+                segment_id=dims.segment_id,
+                category=dims.category,
+            )
+        )
+        payload_answers.append(
+            {
+                "o": order,
+                "q": q.pk,
+                "k": q.key,
+                "t": str(q.type),
+                "s": q.standard_id,
+                "n": None if clean.number is None else str(clean.number),
+                "x": clean.text,
+                "c": list(clean.choices),
+                "se": label,
+                "sc": score,
+                "tp": tags,
+            }
+        )
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    params = {
+        "org": org_id,
+        "survey_id": row.survey.pk,
+        "version_id": row.version_id,
+        "interaction_id": row.interaction_id,
+        "external_id": row.external_id,
+        "source": str(row.source),
+        "locale": row.locale,
+        "submitted_at": submitted_at,
+        "location_id": dims.location_id,
+        "channel_id": dims.channel_id,
+        "touchpoint_id": dims.touchpoint_id,
+        "employee_id": dims.employee_id,
+        "customer_id": dims.customer_id,
+        "segment_id": dims.segment_id,
+        "category": dims.category or "",
+        "now": now,
+        "answers": dumps(payload_answers),
+        "event_type": RESPONSE_RECEIVED,
+        "payload": dumps(
+            {
+                "survey_id": row.survey.pk,
+                "location_id": dims.location_id,
+                "employee_id": dims.employee_id,
+                "standard_ids": sorted({a.standard_id for a in answers if a.standard_id}),
+            }
+        ),
+        "actor_user_id": actor.user_id,
+        "actor_api_key_id": actor.api_key_id,
+        "object_type": Response._meta.label,
+        "changes": dumps({"survey": row.survey.pk, "source": str(row.source), "answers": len(answers)}),
+        "request_id": request_id_var.get(),
+    }
+    with connection.cursor() as cur:
+        cur.execute(_ONE_SQL, params)
+        found = cur.fetchone()
+    if found is None:
+        return None
+    response_id, event_id, answer_ids = found
+    deliver_on_commit(org_id, event_id)
+    response = Response(
+        pk=response_id,
+        organization_id=org_id,
+        survey=row.survey,
+        version_id=row.version_id,
+        interaction_id=row.interaction_id,
+        external_id=row.external_id,
+        source=row.source,
+        locale=row.locale,
+        submitted_at=submitted_at,
+        location_id=dims.location_id,
+        channel_id=dims.channel_id,
+        touchpoint_id=dims.touchpoint_id,
+        employee_id=dims.employee_id,
+        customer_id=dims.customer_id,
+        segment_id=dims.segment_id,
+        category=dims.category or "",
+        created_at=now,
+    )
+    ids = dict(json.loads(answer_ids)) if answer_ids else {}
+    for answer in answers:
+        answer.pk = ids[answer.question_id]
+        answer.response = response
+    # The API renders the stored response from these objects: no re-read.
+    response._prefetched_objects_cache = {"answers": answers}
+    return response
 
 
 def _existing(external_id: str) -> int | None:

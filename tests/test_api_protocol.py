@@ -6,6 +6,7 @@ import threading
 import pytest
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from cem import models as m
@@ -200,6 +201,42 @@ def test_api_key_lifecycle(world, api):
     with tenant_context(world.a.org):
         actions = set(m.AuditLog.objects.values_list("action", flat=True))
     assert {"api_key.create", "api_key.revoke"} <= actions
+
+
+def test_verified_api_keys_are_cached_briefly_and_revocation_still_bites(
+    world, api, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A key is looked up once per few seconds per process; revoking it ends that at once here,
+    and a revocation made elsewhere (another web process) within API_KEY_CACHE_SECONDS."""
+    from cem import principals
+
+    clock = [1000.0]
+    monkeypatch.setattr(principals.time, "monotonic", lambda: clock[0])
+    integrator = api(key=world.a.api_key)
+    assert integrator.get("/api/v1/regions/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert integrator.get("/api/v1/regions/").status_code == 200
+    assert not [q for q in queries if "cem_apikey" in q["sql"]]  # served from the cache
+    # A wrong secret behind the same prefix is never taken from the cache.
+    assert api(key=world.a.api_key[:-2] + "xx").get("/api/v1/regions/").status_code == 401
+
+    # Revoked by another process: this one's cache does not know, until it expires.
+    with tenant_context(world.a.org):
+        m.ApiKey.objects.filter(pk=world.a.api_key_obj.pk).update(revoked_at=timezone.now())
+    assert integrator.get("/api/v1/regions/").status_code == 200
+    clock[0] += principals.API_KEY_CACHE_SECONDS + 0.1
+    assert integrator.get("/api/v1/regions/").status_code == 401
+
+    # Revoked through the service in this process: refused on the very next request.
+    other = api(key=world.b.api_key)
+    assert other.get("/api/v1/regions/").status_code == 200
+    with tenant_context(world.b.org):
+        from cem.principals import Actor
+        from cem.services import api_key_revoke
+
+        with django_capture_on_commit_callbacks(execute=True):
+            api_key_revoke(organization=world.b.org, actor=Actor.system(), api_key=world.b.api_key_obj)
+    assert other.get("/api/v1/regions/").status_code == 401
 
 
 def test_anonymous_is_refused(db, api):

@@ -100,6 +100,50 @@ def test_guc_restored_after_context(world):
     assert _raw_count("cem_location") == 0
 
 
+def test_guc_is_written_again_after_a_rollback_restored_an_older_value(world):
+    """set_config is transactional: a rolled-back savepoint brings the old tenant back on the server."""
+    from django.db import transaction
+
+    class Boom(Exception):
+        pass
+
+    with tenant_context(world.a.org):
+        assert _raw_count("cem_location") == 3
+    with tenant_context(world.b.org):
+        with pytest.raises(Boom), transaction.atomic():
+            assert _raw_count("cem_location") == 1  # B written inside the savepoint
+            raise Boom
+        # The server holds A's id again; the backend must not trust what it wrote before.
+        assert _raw_count("cem_location") == 1
+    assert _raw_count("cem_location") == 0
+
+
+def test_contexts_write_the_guc_only_when_a_statement_needs_another_value(world, monkeypatch):
+    from cem import tenancy
+
+    real, writes = tenancy.apply_tenant_to_connection, []
+
+    def spy(conn, *, force=False):
+        before = getattr(conn, "_cem_gucs", None)
+        real(conn, force=force)
+        if force or conn._cem_gucs != before:
+            writes.append(conn._cem_gucs[0])
+
+    with tenant_context(world.a.org):
+        _raw_count("cem_location")
+    monkeypatch.setattr(tenancy, "apply_tenant_to_connection", spy)
+    with tenant_context(world.a.org):
+        pass  # entering and leaving runs nothing
+    with tenant_context(world.a.org):
+        assert _raw_count("cem_location") == 3  # the connection already holds A
+    assert writes == []
+    with tenant_context(world.b.org):
+        assert _raw_count("cem_location") == 1
+    assert writes == [str(world.b.org.pk)]
+    assert _raw_count("cem_location") == 0  # outside any context: back to none before it runs
+    assert writes == [str(world.b.org.pk), ""]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_fresh_cluster_gets_its_application_role_on_first_connection():
     """System checks connect before migrate can create the role (a new machine): self-heal."""

@@ -1,5 +1,7 @@
 """Responses API: list/detail (scoped, cursor-paginated, answers prefetched), one POST, bulk."""
 
+import functools
+
 import django_filters as f
 from django.conf import settings
 from django.db.models import Prefetch
@@ -77,6 +79,20 @@ class ResponseSerializer(serializers.ModelSerializer):
         read_only_fields = [name for name in fields if name != "survey"]
 
 
+@functools.cache
+def _bound_response_serializer() -> ResponseSerializer:
+    return ResponseSerializer()
+
+
+def _response_representation(instance) -> dict:
+    """``ResponseSerializer(instance).data`` without building its fields again on every POST.
+
+    A ModelSerializer derives its fields from the model each time one is made, which cost more
+    than the rest of rendering; the fields hold no per-instance state, so one set serves all.
+    """
+    return _bound_response_serializer().to_representation(instance)
+
+
 class ResponseInputSerializer(serializers.Serializer):
     """Documents one response row (POST and bulk); validation is feedback.response_ingest's."""
 
@@ -145,7 +161,7 @@ class ResponseViewSet(mixins.CreateModelMixin, TenantReadOnlyViewSet):
         if result.status != "created":
             instance = self.safely_get_queryset(SurveyResponse.objects.all()).get(pk=result.id)
         code = status.HTTP_201_CREATED if result.status == "created" else status.HTTP_200_OK
-        return Response(ResponseSerializer(instance).data, status=code)
+        return Response(_response_representation(instance), status=code)
 
     @extend_schema(
         request={

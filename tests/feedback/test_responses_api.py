@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from cem import models as m
 from cem.tenancy import tenant_context
 from feedback import models as fm
+from feedback import response_ingest
 from feedback.services import RESPONSE_RECEIVED
 
 
@@ -66,6 +67,76 @@ def test_single_post_ivr_with_employee_and_location(sw, key_client):
         data["employee"] == world.a.employees["a-s1"].pk and data["location"] == world.a.locations["a-s1"].pk
     )
     assert data["submitted_at"].startswith("2026-01-02T09:30:00")
+
+
+def test_single_post_writes_response_answers_event_and_audit_in_one_statement(
+    sw, key_client, django_capture_on_commit_callbacks
+):
+    world = sw.world
+    body = {
+        "survey": sw.survey.pk,
+        "answers": {"nps": 3, str(sw.questions["why_low"].pk): "wait", "comment": "The cashier was rude"},
+        "interaction": "acme-int-a-n1",
+        "external_id": "r-one",
+    }
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as kicks:
+        resp = key_client.post("/api/v1/responses/", body, format="json", HTTP_X_REQUEST_ID="req-one")
+    assert resp.status_code == 201, resp.content
+    tables = ("feedback_response", "feedback_answer", "cem_outboxevent", "cem_auditlog")
+    writes = [
+        q["sql"]
+        for q in queries
+        if q["sql"].lstrip().startswith(("INSERT", "UPDATE", "WITH")) and any(t in q["sql"] for t in tables)
+    ]
+    assert len(writes) == 1 and writes[0].lstrip().startswith("WITH ins AS"), writes
+    assert len(kicks) == 1  # the outbox row is handed to the workers after commit
+    data = resp.json()
+    # The 201 body is built from what was written, not read back: it must match a later read.
+    assert key_client.get(f"/api/v1/responses/{data['id']}/").json() == data
+    with tenant_context(world.a.org):
+        stored = fm.Response.objects.get(pk=data["id"])
+        assert stored.created_at.isoformat().replace("+00:00", "Z") == data["created_at"]
+        answers = {a.question_key: a for a in stored.answers.all()}
+        assert answers["comment"].sentiment == "negative" and "rude" in answers["comment"].topics
+        assert answers["why_low"].choices == ["wait"]
+        assert answers["nps"].location_id == world.a.locations["a-n1"].pk
+        assert answers["nps"].submitted_at == stored.submitted_at
+        [event] = _events(world.a.org)
+        assert (event.aggregate_type, event.aggregate_id) == ("Response", str(stored.pk))
+        assert event.payload == {
+            "response_ids": [stored.pk],
+            "survey_id": sw.survey.pk,
+            "location_id": world.a.locations["a-n1"].pk,
+            "employee_id": world.a.employees["a-n1"].pk,
+            "standard_ids": sorted({a.standard_id for a in answers.values() if a.standard_id}),
+        }
+        [log] = m.AuditLog.objects.filter(action="response.record")
+        assert (log.object_type, log.object_id, log.request_id) == (
+            "feedback.Response",
+            str(stored.pk),
+            "req-one",
+        )
+        assert log.actor_api_key_id is not None and log.actor_user_id is None
+        assert log.changes == {"survey": sw.survey.pk, "source": "api", "answers": 3}
+
+
+def test_single_post_loses_an_external_id_race_without_writing(sw, key_client, monkeypatch):
+    """A concurrent request stored the same external_id after our look-up: 200 with its id, nothing new."""
+    body = {"survey": sw.survey.pk, "answers": {"nps": 9}, "external_id": "race-1"}
+    first = key_client.post("/api/v1/responses/", body, format="json").json()
+    real_init = response_ingest._Resolver.__init__
+
+    def blind(self, rows):
+        real_init(self, rows)
+        self.existing = {}  # as if the other request had not committed yet at look-up time
+
+    monkeypatch.setattr(response_ingest._Resolver, "__init__", blind)
+    again = key_client.post("/api/v1/responses/", dict(body, answers={"nps": 1}), format="json")
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    with tenant_context(sw.world.a.org):
+        assert fm.Response.objects.count() == 1 and fm.Answer.objects.count() == 1
+        assert m.AuditLog.objects.filter(action="response.record").count() == 1
+    assert len(_events(sw.world.a.org)) == 1
 
 
 @pytest.mark.parametrize(
