@@ -276,8 +276,10 @@ def stats(*, caller: Caller, query: Query, now: dt.datetime | None = None) -> li
     names = _names(query.group_by, by_key)
     out = []
     for key, figures in by_key.items():
-        if query.group_by in TIME_GROUPS:
-            name = key
+        if query.group_by == "month" and key:
+            name = key[:7]
+        elif query.group_by == "week" and key:
+            name = f"week of {key}"
         elif key is None:
             name = {"team": "No team", "location": "No location"}.get(query.group_by, "—")
         else:

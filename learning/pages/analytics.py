@@ -56,8 +56,13 @@ def most_sent_chart(rows: list[dict]) -> dict | None:
         fig.add_bar(
             name=source.title(), y=labels, x=[r[source] for r in rows], orientation="h", marker_color=colour
         )
-    fig.update_layout(barmode="stack", xaxis_title="Assignments sent", yaxis={"autorange": "reversed"})
-    return _chart(fig, height=max(240, 28 * len(rows) + 80))
+    fig.update_layout(barmode="stack", xaxis_title="Assignments sent")
+    chart = _chart(fig, height=max(240, 28 * len(rows) + 100))
+    chart["layout"].update(
+        yaxis={"autorange": "reversed", "automargin": True},
+        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+    )
+    return chart
 
 
 def rates_chart(rows: list[dict]) -> dict | None:
@@ -70,7 +75,8 @@ def rates_chart(rows: list[dict]) -> dict | None:
         name="Completion rate", x=labels, y=[r["completion_rate"] for r in rows], marker_color="#2e7d32"
     )
     fig.add_bar(name="On-time rate", x=labels, y=[r["on_time_rate"] for r in rows], marker_color="#1565c0")
-    fig.update_layout(barmode="group", yaxis={"title": "%", "range": [0, 100]})
+    # Category axis: period rows are labelled "2026-11" / "week of …", not plotted as dates.
+    fig.update_layout(barmode="group", yaxis={"title": "%", "range": [0, 100]}, xaxis={"type": "category"})
     return _chart(fig)
 
 
@@ -88,7 +94,7 @@ def quiz_chart(rows: list[dict]) -> dict | None:
         customdata=[r["quiz"]["attempts_per_learner"] for r in rows],
         hovertemplate="%{x}<br>average %{y:.1f}<br>%{customdata} attempts per learner<extra></extra>",
     )
-    fig.update_layout(yaxis={"title": "Score (0-100)", "range": [0, 100]})
+    fig.update_layout(yaxis={"title": "Score (0-100)", "range": [0, 100]}, xaxis={"type": "category"})
     return _chart(fig)
 
 
@@ -119,7 +125,7 @@ def interval_chart(effects: list[LessonEffect]) -> dict | None:
     fig.add_vline(x=0, line_dash="dash", line_color="#555")
     fig.update_layout(
         xaxis_title="Difference in score change, treated − holdout (points on 0-100)",
-        yaxis={"autorange": "reversed"},
+        yaxis={"autorange": "reversed", "automargin": True},
     )
     return _chart(fig, height=max(240, 32 * len(shown) + 100))
 
