@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from learning.models import (
+    Audience,
     ContentStatus,
     LearningPath,
     Lesson,
@@ -22,6 +23,18 @@ from learning.models import (
     Quiz,
     QuizQuestion,
 )
+
+
+def learner_audiences(role: str | None) -> tuple[str, ...] | None:
+    """The lesson audiences a learner of ``role`` is offered (None: no narrowing). Shoppers see
+    certification content, employees staff training; lessons for everyone reach both."""
+    from cem.models import Role
+
+    if role == Role.SHOPPER:
+        return (Audience.SHOPPERS, Audience.EVERYONE)
+    if role == Role.EMPLOYEE:
+        return (Audience.EMPLOYEES, Audience.EVERYONE)
+    return None
 
 
 def _int(value) -> int | None:
@@ -68,6 +81,7 @@ def lesson_search(
     skill_category=None,
     status: str | None = None,
     published_only: bool = False,
+    audiences: tuple[str, ...] | None = None,
 ) -> QuerySet:
     """The catalogue: matches ``q`` in title, summary, a linked standard (code or title) or skill
     category (tagged directly or through a linked standard)."""
@@ -85,6 +99,8 @@ def lesson_search(
             Exists(LessonSkillCategory.objects.filter(lesson=OuterRef("pk"), skill_category_id=skill))
             | Exists(LessonStandard.objects.filter(lesson=OuterRef("pk"), standard__skill_category_id=skill))
         )
+    if audiences is not None:
+        queryset = queryset.filter(audience__in=audiences)
     if published_only:
         queryset = queryset.filter(status=ContentStatus.PUBLISHED)
     elif status in ContentStatus.values:

@@ -44,6 +44,16 @@ def _can_edit(request) -> bool:
     return role_can(caller_role(request) or "", "lessons.change")
 
 
+def _for_learner(request, queryset, audience_field: str = "audience"):
+    """Learners get published content for their audience (shoppers: certification content)."""
+    if _can_edit(request):
+        return queryset
+    audiences = sel.learner_audiences(caller_role(request))
+    if audiences is not None:
+        queryset = queryset.filter(**{f"{audience_field}__in": audiences})
+    return queryset
+
+
 # --- serializers ---------------------------------------------------------------------------------
 
 
@@ -303,7 +313,7 @@ class LessonViewSet(_ContentViewSet):
             "standards", "skill_categories"
         )
         if not _can_edit(self.request):
-            queryset = queryset.filter(status=ContentStatus.PUBLISHED)
+            queryset = _for_learner(self.request, queryset).filter(status=ContentStatus.PUBLISHED)
         return queryset.distinct().order_by("title", "id")
 
     def initial(self, request, *args, **kwargs):
@@ -416,7 +426,9 @@ class LessonAttachmentViewSet(TenantReadOnlyViewSet):
 
     def safely_get_queryset(self, queryset):
         if not _can_edit(self.request):
-            queryset = queryset.filter(version__lesson__status=ContentStatus.PUBLISHED)
+            queryset = _for_learner(self.request, queryset, "version__lesson__audience").filter(
+                version__lesson__status=ContentStatus.PUBLISHED
+            )
         return queryset.order_by("version_id", "name", "pk")
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="The file")})
@@ -497,8 +509,12 @@ class LibraryViewSet(_ContentViewSet):
     def search(self, request, pk=None):
         """The library's lessons matching ``?q=`` (title, summary, standard, skill category)."""
         library = self.get_object()
+        learner = not _can_edit(request)
         rows = sel.lesson_search(
-            q=request.query_params.get("q", ""), library=library.pk, published_only=not _can_edit(request)
+            q=request.query_params.get("q", ""),
+            library=library.pk,
+            published_only=learner,
+            audiences=sel.learner_audiences(caller_role(request)) if learner else None,
         ).prefetch_related("standards", "skill_categories")
         page = self.paginate_queryset(rows)
         data = LessonSerializer(page, many=True, context=self.get_serializer_context()).data
@@ -516,7 +532,7 @@ class LearningPathViewSet(_ContentViewSet):
     def safely_get_queryset(self, queryset):
         queryset = sel.paths(queryset)
         if not _can_edit(self.request):
-            queryset = queryset.filter(status=ContentStatus.PUBLISHED)
+            queryset = _for_learner(self.request, queryset).filter(status=ContentStatus.PUBLISHED)
         return queryset
 
     def perform_create(self, serializer):

@@ -82,6 +82,7 @@ class LibraryBrowserPage(ContentPage, ListView):
             skill_category=params.get("skill"),
             status=params.get("status") if self.can_edit else None,
             published_only=not self.can_edit,
+            audiences=None if self.can_edit else sel.learner_audiences(self.request.membership.role),
         )
 
     def get_context_data(self, **kwargs):
@@ -107,7 +108,12 @@ class LessonPreviewPage(ContentPage, TemplateView):
 
     def page_queryset(self):
         queryset = sel.lessons_with_tags()
-        return queryset if self.can_edit else queryset.filter(status=ContentStatus.PUBLISHED)
+        if self.can_edit:
+            return queryset
+        audiences = sel.learner_audiences(self.request.membership.role)
+        if audiences is not None:
+            queryset = queryset.filter(audience__in=audiences)
+        return queryset.filter(status=ContentStatus.PUBLISHED)
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
@@ -599,7 +605,12 @@ class PathListPage(ContentPage, ListView):
 
     def page_queryset(self):
         queryset = sel.paths()
-        return queryset if self.can_edit else queryset.filter(status=ContentStatus.PUBLISHED)
+        if self.can_edit:
+            return queryset
+        audiences = sel.learner_audiences(self.request.membership.role)
+        if audiences is not None:
+            queryset = queryset.filter(audience__in=audiences)
+        return queryset.filter(status=ContentStatus.PUBLISHED)
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(title="Learning paths", **kwargs)

@@ -256,3 +256,16 @@ def test_list_query_counts_do_not_grow(world, api, django_assert_max_num_queries
     with django_assert_max_num_queries(len(small.captured_queries)):
         resp = trainer.get(url)
     assert resp.status_code == 200 and resp.json()["count"] >= 12
+
+
+def test_learners_see_their_audience(world, api):
+    lf.LessonFactory(organization=world.a.org, title="Staff lesson", audience="employees")
+    lf.LessonFactory(organization=world.a.org, title="Shopper certification", audience="shoppers")
+    lf.LessonFactory(organization=world.a.org, title="For all", audience="everyone")
+
+    def titles(user):
+        return sorted(r["title"] for r in api(world.users[user]).get("/api/v1/lessons/").json()["results"])
+
+    assert titles("employee") == ["For all", "Staff lesson"]
+    assert titles("shopper") == ["For all", "Shopper certification"]
+    assert titles("trainer") == ["For all", "Shopper certification", "Staff lesson"]

@@ -260,3 +260,16 @@ def test_preview_with_versions_attachments_and_quiz(world, client, settings, tmp
     # The employee never sees other versions.
     client.force_login(world.users["employee"])
     assert b'href="?version=1"' not in client.get(f"/learning/content/lessons/{lesson.pk}/").content
+
+
+def test_library_page_shows_learners_their_audience(world, client):
+    lf.LessonFactory(organization=world.a.org, title="Staff lesson", audience="employees")
+    shopper_lesson = lf.LessonFactory(
+        organization=world.a.org, title="Shopper certification", audience="shoppers"
+    )
+    client.force_login(world.users["shopper"])
+    html = client.get("/learning/content/").content
+    assert b"Shopper certification" in html and b"Staff lesson" not in html
+    client.force_login(world.users["employee"])
+    assert b"Shopper certification" not in client.get("/learning/content/").content
+    assert client.get(f"/learning/content/lessons/{shopper_lesson.pk}/").status_code == 404
