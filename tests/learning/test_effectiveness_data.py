@@ -248,3 +248,7 @@ def test_org_b_sees_nothing_and_dispatch_covers_orgs_with_rules(built, world):
 
     with unscoped():
         assert effect_data.tenants_with_rules() == [gw.org.pk]
+    # Beat's dispatcher queues one recompute per organization with rules (eager in tests).
+    assert analytics_tasks.lesson_effects_dispatch() == 1
+    with tenant_context(gw.org):
+        assert lm.LessonEffect.objects.count() == 3
