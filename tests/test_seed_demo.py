@@ -16,6 +16,7 @@ from cem.management.commands.seed_demo import PASSWORD, PERSONAS, SUPERUSER_EMAI
 from cem.principals import api_key_from_header
 from cem.tenancy import unscoped
 from feedback import models as fm
+from learning import models as lm
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +65,20 @@ COUNTED = (
     am.MonitoringSample,
     am.SampleItem,
     am.CalibrationSession,
+    lm.Lesson,
+    lm.LessonVersion,
+    lm.LessonStandard,
+    lm.Quiz,
+    lm.QuizQuestion,
+    lm.Library,
+    lm.LearningPath,
+    lm.PathStep,
+    lm.GapRule,
+    lm.GapTrigger,
+    lm.Assignment,
+    lm.Completion,
+    lm.QuizAttempt,
+    lm.PathCertificate,
 )
 
 
@@ -140,6 +155,20 @@ def snapshot() -> dict:
                 am.Shopper.objects.filter(organization_id__in=orgs.values())
                 .order_by("email")
                 .values_list("email", "name", "status")
+            ),
+            list(
+                lm.Assignment.objects.filter(organization_id__in=orgs.values())
+                .order_by("employee__external_id", "user__username", "assigned_at")
+                .values_list(
+                    "source",
+                    "status",
+                    "lesson__title",
+                    "path__name",
+                    "employee__external_id",
+                    "user__username",
+                    "reason",
+                    "progress",
+                )
             ),
         )
     digest = hashlib.sha256(repr(content).encode()).hexdigest()
@@ -244,6 +273,53 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
         assert session.closed_at is not None and session.final_audit_id is not None
         assert am.Audit.objects.filter(calibration=session).exclude(pk=session.final_audit_id).count() == 3
 
+    # Learning: a lesson per standard (in English and Spanish) plus the shopper lessons, quizzes with
+    # explanations, three paths (the certification path wired to the mystery-shopping
+    # programmes), gap rules with assigned and held-out triggers, and assignments of every source
+    # with completions, quiz attempts and certificates; the treated employees' later answers lifted.
+    assert counts["northwind.Lesson"] == 43 and counts["northwind.LessonVersion"] == 43
+    assert counts["northwind.LessonStandard"] == 40
+    assert counts["northwind.Quiz"] == 21 and counts["northwind.QuizQuestion"] == 20 * 3 + 5
+    assert counts["northwind.Library"] == 7
+    assert counts["northwind.LearningPath"] == 3 and counts["northwind.GapRule"] == 5
+    assert 90 <= counts["northwind.Assignment"] <= 130  # ~5,000 at --scale 1
+    assert counts["northwind.Completion"] > counts["northwind.Assignment"] // 2
+    assert counts["northwind.QuizAttempt"] > 0 and counts["northwind.PathCertificate"] > 0
+    assert counts["contoso.Lesson"] == 0
+    assert "learning assignments" in output
+    with unscoped():
+        lessons = lm.Lesson.objects.filter(organization=northwind)
+        assert set(lessons.values_list("audience", flat=True)) == {"employees", "shoppers"}
+        version = lm.LessonVersion.objects.get(organization=northwind, title="The 10-second welcome")
+        assert "Why it matters" in version.body_html and "<ol>" in version.body_html
+        assert version.translations["es"]["title"] == "La bienvenida en 10 segundos"
+        assert "Por qué importa" in version.translations["es"]["body_html"]
+        questions = lm.QuizQuestion.objects.filter(organization=northwind)
+        assert not questions.filter(explanation="").exists()
+        assert all("es" in q.translations for q in questions)
+        cert_path = lm.LearningPath.objects.get(organization=northwind, name="Mystery shopper certification")
+        programmes = am.Program.objects.filter(organization=northwind, kind="mystery_shop")
+        assert set(programmes.values_list("certification_path", flat=True)) == {cert_path.pk}
+        assert cert_path.audience == "shoppers" and cert_path.steps.count() == 3
+        paths = lm.LearningPath.objects.filter(organization=northwind)
+        assert paths.filter(name="New associate onboarding", audience="employees").exists()
+        assignments = lm.Assignment.objects.filter(organization=northwind)
+        assert {"manual", "rule", "certification"} <= set(assignments.values_list("source", flat=True))
+        assert {"completed", "assigned"} <= set(assignments.values_list("status", flat=True))
+        assert not assignments.filter(source="rule", trigger__isnull=True).exists()
+        assert assignments.get(source="certification").user.username == "shopper@northwind.demo"
+        triggers = lm.GapTrigger.objects.filter(organization=northwind)
+        assert triggers.filter(outcome="assigned").exists()
+        rule_reason = assignments.filter(source="rule").first().reason
+        assert rule_reason.startswith("Customers rated ") and "over the last 30 days" in rule_reason
+        persona_employee = m.Membership.objects.get(user__username="employee@northwind.demo").employee
+        mine = assignments.filter(employee=persona_employee)
+        assert mine.filter(status__in=["assigned", "in_progress"]).count() >= 2
+        assert lm.PathCertificate.objects.filter(employee=persona_employee).exists()
+        attempts = lm.QuizAttempt.objects.filter(organization=northwind)
+        assert attempts.filter(passed=True).exists()
+        assert not attempts.filter(submitted_at__isnull=True).exists()
+
     # Every persona authenticates with the demo password and holds the advertised role.
     request = RequestFactory().post("/accounts/login/")
     for _key, email, role, slug, _scope in PERSONAS:
@@ -286,5 +362,7 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
         "contoso.Response",
         "northwind.Audit",
         "contoso.CalibrationSession",
+        "northwind.Lesson",
+        "northwind.Quiz",
     ):
         assert other["counts"][name] == first["counts"][name]

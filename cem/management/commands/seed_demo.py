@@ -14,7 +14,11 @@ alert rules. Like an import, this history goes into the tables set-based with no
 (``audits/demo.py``): Northwind two mystery-shopping programmes (in store; phone then store), 40
 shoppers and ~3,000 published audits; Contoso a monitoring programme with weekly samples, ~400
 evaluations and a closed calibration session (three evaluator personas), again set-based with no
-per-audit event. The whole seed takes about 22 s at ``--scale 1``.
+per-audit event. Then learning at Northwind (``learning/demo.py``): a lesson per standard in
+English and Spanish, quizzes, libraries, three paths (the shopper certification path is both
+mystery-shopping programmes' ``certification_path``), gap rules and ~5,000 assignments with
+completions, quiz attempts, holdouts and certificates. The whole seed takes about 22 s at
+``--scale 1`` (plus ~4 s for learning on an idle machine).
 
 Everything comes from one ``random.Random(seed)``, so a seed always yields the same rows (dates
 are relative to the day of the run). ``--scale`` shrinks the volume counts (stores, employees,
@@ -1156,6 +1160,7 @@ class Seeder:
                 self.seed_northwind(northwind)
                 self.seed_feedback(northwind, "Northwind Retail")
                 self.seed_audits(northwind, "Northwind Retail")
+                self.seed_learning(northwind, "Northwind Retail")
             self.step("Northwind Retail", t0)
             with tenant_context(contoso):
                 self.seed_contoso(contoso)
@@ -1183,6 +1188,13 @@ class Seeder:
 
         counts = seed_audits(org, seed=self.seed, scale=self.scale, actor=self.actor, step=self.step)
         self.summary[label].update({f"audits {k}": v for k, v in counts.items()})
+
+    def seed_learning(self, org, label: str) -> None:
+        """Lessons, quizzes, paths, gap rules and six months of assignments (learning/demo.py)."""
+        from learning.demo import seed_learning
+
+        counts = seed_learning(org, seed=self.seed, scale=self.scale, actor=self.actor, step=self.step)
+        self.summary[label].update({f"learning {k}": v for k, v in counts.items()})
 
     # --- shared building blocks -------------------------------------------------------------
 
