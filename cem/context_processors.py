@@ -24,6 +24,8 @@ NAVIGATION = [
     ("Lessons", "learning_library", "lessons.change"),
     # Trainers, managers and executives: what lessons are sent, done, and whether they work.
     ("Training analytics", "learning_analytics", "learning_analytics.view"),
+    # Managers: their bonus scorecard; admins and executives: every manager's, payouts.
+    ("Bonus", "bonus_periods", "bonus.view"),
     ("Surveys", "feedback_surveys", "surveys.view"),
     ("Exports", "feedback_exports", "exports.view"),
     ("Users", "members", "memberships.view"),

@@ -1,0 +1,730 @@
+"""Manager bonus periods: a weighted scorecard per manager, a live preview, close → approve → export.
+
+A period (say a quarter) has KPIs (``BonusKpi``: weight, target, floor, minimum sample) and
+participants — store managers scored on their location, regional managers on their region, each
+with a target bonus in a currency. The KPI inputs for a participant's scope and the period come
+from the other apps, read set-based (one grouped query per KPI and scope kind, however many
+participants):
+
+- **NPS**, **CSAT**: ``feedback.selectors.metric_results`` — the exact definitions of
+  ``feedback.metrics`` (NPS = % promoters - % detractors, CSAT = % top-two-box), ``n`` = answers.
+- **Audit score** / **monitoring score**: the mean ``Audit.score`` of audits (shop visits) /
+  evaluations (monitored calls and chats: no job, an interaction) published in the period, as in
+  ``audits.selectors.average_score``; calibration copies are not results. ``n`` = audits.
+- **Training completed on time**: assignments of the scope's employees (where they worked when
+  assigned) due in the period, withdrawn ones left out, counted once their due date has passed or
+  they are completed; value = % completed by the due date — the on-time rate of
+  ``learning.analytics``. ``n`` = such assignments.
+- **Cases resolved within SLA**: ``feedback.selectors`` ``resolution_rate`` over cases whose SLA
+  deadline fell in the period (and has passed). ``n`` = cases due.
+- **Alignment score**, **sales vs target**, **average purchase**, **retention**: no source yet
+  (a later import); they show "no data yet", never 0.
+
+Normalisation: each value is mapped linearly to 0-100 between ``floor`` (0) and ``target`` (100)
+and clamped (a target below the floor means lower is better).
+
+**Insufficient data — decision.** A KPI with fewer than ``min_sample`` data points (or with no
+source yet) is shown as "insufficient data (n of min)" / "no data yet" and *left out*: the
+weights of the KPIs that have data are renormalised to 100 %, so a manager is neither punished
+(scored 0) nor rewarded (scored 100) for what cannot be measured. If no KPI has data there is no
+score and no payout (and no points).
+
+Payout: payout % = the score when it reaches ``payout_threshold``, else 0, capped at
+``payout_cap_percent``; amount = payout % x target bonus. Points (optional) = score x
+``points_per_score_point``, independent of the cash threshold: points and cash are separate.
+
+Live preview: the same calculation on data so far, plus the KPI that holds the score back most —
+the largest weighted gap to 100 (renormalised weight x (100 - score)).
+
+Lifecycle: open → close (the period has ended; results computed and stored per participant,
+``BonusPeriodClosed`` emitted; closing again before approval recomputes) → approve (an org admin)
+→ export (CSV for payroll; ``exported_at`` set on the results the first time).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from audits.models import Audit
+from cem.events import emit
+from cem.models import Location, Membership, Organization, Role
+from cem.principals import Actor
+from cem.services import _check_tenant, audit_log_write, record_create, record_delete, record_update
+from feedback import metrics as fm
+from feedback import selectors as fs
+from feedback.exports import escape_cell
+from incentives.models import BonusKpi, BonusParticipant, BonusPeriod, BonusResult
+from learning.models import Assignment
+
+K = BonusKpi.Kpi
+S = BonusPeriod.Status
+TWO = Decimal("0.01")
+HUNDRED = Decimal(100)
+
+SCORED = "scored"
+INSUFFICIENT = "insufficient"
+NO_SOURCE = "no_data_yet"
+
+# KPIs with no data source in the platform yet (alignment and imported business metrics).
+NO_SOURCE_KPIS = frozenset({K.ALIGNMENT, K.SALES_VS_TARGET, K.AVERAGE_PURCHASE, K.RETENTION})
+MANAGER_ROLES = {Role.STORE_MANAGER, Role.REGIONAL_MANAGER}
+
+CSV_COLUMNS = (
+    "period",
+    "manager",
+    "email",
+    "employee_id",
+    "scope",
+    "target_bonus",
+    "score",
+    "payout_percent",
+    "amount",
+    "currency",
+    "points",
+)
+
+
+def _q(value: Decimal) -> Decimal:
+    return value.quantize(TWO, rounding=ROUND_HALF_UP)
+
+
+# --- the scorecard (pure) -------------------------------------------------------------------------
+
+
+@dataclass
+class KpiLine:
+    kpi: str
+    label: str
+    weight: Decimal
+    target: Decimal
+    floor: Decimal
+    min_sample: int
+    value: Decimal | None
+    n: int
+    status: str
+    score: Decimal | None = None  # normalised 0-100
+    effective_weight: Decimal | None = None  # % of the score, after renormalisation
+    contribution: Decimal | None = None  # points of the final score this KPI provides
+    gap: Decimal | None = None  # points of the final score lost to this KPI
+
+    @property
+    def note(self) -> str:
+        if self.status == NO_SOURCE:
+            return "no data yet"
+        if self.status == INSUFFICIENT:
+            return f"insufficient data ({self.n} of {self.min_sample})"
+        return ""
+
+    def as_dict(self) -> dict:
+        def num(v):
+            return None if v is None else float(v)
+
+        return {
+            "kpi": self.kpi,
+            "label": self.label,
+            "value": num(self.value),
+            "n": self.n,
+            "min_sample": self.min_sample,
+            "target": num(self.target),
+            "floor": num(self.floor),
+            "weight": num(self.weight),
+            "effective_weight": num(self.effective_weight),
+            "score": num(self.score),
+            "contribution": num(self.contribution),
+            "gap": num(self.gap),
+            "status": self.status,
+            "note": self.note,
+        }
+
+
+@dataclass
+class Scorecard:
+    lines: list[KpiLine]
+    score: Decimal | None
+    payout_percent: Decimal
+    payout_amount: Decimal
+    points: int
+    holding_back: KpiLine | None = None
+    participant: BonusParticipant | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "participant": self.participant.pk if self.participant else None,
+            "score": None if self.score is None else float(self.score),
+            "payout_percent": float(self.payout_percent),
+            "payout_amount": float(self.payout_amount),
+            "points": self.points,
+            "holding_back": self.holding_back.kpi if self.holding_back else None,
+            "holding_back_label": self.holding_back.label if self.holding_back else None,
+            "kpis": [line.as_dict() for line in self.lines],
+        }
+
+
+def normalise(value: Decimal, *, floor: Decimal, target: Decimal) -> Decimal:
+    """Linear between floor (0) and target (100), clamped to 0-100."""
+    raw = (Decimal(value) - floor) / (target - floor) * HUNDRED
+    return _q(min(HUNDRED, max(Decimal(0), raw)))
+
+
+def payout_percent_for(score: Decimal | None, *, threshold: Decimal, cap: Decimal) -> Decimal:
+    if score is None or score < threshold:
+        return Decimal("0.00")
+    return _q(min(score, cap))
+
+
+def scorecard(
+    kpis: list[BonusKpi],
+    inputs: dict[str, fm.Metric | None],
+    *,
+    period: BonusPeriod,
+    target_bonus: Decimal,
+) -> Scorecard:
+    """The scorecard for one participant from their KPI inputs (``None``: no source yet)."""
+    lines = []
+    for k in kpis:
+        metric = inputs.get(k.kpi)
+        if metric is None:
+            value, n, status = None, 0, NO_SOURCE
+        else:
+            value, n = metric.value, metric.n
+            status = SCORED if value is not None and n >= k.min_sample and n > 0 else INSUFFICIENT
+        line = KpiLine(
+            kpi=k.kpi,
+            label=K(k.kpi).label,
+            weight=Decimal(k.weight),
+            target=Decimal(k.target),
+            floor=Decimal(k.floor),
+            min_sample=k.min_sample,
+            value=value,
+            n=n,
+            status=status,
+        )
+        if status == SCORED:
+            line.score = normalise(value, floor=line.floor, target=line.target)
+        lines.append(line)
+
+    scored = [line for line in lines if line.status == SCORED]
+    total_weight = sum((line.weight for line in scored), Decimal(0))
+    score = None
+    holding_back = None
+    if scored and total_weight > 0:
+        raw = Decimal(0)
+        for line in scored:
+            share = line.weight / total_weight
+            raw += line.score * share
+            line.effective_weight = _q(share * HUNDRED)
+            line.contribution = _q(line.score * share)
+            line.gap = _q((HUNDRED - line.score) * share)
+        score = _q(raw)
+        worst = max(scored, key=lambda line: (line.gap, -lines.index(line)))
+        holding_back = worst if worst.gap > 0 else None
+    pct = payout_percent_for(
+        score, threshold=Decimal(period.payout_threshold), cap=Decimal(period.payout_cap_percent)
+    )
+    amount = _q(pct / HUNDRED * Decimal(target_bonus))
+    points = 0
+    if score is not None and period.points_per_score_point:
+        points = int((score * period.points_per_score_point).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return Scorecard(
+        lines=lines,
+        score=score,
+        payout_percent=pct,
+        payout_amount=amount,
+        points=points,
+        holding_back=holding_back,
+    )
+
+
+# --- KPI inputs (reads) -----------------------------------------------------------------------------
+
+
+def period_window(period: BonusPeriod, organization) -> tuple[dt.datetime, dt.datetime]:
+    """[first local midnight, the local midnight after the last day) in the organization's zone."""
+    tz = fs.org_tz(organization)
+    start = dt.datetime.combine(period.starts_on, dt.time.min, tzinfo=tz)
+    end = dt.datetime.combine(period.ends_on + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    return start, end
+
+
+_ORG_WIDE = fs.Caller(role=Role.ORG_ADMIN)  # scores are about the scope, not about who looks
+
+
+def _feedback(kpi: str, *, organization, start, end, location_ids, region_ids, now) -> tuple[dict, dict]:
+    metric = {K.NPS: "nps", K.CSAT: "csat", K.CASES_IN_SLA: "resolution_rate"}[kpi]
+    out = ({}, {})
+    for i, (dim, ids) in enumerate((("location", location_ids), ("region", region_ids))):
+        if not ids:
+            continue
+        query = fs.MetricQuery(
+            metric=metric, group_by=(dim,), filters={dim: tuple(sorted(ids))}, start=start, end=end
+        )
+        for row in fs.metric_results(organization=organization, caller=_ORG_WIDE, query=query):
+            value = None if row["value"] is None else Decimal(str(row["value"]))
+            out[i][row["group"][dim]] = fm.Metric(value, row["n"])
+    return out
+
+
+def _grouped_counts(qs, aggregates: dict, *, location_ids, region_ids) -> tuple[dict, dict]:
+    by_location = {}
+    by_region = {}
+    if location_ids:
+        rows = qs.filter(location_id__in=location_ids).order_by().values("location_id").annotate(**aggregates)
+        by_location = {row["location_id"]: row for row in rows}
+    if region_ids:
+        rows = (
+            qs.filter(location__region_id__in=region_ids)
+            .order_by()
+            .values("location__region_id")
+            .annotate(**aggregates)
+        )
+        by_region = {row["location__region_id"]: row for row in rows}
+    return by_location, by_region
+
+
+def _audits(kind: str, *, organization, start, end, location_ids, region_ids, now) -> tuple[dict, dict]:
+    qs = Audit.objects.filter(
+        published_at__gte=start, published_at__lt=end, score__isnull=False, calibration__isnull=True
+    )
+    evaluation = Q(assignment__isnull=True, interaction__isnull=False)
+    qs = qs.filter(evaluation) if kind == K.MONITORING_SCORE else qs.exclude(evaluation)
+    maps = _grouped_counts(
+        qs, {"n": Count("pk"), "total": Sum("score")}, location_ids=location_ids, region_ids=region_ids
+    )
+    return tuple({k: fm.mean_from_sum(total=r["total"], n=r["n"]) for k, r in m.items()} for m in maps)
+
+
+def _training(kind: str, *, organization, start, end, location_ids, region_ids, now) -> tuple[dict, dict]:
+    A = Assignment.Status
+    qs = (
+        Assignment.objects.filter(employee__isnull=False, due_at__gte=start, due_at__lt=end)
+        .exclude(status=A.WITHDRAWN)
+        .filter(Q(status=A.COMPLETED) | Q(due_at__lt=now))
+    )
+    aggregates = {
+        "n": Count("pk"),
+        "hits": Count("pk", filter=Q(status=A.COMPLETED, completed_at__lte=F("due_at"))),
+    }
+    maps = _grouped_counts(qs, aggregates, location_ids=location_ids, region_ids=region_ids)
+    return tuple({k: fm.percent_from_counts(hits=r["hits"], n=r["n"]) for k, r in m.items()} for m in maps)
+
+
+def _source(kpi: str):
+    if kpi in (K.NPS, K.CSAT, K.CASES_IN_SLA):
+        return _feedback
+    if kpi in (K.AUDIT_SCORE, K.MONITORING_SCORE):
+        return _audits
+    if kpi == K.TRAINING_ON_TIME:
+        return _training
+    return None
+
+
+def kpi_inputs(
+    *, period: BonusPeriod, kpis: list[BonusKpi], participants: list[BonusParticipant], now=None
+) -> dict[int, dict[str, fm.Metric | None]]:
+    """participant id → kpi → Metric (value, n), or None for a KPI with no source yet.
+
+    One or two grouped queries per KPI (locations, regions), whatever the number of participants.
+    """
+    now = now or timezone.now()
+    organization = Organization.objects.get(pk=period.organization_id)
+    start, end = period_window(period, organization)
+    location_ids = {p.location_id for p in participants if p.location_id}
+    region_ids = {p.region_id for p in participants if not p.location_id and p.region_id}
+    empty = fm.Metric(None, 0)
+    out: dict[int, dict] = defaultdict(dict)
+    for k in kpis:
+        source = _source(k.kpi)
+        if source is None:
+            for p in participants:
+                out[p.pk][k.kpi] = None
+            continue
+        by_location, by_region = source(
+            k.kpi,
+            organization=organization,
+            start=start,
+            end=min(end, now),
+            location_ids=location_ids,
+            region_ids=region_ids,
+            now=now,
+        )
+        for p in participants:
+            found = by_location.get(p.location_id) if p.location_id else by_region.get(p.region_id)
+            out[p.pk][k.kpi] = found or empty
+    return out
+
+
+def scorecards(*, period: BonusPeriod, participants=None, now=None) -> list[Scorecard]:
+    """Live scorecards of the period's participants (or the given ones), in name order."""
+    kpis = list(BonusKpi.objects.filter(period=period).order_by("pk"))
+    if participants is None:
+        participants = participants_of(period)
+    participants = list(participants)
+    inputs = kpi_inputs(period=period, kpis=kpis, participants=participants, now=now)
+    cards = []
+    for p in participants:
+        card = scorecard(kpis, inputs[p.pk], period=period, target_bonus=p.target_bonus)
+        card.participant = p
+        cards.append(card)
+    return cards
+
+
+def participants_of(period: BonusPeriod):
+    return (
+        BonusParticipant.objects.filter(period=period)
+        .select_related("user", "employee", "location", "region")
+        .order_by("user__last_name", "user__first_name", "user__username", "pk")
+    )
+
+
+def stored_scorecard(result: BonusResult) -> dict:
+    """A closed period's result in the shape of Scorecard.as_dict()."""
+    lines = result.kpi_scores or []
+    scored = [line for line in lines if line.get("status") == SCORED and (line.get("gap") or 0) > 0]
+    worst = max(scored, key=lambda line: line["gap"], default=None)
+    return {
+        "participant": result.participant_id,
+        "score": None if result.score is None else float(result.score),
+        "payout_percent": float(result.payout_percent),
+        "payout_amount": float(result.payout_amount),
+        "points": result.points,
+        "holding_back": worst["kpi"] if worst else None,
+        "holding_back_label": worst["label"] if worst else None,
+        "kpis": lines,
+    }
+
+
+# --- writes ------------------------------------------------------------------------------------------
+
+
+def _lock_period(period: BonusPeriod) -> BonusPeriod:
+    return BonusPeriod.objects.select_for_update().get(pk=period.pk)
+
+
+def _require_open(period: BonusPeriod, what: str) -> None:
+    if period.status != S.OPEN:
+        raise ValidationError({"period": f"The period is {period.get_status_display().lower()}; {what}."})
+
+
+def default_currency(organization) -> str:
+    settings = Organization.objects.filter(pk=getattr(organization, "pk", organization)).values_list(
+        "settings", flat=True
+    )
+    currency = str(((settings.first() or {}) or {}).get("currency", "")).strip().upper()[:3]
+    return currency or "USD"
+
+
+@transaction.atomic
+def period_create(*, organization, actor: Actor, data: dict) -> BonusPeriod:
+    _check_tenant(organization)
+    data = {k: v for k, v in data.items() if k not in {"status", "closed_at", "approved_by", "approved_at"}}
+    return record_create(organization=organization, actor=actor, model=BonusPeriod, data=data)
+
+
+@transaction.atomic
+def period_update(*, organization, actor: Actor, period: BonusPeriod, data: dict) -> BonusPeriod:
+    _check_tenant(organization)
+    period = _lock_period(period)
+    _require_open(period, "its definition can no longer change")
+    data = {k: v for k, v in data.items() if k not in {"status", "closed_at", "approved_by", "approved_at"}}
+    return record_update(organization=organization, actor=actor, instance=period, data=data)
+
+
+@transaction.atomic
+def period_delete(*, organization, actor: Actor, period: BonusPeriod) -> None:
+    _check_tenant(organization)
+    period = _lock_period(period)
+    _require_open(period, "it is kept as the record of what was paid")
+    record_delete(organization=organization, actor=actor, instance=period)
+
+
+def _validate_kpi(data: dict) -> None:
+    try:
+        target, floor = Decimal(str(data.get("target"))), Decimal(str(data.get("floor", 0)))
+    except ArithmeticError:
+        return  # not numbers: the model's own validation names the field
+    if target.is_finite() and floor.is_finite() and target == floor:
+        raise ValidationError({"target": "The target must differ from the floor (the value that scores 0)."})
+
+
+@transaction.atomic
+def kpi_create(*, organization, actor: Actor, data: dict) -> BonusKpi:
+    _check_tenant(organization)
+    _require_open(_lock_period(data["period"]), "its scorecard can no longer change")
+    _validate_kpi(data)
+    return record_create(organization=organization, actor=actor, model=BonusKpi, data=data)
+
+
+@transaction.atomic
+def kpi_update(*, organization, actor: Actor, kpi: BonusKpi, data: dict) -> BonusKpi:
+    _check_tenant(organization)
+    _require_open(_lock_period(kpi.period), "its scorecard can no longer change")
+    if "period" in data and data["period"].pk != kpi.period_id:
+        raise ValidationError({"period": "A KPI cannot move to another period."})
+    _validate_kpi({"target": data.get("target", kpi.target), "floor": data.get("floor", kpi.floor)})
+    return record_update(organization=organization, actor=actor, instance=kpi, data=data)
+
+
+@transaction.atomic
+def kpi_delete(*, organization, actor: Actor, kpi: BonusKpi) -> None:
+    _check_tenant(organization)
+    _require_open(_lock_period(kpi.period), "its scorecard can no longer change")
+    record_delete(organization=organization, actor=actor, instance=kpi)
+
+
+def _scope_of(membership: Membership) -> dict:
+    if not membership.is_active or membership.role not in MANAGER_ROLES:
+        raise ValidationError(
+            {"membership": "Only active store and regional managers take part in bonus periods."}
+        )
+    if membership.role == Role.STORE_MANAGER:
+        return {"location": membership.location, "region": None}
+    return {"location": None, "region": membership.region}
+
+
+def _money(value, field_name: str = "target_bonus") -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        raise ValidationError({field_name: "Enter an amount such as 5000.00."}) from None
+    if not amount.is_finite() or amount < 0:
+        raise ValidationError({field_name: "Enter an amount of 0 or more."})
+    return amount
+
+
+@transaction.atomic
+def participant_add(
+    *,
+    organization,
+    actor: Actor,
+    period: BonusPeriod,
+    membership: Membership,
+    target_bonus,
+    currency: str = "",
+) -> BonusParticipant:
+    """A manager joins the period, scored on their location (store) or region (regional)."""
+    _check_tenant(organization)
+    _require_open(_lock_period(period), "participants can no longer change")
+    if BonusParticipant.objects.filter(period=period, user_id=membership.user_id).exists():
+        raise ValidationError({"membership": "This manager already takes part in the period."})
+    data = {
+        "period": period,
+        "user": membership.user,
+        "employee": membership.employee,
+        **_scope_of(membership),
+        "target_bonus": _money(target_bonus),
+        "currency": (currency or default_currency(organization)).upper()[:3],
+    }
+    return record_create(organization=organization, actor=actor, model=BonusParticipant, data=data)
+
+
+@transaction.atomic
+def participants_add_managers(
+    *, organization, actor: Actor, period: BonusPeriod, target_bonus, currency: str = ""
+) -> list[BonusParticipant]:
+    """Every active store and regional manager not yet in the period joins it."""
+    _check_tenant(organization)
+    _require_open(_lock_period(period), "participants can no longer change")
+    taken = set(BonusParticipant.objects.filter(period=period).values_list("user_id", flat=True))
+    members = (
+        Membership.objects.filter(is_active=True, role__in=MANAGER_ROLES)
+        .exclude(user_id__in=taken)
+        .select_related("user", "employee", "location", "region")
+        .order_by("pk")
+    )
+    return [
+        participant_add(
+            organization=organization,
+            actor=actor,
+            period=period,
+            membership=m,
+            target_bonus=target_bonus,
+            currency=currency,
+        )
+        for m in members
+    ]
+
+
+@transaction.atomic
+def participant_update(
+    *, organization, actor: Actor, participant: BonusParticipant, data: dict
+) -> BonusParticipant:
+    _check_tenant(organization)
+    _require_open(_lock_period(participant.period), "participants can no longer change")
+    allowed = {}
+    if "target_bonus" in data:
+        allowed["target_bonus"] = _money(data["target_bonus"])
+    if data.get("currency"):
+        allowed["currency"] = str(data["currency"]).upper()[:3]
+    return record_update(organization=organization, actor=actor, instance=participant, data=allowed)
+
+
+@transaction.atomic
+def participant_remove(*, organization, actor: Actor, participant: BonusParticipant) -> None:
+    _check_tenant(organization)
+    _require_open(_lock_period(participant.period), "participants can no longer change")
+    record_delete(organization=organization, actor=actor, instance=participant)
+
+
+@transaction.atomic
+def period_close(*, organization, actor: Actor, period: BonusPeriod, now=None) -> BonusPeriod:
+    """Compute and store every participant's result; the period must have ended.
+
+    Closing again before approval recomputes (late data, a corrected target); approved periods
+    are final. Points are recorded on each result (the points ledger pays them out).
+    """
+    org_id = _check_tenant(organization)
+    now = now or timezone.now()
+    period = _lock_period(period)
+    if period.status == S.APPROVED:
+        raise ValidationError({"period": "The period is approved; its results are final."})
+    _, end = period_window(period, Organization.objects.get(pk=org_id))
+    if now < end:
+        raise ValidationError(
+            {"period": f"The period runs until {period.ends_on}; close it once it has ended."}
+        )
+    if not BonusKpi.objects.filter(period=period).exists():
+        raise ValidationError({"kpis": "The period has no KPIs: define its scorecard first."})
+    cards = scorecards(period=period, now=now)
+    BonusResult.objects.filter(participant__period=period).delete()
+    BonusResult.objects.bulk_create(
+        [
+            BonusResult(
+                organization_id=org_id,
+                participant=card.participant,
+                kpi_scores=[line.as_dict() for line in card.lines],
+                score=card.score,
+                payout_percent=card.payout_percent,
+                payout_amount=card.payout_amount,
+                points=card.points,
+                computed_at=now,
+            )
+            for card in cards
+        ]
+    )
+    period.status = S.CLOSED
+    period.closed_at = now
+    period.save(update_fields=["status", "closed_at"])
+    total = sum((card.payout_amount for card in cards), Decimal(0))
+    audit_log_write(
+        organization=org_id,
+        actor=actor,
+        action="bonus_period.close",
+        instance=period,
+        changes={"participants": len(cards), "total": str(total)},
+    )
+    emit(
+        organization=org_id,
+        event_type="BonusPeriodClosed",
+        payload={"period_id": period.pk},
+        aggregate=period,
+    )
+    return period
+
+
+def _is_org_admin(actor: Actor) -> bool:
+    if actor.user_id is None:
+        return False
+    return Membership.objects.filter(user_id=actor.user_id, role=Role.ORG_ADMIN, is_active=True).exists()
+
+
+@transaction.atomic
+def period_approve(*, organization, actor: Actor, period: BonusPeriod, now=None) -> BonusPeriod:
+    """An org admin approves the calculated payouts (API keys and other roles cannot)."""
+    org_id = _check_tenant(organization)
+    if not _is_org_admin(actor):
+        raise PermissionDenied("Only an organization admin approves bonus payouts.")
+    period = _lock_period(period)
+    if period.status == S.APPROVED:
+        return period
+    if period.status != S.CLOSED:
+        raise ValidationError({"period": "Close the period first: there are no payouts to approve."})
+    period.status = S.APPROVED
+    period.approved_by_id = actor.user_id
+    period.approved_at = now or timezone.now()
+    period.save(update_fields=["status", "approved_by", "approved_at"])
+    total = BonusResult.objects.filter(participant__period=period).aggregate(t=Sum("payout_amount"))["t"]
+    audit_log_write(
+        organization=org_id,
+        actor=actor,
+        action="bonus_period.approve",
+        instance=period,
+        changes={"total": str(total or 0)},
+    )
+    return period
+
+
+def results_of(period: BonusPeriod):
+    return (
+        BonusResult.objects.filter(participant__period=period)
+        .select_related(
+            "participant__user", "participant__employee", "participant__location", "participant__region"
+        )
+        .order_by("participant__user__last_name", "participant__user__username", "pk")
+    )
+
+
+def _scope_label(p: BonusParticipant) -> str:
+    if p.location_id:
+        return f"location {p.location.code}"
+    return f"region {p.region.code}"
+
+
+def _manager_name(user) -> str:
+    return user.get_full_name() or user.username
+
+
+def export_csv(*, organization, actor: Actor, period: BonusPeriod, now=None) -> str:
+    """The approved payouts as CSV for payroll; marks the results exported (first time only)."""
+    with transaction.atomic():
+        org_id = _check_tenant(organization)
+        period = _lock_period(period)
+        if period.status != S.APPROVED:
+            raise ValidationError({"period": "Only an approved period is exported for payroll."})
+        results = list(results_of(period))
+        now = now or timezone.now()
+        marked = BonusResult.objects.filter(participant__period=period, exported_at__isnull=True).update(
+            exported_at=now
+        )
+        audit_log_write(
+            organization=org_id,
+            actor=actor,
+            action="bonus_period.export",
+            instance=period,
+            changes={"rows": len(results), "newly_exported": marked},
+        )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for r in results:
+        p = r.participant
+        writer.writerow(
+            [
+                escape_cell(period.name),
+                escape_cell(_manager_name(p.user)),
+                escape_cell(p.user.email),
+                escape_cell(p.employee.external_id if p.employee_id else ""),
+                escape_cell(_scope_label(p)),
+                f"{p.target_bonus:.2f}",
+                "" if r.score is None else f"{r.score:.2f}",
+                f"{r.payout_percent:.2f}",
+                f"{r.payout_amount:.2f}",
+                escape_cell(p.currency),
+                r.points,
+            ]
+        )
+    return out.getvalue()
+
+
+def location_names(ids) -> dict[int, str]:
+    return dict(Location.objects.filter(pk__in=list(ids)).values_list("pk", "name"))
