@@ -392,3 +392,52 @@ def test_list_query_counts(closed_world, world, api, django_assert_max_num_queri
         assert admin.get("/rewards/bonus/").status_code == 200
     with django_assert_max_num_queries(30):
         assert admin.get(f"/rewards/bonus/{period.pk}/").status_code == 200
+
+
+def test_admin_pages_define_close_approve_and_export(closed_world, world, client):
+    period, manager, _regional, _mid = closed_world
+    client.force_login(world.users["admin"])
+    page = client.get(f"/rewards/bonus/{period.pk}/")
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert 'data-testid="chart-contributions"' in body and 'data-testid="close"' in body
+    assert "Insufficient data (1 of 3)" in body and "No data yet — left out" in body
+    assert "Audit score" in body  # holds the store manager back most
+
+    resp = client.post(
+        "/rewards/bonus/new/",
+        {"name": "acme page period", "starts_on": "2026-01-01", "ends_on": "2026-03-31"},
+    )
+    with tenant_context(world.a.org):
+        created = BonusPeriod.objects.get(name="acme page period")
+    assert resp.status_code == 302 and resp["Location"] == f"/rewards/bonus/{created.pk}/"
+    client.post(
+        f"/rewards/bonus/{created.pk}/kpis/",
+        {"kpi": "nps", "weight": "60", "target": "50", "min_sample": "5"},
+    )
+    resp = client.post(f"/rewards/bonus/{created.pk}/kpis/", {"kpi": "csat", "weight": "40", "target": "0"})
+    assert resp.status_code == 302
+    client.post(f"/rewards/bonus/{created.pk}/managers/", {"target_bonus": "1200", "currency": "eur"})
+    with tenant_context(world.a.org):
+        assert list(created.kpis.values_list("kpi", flat=True)) == ["nps"]  # target = floor refused
+        assert sorted(created.participants.values_list("currency", "target_bonus")) == [
+            ("EUR", D("1200.00")),
+            ("EUR", D("1200.00")),
+        ]
+    page = client.get(f"/rewards/bonus/{created.pk}/").content.decode()
+    assert "target: The target must differ from the floor" in page
+
+    assert client.post(f"/rewards/bonus/{period.pk}/close/").status_code == 302
+    assert client.post(f"/rewards/bonus/{period.pk}/approve/").status_code == 302
+    resp = client.post(f"/rewards/bonus/{period.pk}/export/")
+    assert resp.status_code == 200 and resp["Content-Type"].startswith("text/csv")
+    assert "manager@acme.test" in resp.content.decode()
+    with tenant_context(world.a.org):
+        period.refresh_from_db()
+        assert period.status == BonusPeriod.Status.APPROVED
+        assert BonusResult.objects.get(participant=manager).exported_at is not None
+    # Executives read every scorecard but cannot act.
+    client.force_login(world.users["executive"])
+    assert client.post(f"/rewards/bonus/{period.pk}/close/").status_code == 403
+    body = client.get(f"/rewards/bonus/{period.pk}/").content.decode()
+    assert "regional@acme.test" in body and 'data-testid="export"' not in body
