@@ -32,6 +32,8 @@ score and no payout (and no points).
 Payout: payout % = the score when it reaches ``payout_threshold``, else 0, capped at
 ``payout_cap_percent``; amount = payout % x target bonus. Points (optional) = score x
 ``points_per_score_point``, independent of the cash threshold: points and cash are separate.
+The points are recorded on the result at close and paid into the manager's wallet through the
+points ledger at approval, from the budget named "Bonus points".
 
 Live preview: the same calculation on data so far, plus the KPI that holds the score back most —
 the largest weighted gap to 100 (renormalised weight x (100 - score)).
@@ -78,6 +80,8 @@ NO_SOURCE = "no_data_yet"
 # KPIs with no data source in the platform yet (alignment and imported business metrics).
 NO_SOURCE_KPIS = frozenset({K.ALIGNMENT, K.SALES_VS_TARGET, K.AVERAGE_PURCHASE, K.RETENTION})
 MANAGER_ROLES = {Role.STORE_MANAGER, Role.REGIONAL_MANAGER}
+# The budget the scorecards' points are paid from (funded like any other budget).
+BONUS_BUDGET = "Bonus points"
 
 CSV_COLUMNS = (
     "period",
@@ -581,7 +585,7 @@ def period_close(*, organization, actor: Actor, period: BonusPeriod, now=None) -
     """Compute and store every participant's result; the period must have ended.
 
     Closing again before approval recomputes (late data, a corrected target); approved periods
-    are final. Points are recorded on each result (the points ledger pays them out).
+    are final. Points are recorded on each result; approval pays them (see _award_points).
     """
     org_id = _check_tenant(organization)
     now = now or timezone.now()
@@ -654,14 +658,79 @@ def period_approve(*, organization, actor: Actor, period: BonusPeriod, now=None)
     period.approved_at = now or timezone.now()
     period.save(update_fields=["status", "approved_by", "approved_at"])
     total = BonusResult.objects.filter(participant__period=period).aggregate(t=Sum("payout_amount"))["t"]
+    points = _award_points(organization=organization, period=period)
     audit_log_write(
         organization=org_id,
         actor=actor,
         action="bonus_period.approve",
         instance=period,
-        changes={"total": str(total or 0)},
+        changes={"total": str(total or 0), "points": points},
     )
     return period
+
+
+def _award_points(*, organization, period: BonusPeriod) -> int:
+    """Each approved result's points, from the "Bonus points" budget to the manager's wallet.
+
+    At approval, not at close: a closed period may still be recalculated, and ledger movements
+    are never edited. One movement per result, keyed ``bonus:<period>:<participant>`` (a retry
+    adds nothing). The budget must hold them all, else the approval is refused naming ``points``
+    (the admin funds the budget, or the period awards no points). A manager with no employee
+    record has no wallet: their points stay on the result only.
+    """
+    from incentives import ledger
+    from incentives.models import Account, LedgerTransaction
+
+    results = [
+        r
+        for r in BonusResult.objects.filter(participant__period=period, points__gt=0)
+        .select_related("participant__employee")
+        .order_by("pk")
+        if r.participant.employee_id
+    ]
+    needed = sum(r.points for r in results)
+    if not needed:
+        return 0
+    budget = Account.objects.filter(kind=Account.Kind.BUDGET, name=BONUS_BUDGET).first()
+    if budget is None:
+        raise ValidationError(
+            {
+                "points": f"The scorecards award {needed} points: create and fund a budget named "
+                f'"{BONUS_BUDGET}" first, or set points per score point to 0 and close again.'
+            }
+        )
+    try:
+        for r in results:
+            employee = r.participant.employee
+            wallet = ledger.wallet_for(org=organization, employee=employee)
+            tx = ledger.post(
+                org=organization,
+                kind=LedgerTransaction.Kind.AWARD,
+                legs=[(budget, -r.points), (wallet, r.points)],
+                key=f"bonus:{period.pk}:{r.participant_id}",
+                employee=employee,
+                note=f"Bonus {period.name}: scorecard {r.score}",
+            )
+            if not tx.replayed:
+                emit(
+                    organization=organization,
+                    event_type="PointsAwarded",
+                    payload={
+                        "transaction_id": tx.pk,
+                        "employee_id": employee.pk,
+                        "location_id": employee.current_location_id,
+                        "points": r.points,
+                        "kind": str(LedgerTransaction.Kind.AWARD),
+                        "rule_id": None,
+                        "bonus_period_id": period.pk,
+                    },
+                    aggregate=tx,
+                )
+    except ledger.InsufficientPoints as exc:
+        raise ValidationError(
+            {"points": f"The scorecards award {needed} points but {exc.message}: fund the budget first."}
+        ) from None
+    return needed
 
 
 def results_of(period: BonusPeriod):

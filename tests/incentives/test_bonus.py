@@ -16,7 +16,7 @@ from cem import models as m
 from cem.principals import Actor
 from cem.tenancy import tenant_context
 from feedback.metrics import Metric
-from incentives import bonus
+from incentives import bonus, ledger
 from incentives.models import BonusKpi, BonusPeriod, BonusResult
 from tests.incentives import bonus_data as bd
 
@@ -243,8 +243,29 @@ def test_close_approve_export(closed_world, world, api):
     assert api(world.users["manager"]).post(f"{PERIODS}{period.pk}/approve/").status_code == 403
     assert api(key=world.a.api_key).post(f"{PERIODS}{period.pk}/approve/").status_code == 403
     assert admin.post(f"{PERIODS}{period.pk}/export/").status_code == 400  # not approved yet
+    # The 732 points go to the store manager's wallet at approval: the bonus budget must hold them.
+    resp = admin.post(f"{PERIODS}{period.pk}/approve/")
+    assert resp.status_code == 400 and "points" in resp.json(), resp.content
+    with tenant_context(world.a.org):
+        budget = ledger.budget_create(org=world.a.org, name=bonus.BONUS_BUDGET)
+        ledger.budget_fund(org=world.a.org, budget=budget, points=700)
+    resp = admin.post(f"{PERIODS}{period.pk}/approve/")
+    assert resp.status_code == 400 and "700 points" in str(resp.json()["points"]), resp.content
+    with tenant_context(world.a.org):
+        assert BonusPeriod.objects.get(pk=period.pk).status == BonusPeriod.Status.CLOSED
+        ledger.budget_fund(org=world.a.org, budget=budget, points=300)
     resp = admin.post(f"{PERIODS}{period.pk}/approve/")
     assert resp.status_code == 200, resp.content
+    with tenant_context(world.a.org):
+        wallet = ledger.wallet_for(org=world.a.org, employee=world.a.employees["a-n1"])
+        assert wallet.balance == 732
+        budget.refresh_from_db()
+        assert budget.balance == 268
+        assert m.OutboxEvent.objects.filter(event_type="PointsAwarded").count() == 1
+    # Approving again changes nothing (and pays nothing twice).
+    assert admin.post(f"{PERIODS}{period.pk}/approve/").status_code == 200
+    with tenant_context(world.a.org):
+        assert ledger.wallet_for(org=world.a.org, employee=world.a.employees["a-n1"]).balance == 732
     assert resp.json()["status"] == "approved" and resp.json()["approved_by"] == world.users["admin"].pk
     assert admin.post(f"{PERIODS}{period.pk}/close/").status_code == 400  # final
 
