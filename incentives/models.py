@@ -48,7 +48,13 @@ class IncentiveSettings(TenantModel):
 
 
 class Account(TenantModel):
-    SCOPE_PATHS = {"region": "location__region", "location": "location", "employee": "employee"}
+    # Managers and employees read wallets (their people's, their own); budgets and system accounts
+    # have no employee, so only organization-wide roles see them.
+    SCOPE_PATHS = {
+        "region": "employee__current_location__region",
+        "location": "employee__current_location",
+        "employee": "employee",
+    }
 
     class Kind(models.TextChoices):
         ISSUANCE = "issuance", "Points issued"
