@@ -128,6 +128,12 @@ class Console:
         assert not self.errors, self.errors
 
 
+def _fits_the_phone(page):
+    """Nothing wider than the 390 px viewport (tables may scroll inside their own wrapper)."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"{page.url} is {width} px wide on a 390 px phone"
+
+
 def _sign_in(page, email):
     page.context.clear_cookies()
     login(page, email, PASSWORD)
@@ -167,9 +173,11 @@ def test_poor_audit_assigns_the_lesson_the_employee_passes_it_the_trainer_sees_i
     reason = card.get_by_test_id("reason").inner_text()
     assert "Greeting" in reason and f"{greeting_score:.0f}%" in reason and "your store" in reason, reason
     assert "ends with a quiz" in card.inner_text()
+    _fits_the_phone(page)
     console.assert_clean()
 
-    # It opens with the same reason; opening it saves the start.
+    # It opens with the same reason; opening it starts it, and reading it (the whole short lesson
+    # is on screen) saves the progress, which a reload shows.
     card.get_by_test_id(f"open-{assignment.pk}").click()
     page.wait_for_url(f"**/learning/assignments/{assignment.pk}/")
     assert page.get_by_test_id("reason").inner_text() == reason
@@ -177,9 +185,15 @@ def test_poor_audit_assigns_the_lesson_the_employee_passes_it_the_trainer_sees_i
     assert "within ten seconds" in page.get_by_test_id("lesson-body").inner_text()
     with tenant_context(org):
         deadline = time.monotonic() + 5
-        while lm.Assignment.objects.get(pk=assignment.pk).status != "in_progress":
-            assert time.monotonic() < deadline, "opening the lesson did not start it"
+        while True:
+            saved = lm.Assignment.objects.get(pk=assignment.pk)
+            if saved.status == lm.Assignment.Status.IN_PROGRESS and saved.progress == 99:
+                break
+            assert time.monotonic() < deadline, f"reading saved {saved.status} {saved.progress} %"
             time.sleep(0.2)
+    page.reload()
+    assert page.get_by_test_id("progress").inner_text() == "99 % done"
+    _fits_the_phone(page)
     console.assert_clean()
 
     # Read it: the quiz follows.
@@ -191,6 +205,7 @@ def test_poor_audit_assigns_the_lesson_the_employee_passes_it_the_trainer_sees_i
     form = page.get_by_test_id("attempt-form")
     for label in RIGHT_ANSWERS:
         form.get_by_label(label, exact=True).check()
+    _fits_the_phone(page)
     console.assert_clean()
     page.get_by_test_id("submit-attempt").click()
     page.wait_for_selector("[data-testid=result-verdict]:has-text('Passed')")
@@ -198,6 +213,7 @@ def test_poor_audit_assigns_the_lesson_the_employee_passes_it_the_trainer_sees_i
     explanations = page.get_by_test_id("explanation").all_inner_texts()
     assert sorted(explanations) == sorted(q["explanation"] for q in QUESTIONS)
     assert page.locator("[data-testid^=result-q].right").count() == 3
+    _fits_the_phone(page)
     console.assert_clean()
 
     # My learning: completed.
@@ -210,6 +226,7 @@ def test_poor_audit_assigns_the_lesson_the_employee_passes_it_the_trainer_sees_i
         assignment.refresh_from_db()
         assert assignment.status == lm.Assignment.Status.COMPLETED
         assert lm.Completion.objects.filter(assignment=assignment, lesson=lesson).count() == 1
+    _fits_the_phone(page)
     console.assert_clean()
 
     # The trainer sees it among the most-sent lessons: one sent, automatically.
