@@ -246,6 +246,7 @@ class ProgramSerializer(serializers.ModelSerializer):
             "lockout_days",
             "max_open_jobs",
             "certification_valid_days",
+            "certification_path",
             "revision_window_hours",
             "sample_per_agent",
             "sample_critical_share",
@@ -260,6 +261,11 @@ class ProgramSerializer(serializers.ModelSerializer):
         if form is not None and kind and form.kind != kind:
             raise serializers.ValidationError(
                 {"form": f"The form is for {form.kind}, the program for {kind}."}
+            )
+        path = attrs.get("certification_path")
+        if path is not None and path.audience not in ("shoppers", "everyone"):
+            raise serializers.ValidationError(
+                {"certification_path": "Shoppers certify through a path for shoppers (audience)."}
             )
         return attrs
 

@@ -259,3 +259,22 @@ def test_a_programme_without_a_path_other_orgs_and_non_shoppers(world, client, s
     with tenant_context(world.a.org):
         assert not lm.Assignment.objects.filter(source=lm.Assignment.Source.CERTIFICATION).exists()
     assert _certifications(world, shopper) == []
+
+
+def test_the_programs_api_sets_the_certification_path(world, api, setup):
+    program, _, _, path = setup
+    admin = api(world.users["admin"])
+    resp = admin.get(f"/api/v1/programs/{program.pk}/")
+    assert resp.status_code == 200 and resp.json()["certification_path"] == path.pk
+    staff_path = lf.LearningPathFactory(organization=world.a.org, audience=lm.Audience.EMPLOYEES)
+    other_org_path = lf.LearningPathFactory(organization=world.b.org, audience=lm.Audience.SHOPPERS)
+    resp = admin.patch(
+        f"/api/v1/programs/{program.pk}/", {"certification_path": staff_path.pk}, format="json"
+    )
+    assert resp.status_code == 400 and "certification_path" in resp.json()
+    resp = admin.patch(
+        f"/api/v1/programs/{program.pk}/", {"certification_path": other_org_path.pk}, format="json"
+    )
+    assert resp.status_code == 400 and "certification_path" in resp.json()
+    resp = admin.patch(f"/api/v1/programs/{program.pk}/", {"certification_path": None}, format="json")
+    assert resp.status_code == 200 and resp.json()["certification_path"] is None
