@@ -462,3 +462,18 @@ def test_admin_pages_define_close_approve_and_export(closed_world, world, client
     assert client.post(f"/rewards/bonus/{period.pk}/close/").status_code == 403
     body = client.get(f"/rewards/bonus/{period.pk}/").content.decode()
     assert "regional@acme.test" in body and 'data-testid="export"' not in body
+
+
+def test_demo_seed_makes_a_closed_and_an_open_period(world, api):
+    from incentives.bonus_demo import seed_bonus
+
+    now = timezone.now()
+    bd.answers(world.a, "a-n1", "nps", [10] * 40, when=now - dt.timedelta(days=100))
+    with tenant_context(world.a.org):
+        counts = seed_bonus(world.a.org, actor=Actor.system(), now=now)
+        periods = list(BonusPeriod.objects.order_by("starts_on"))
+        assert [p.status for p in periods] == [BonusPeriod.Status.APPROVED, BonusPeriod.Status.OPEN]
+        assert counts["bonus participants"] == 2  # the store and the regional manager
+        assert BonusResult.objects.filter(participant__period=periods[0]).count() == 2
+    resp = api(world.users["manager"]).get(f"{PERIODS}{periods[1].pk}/preview/")
+    assert resp.status_code == 200 and len(resp.json()["scorecards"]) == 1

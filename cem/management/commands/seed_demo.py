@@ -1161,6 +1161,7 @@ class Seeder:
                 self.seed_feedback(northwind, "Northwind Retail")
                 self.seed_audits(northwind, "Northwind Retail")
                 self.seed_learning(northwind, "Northwind Retail")
+                self.seed_bonus(northwind, "Northwind Retail")
             self.step("Northwind Retail", t0)
             with tenant_context(contoso):
                 self.seed_contoso(contoso)
@@ -1195,6 +1196,13 @@ class Seeder:
 
         counts = seed_learning(org, seed=self.seed, scale=self.scale, actor=self.actor, step=self.step)
         self.summary[label].update({f"learning {k}": v for k, v in counts.items()})
+
+    def seed_bonus(self, org, label: str) -> None:
+        """Bonus periods: last quarter closed and approved, this quarter open (incentives/bonus_demo.py)."""
+        from incentives.bonus_demo import seed_bonus
+
+        counts = seed_bonus(org, actor=self.actor, now=timezone.now(), step=self.step)
+        self.summary[label].update(counts)
 
     # --- shared building blocks -------------------------------------------------------------
 
