@@ -26,6 +26,13 @@ NAVIGATION = [
     ("Training analytics", "learning_analytics", "learning_analytics.view"),
     # Managers: their bonus scorecard; admins and executives: every manager's, payouts.
     ("Bonus", "bonus_periods", "bonus.view"),
+    # Incentives: admins' reward rules and budgets; recognition and its feed for those who give or get it.
+    ("Rewards", "incentives_rules", "reward_rules.view"),
+    ("Recognition", "incentives_recognition", "recognition.view"),
+    # Employees: balance, statement, catalogue, redeeming; admins approve and keep the catalogue.
+    ("My rewards", "rewards_portal", "redemptions.add"),
+    ("Approvals", "rewards_approvals", "redemptions.change"),
+    ("Catalogue", "rewards_catalog_admin", "catalog.change"),
     ("Surveys", "feedback_surveys", "surveys.view"),
     ("Exports", "feedback_exports", "exports.view"),
     ("Users", "members", "memberships.view"),

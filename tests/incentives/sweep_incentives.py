@@ -10,5 +10,55 @@ def _bonus(world) -> None:
     sweep_rows(world)
 
 
+def _rewards(world) -> None:
+    """A rule with an award and a skip, a recognition, a leaderboard opt-in (rules, skips, budgets,
+    recognition feed, leaderboard, the manage pages)."""
+    import datetime as dt
+
+    from cem.models import Membership
+    from cem.principals import Actor
+    from cem.tenancy import tenant_context
+    from incentives import ledger, recognition, rewards
+    from incentives.models import RewardRule
+
+    org = world.a.org
+    emp = world.a.employees["a-n1"]
+    with tenant_context(org):
+        budget = ledger.budget_create(org=org, name="acme rewards sweep budget")
+        ledger.budget_fund(org=org, budget=budget, points=15, note="acme")
+        rule = RewardRule.objects.create(
+            organization=org,
+            name="acme sweep promoter rule",
+            trigger="promoter_response",
+            recipients="named",
+            points=10,
+            budget=budget,
+            effective_from=dt.date(2020, 1, 1),
+        )
+        for n in (1, 2):  # the second finds the budget short: a skip
+            facts = rewards.Facts(
+                kind="response",
+                pk=f"sweep-{n}",
+                when=rule.created_at,
+                label="acme promoter",
+                employee_id=emp.pk,
+                location_id=emp.current_location_id,
+            )
+            rewards.apply(org=org, trigger=rule.trigger, facts_list=[facts], rules=[rule])
+        ledger.budget_fund(org=org, budget=recognition.recognition_budget(org=org), points=100, note="acme")
+        membership = Membership.objects.get(user=world.users["manager"])
+        recognition.recognise(
+            org=org,
+            actor=Actor.system(),
+            membership=membership,
+            receiver=emp,
+            points=5,
+            message="acme thanks",
+            standard=world.a.standard,
+        )
+        recognition.leaderboard_opt(org=org, employee=emp, opt_in=True)
+
+
 def populate(world) -> None:
     _bonus(world)
+    _rewards(world)
