@@ -59,6 +59,32 @@ def _rewards(world) -> None:
         recognition.leaderboard_opt(org=org, employee=emp, opt_in=True)
 
 
+def _redemptions(world) -> None:
+    """Catalogue items (one limited to a store), a gift-card pool, a fulfilled and a pending redemption."""
+    from cem.principals import Actor
+    from cem.tenancy import tenant_context
+    from incentives import ledger, redemptions
+    from incentives.models import CatalogItem, CatalogItemLocation, GiftCardCode
+
+    org = world.a.org
+    emp = world.a.employees["a-n1"]
+    with tenant_context(org):
+        wallet = ledger.wallet_for(org=org, employee=emp)
+        ledger.adjust(org=org, account=wallet, points=300, note="acme funds")
+        card = CatalogItem.objects.create(
+            organization=org, name="acme gift card", kind="gift_card", cost=50, auto_approve=True
+        )
+        GiftCardCode.objects.create(organization=org, item=card, code="ACME-CODE-1")
+        GiftCardCode.objects.create(organization=org, item=card, code="ACME-CODE-2")
+        mug = CatalogItem.objects.create(
+            organization=org, name="acme mug", kind="merchandise", cost=20, stock=5, description="acme"
+        )
+        CatalogItemLocation.objects.create(organization=org, item=mug, location=world.a.locations["a-n1"])
+        redemptions.redeem(org=org, actor=Actor.system(), employee=emp, item=card)
+        redemptions.redeem(org=org, actor=Actor.system(), employee=emp, item=mug)
+
+
 def populate(world) -> None:
     _bonus(world)
     _rewards(world)
+    _redemptions(world)
