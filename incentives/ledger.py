@@ -6,7 +6,8 @@ opposite directions queue instead of deadlocking), refuses a leg that would take
 budget below zero (:class:`InsufficientPoints`; the CHECK on ``Account.balance`` is the backstop),
 writes the transaction, one entry per account with its ``balance_after``, and the new stored
 balances. A ``key`` makes a movement idempotent: posting the same key again returns the first
-transaction (checked before and after taking the locks, and by the unique index for the race).
+transaction (checked once the locks are held, so a concurrent post of the same key waits and then
+finds it).
 
 Wallet credits become :class:`~incentives.models.PointsLot` rows that expire together
 (``IncentiveSettings.points_expire_months`` after the credit); wallet debits consume lots first in,
@@ -36,12 +37,12 @@ transaction, delivered once it commits.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Case, Sum, Value, When
 from django.utils import timezone
 
 from cem.events import emit
@@ -196,12 +197,18 @@ def post(
     debt_ok: Iterable[int] = (),
     consume: dict[int, list[PointsLot]] | None = None,
     lot_base: dt.datetime | None = None,
+    guard: Callable[[dict[int, Account]], None] | None = None,
+    after: Callable[[LedgerTransaction], None] | None = None,
 ) -> LedgerTransaction:
     """Write one balanced transaction (see the module docstring).
 
     ``debt_ok``: wallet ids this movement may take below zero (a reversal in debt mode only).
     ``consume``: wallet id → the exact lots a debit of that wallet uses (expiry), else FIFO.
     ``lot_base``: when lots created by this movement start their expiry clock (default now).
+    ``guard(locked_accounts)``: runs once the accounts are locked and may refuse by raising.
+    ``after(tx)``: runs in the same database transaction once a new movement is written (its
+    event, its audit-log row); not on a replay.
+    One savepoint when called inside a transaction, so a refusal leaves the caller's usable.
     The returned transaction has ``replayed`` True when the key had already been posted.
     """
     org_id = _check_tenant(org)
@@ -219,14 +226,13 @@ def post(
         raise LedgerError("a transaction moves points", field="points")
 
     with transaction.atomic():
-        found = _existing(org_id, key)
-        if found is not None:
-            return found
         locked = _lock(by_id.values())
-        # Someone holding the locks before us may have posted the same key meanwhile.
+        # After the locks: a post of the same key that held them before us has committed by now.
         found = _existing(org_id, key)
         if found is not None:
             return found
+        if guard is not None:
+            guard(locked)
         debt_ok = set(debt_ok)
         for pk, amount in merged.items():
             account = locked[pk]
@@ -235,26 +241,21 @@ def post(
                 raise InsufficientPoints(account, needed=-amount)
 
         now = timezone.now()
-        try:
-            with transaction.atomic():
-                tx = LedgerTransaction.objects.create(
-                    organization_id=org_id,
-                    kind=kind,
-                    key=key,
-                    rule=rule,
-                    event_id=event_id,
-                    employee=employee,
-                    note=note[:400],
-                    reverses=reverses,
-                    created_by=created_by,
-                    created_at=now,
-                )
-        except IntegrityError:
-            # The key's unique index: a concurrent post of the same key committed first.
-            found = _existing(org_id, key)
-            if found is None:
-                raise
-            return found
+        tx = LedgerTransaction(
+            organization_id=org_id,
+            kind=kind,
+            key=key,
+            rule=rule,
+            event_id=event_id,
+            employee_id=getattr(employee, "pk", employee),
+            note=note[:400],
+            reverses=reverses,
+            created_by=created_by,
+            created_at=now,
+        )
+        # Two posts of one key over different accounts would not queue on the same locks; the
+        # key's unique index refuses the second one (never expected: a key names its accounts).
+        tx.save(force_insert=True)
 
         entries = []
         for pk in sorted(merged):
@@ -271,26 +272,26 @@ def post(
                     created_at=now,
                 )
             )
-            update = {"balance": account.balance}
             if account.kind == AK.WALLET:
-                if account.balance < 0:
-                    update["allow_negative"] = True
-                elif account.allow_negative:
-                    # Out of debt: the CHECK guards this wallet again.
-                    update["allow_negative"] = False
+                # A wallet may be negative only while in debt: out of it, the CHECK guards it again.
+                account.allow_negative = account.balance < 0
                 if amount > 0:
                     _credit_lots(org, tx, account, old, amount, lot_base or now)
                 else:
                     _debit_lots(account, old, -amount, (consume or {}).get(pk))
-            if "allow_negative" in update:
-                account.allow_negative = update["allow_negative"]
-            Account.objects.filter(pk=pk).update(**update)
+        # One statement for every leg's balance (the rows are already ours).
+        Account.objects.filter(pk__in=list(merged)).update(
+            balance=Case(*(When(pk=pk, then=Value(locked[pk].balance)) for pk in merged)),
+            allow_negative=Case(*(When(pk=pk, then=Value(locked[pk].allow_negative)) for pk in merged)),
+        )
         LedgerEntry.objects.bulk_create(entries)
         for pk, account in locked.items():
             if pk in by_id:
                 by_id[pk].balance = account.balance
                 by_id[pk].allow_negative = account.allow_negative
-    tx.replayed = False
+        tx.replayed = False
+        if after is not None:
+            after(tx)
     return tx
 
 
@@ -346,17 +347,10 @@ def budget_fund(
     points = _positive(points)
     if budget.kind != AK.BUDGET:
         raise LedgerError("only a budget can be funded", field="budget")
-    with transaction.atomic():
-        tx = post(
-            org=org,
-            kind=Kind.FUND,
-            legs=[(system_account(org=org, kind=AK.ISSUANCE), -points), (budget, points)],
-            key=key,
-            note=note or f"Budget {budget.name} funded",
-            created_by=user,
-        )
-        who = _actor(user, actor)
-        if who is not None and not tx.replayed:
+    who = _actor(user, actor)
+
+    def audit(tx):
+        if who is not None:
             audit_log_write(
                 organization=org,
                 actor=who,
@@ -364,7 +358,16 @@ def budget_fund(
                 instance=tx,
                 changes={"budget": budget.pk, "points": points, "note": note},
             )
-    return tx
+
+    return post(
+        org=org,
+        kind=Kind.FUND,
+        legs=[(system_account(org=org, kind=AK.ISSUANCE), -points), (budget, points)],
+        key=key,
+        note=note or f"Budget {budget.name} funded",
+        created_by=user,
+        after=audit,
+    )
 
 
 def adjust(
@@ -377,18 +380,10 @@ def adjust(
         raise LedgerError("a note saying why is required", field="note")
     if account.kind not in (AK.WALLET, AK.BUDGET):
         raise LedgerError("only a wallet or a budget can be adjusted", field="account")
-    with transaction.atomic():
-        tx = post(
-            org=org,
-            kind=Kind.ADJUST,
-            legs=[(system_account(org=org, kind=AK.ISSUANCE), -points), (account, points)],
-            key=key,
-            employee=account.employee,
-            note=note,
-            created_by=user,
-        )
-        who = _actor(user, actor)
-        if who is not None and not tx.replayed:
+    who = _actor(user, actor)
+
+    def audit(tx):
+        if who is not None:
             audit_log_write(
                 organization=org,
                 actor=who,
@@ -396,7 +391,17 @@ def adjust(
                 instance=tx,
                 changes={"account": account.pk, "points": points, "note": note},
             )
-    return tx
+
+    return post(
+        org=org,
+        kind=Kind.ADJUST,
+        legs=[(system_account(org=org, kind=AK.ISSUANCE), -points), (account, points)],
+        key=key,
+        employee=account.employee_id,
+        note=note,
+        created_by=user,
+        after=audit,
+    )
 
 
 def award_key(rule, event_id, employee) -> str:
@@ -408,38 +413,35 @@ def award(
 ) -> LedgerTransaction:
     """rule's budget → the employee's wallet, once per (rule, event, employee)."""
     points = _positive(points)
-    key = award_key(rule, event_id, employee)
-    with transaction.atomic():
-        found = _existing(_org_id(org), key)
-        if found is not None:
-            return found
-        wallet = wallet_for(org=org, employee=employee)
-        tx = post(
-            org=org,
-            kind=kind,
-            legs=[(rule.budget, -points), (wallet, points)],
-            key=key,
-            rule=rule,
-            event_id=event_id,
-            employee=employee,
-            note=note or rule.name,
+    wallet = wallet_for(org=org, employee=employee)
+
+    def awarded(tx):
+        emit(
+            organization=org,
+            event_type="PointsAwarded",
+            payload={
+                "transaction_id": tx.pk,
+                "employee_id": employee.pk,
+                "location_id": employee.current_location_id,
+                "points": points,
+                "kind": str(kind),
+                "rule_id": rule.pk,
+                "source_event_id": str(event_id) if event_id is not None else None,
+            },
+            aggregate=tx,
         )
-        if not tx.replayed:
-            emit(
-                organization=org,
-                event_type="PointsAwarded",
-                payload={
-                    "transaction_id": tx.pk,
-                    "employee_id": employee.pk,
-                    "location_id": employee.current_location_id,
-                    "points": points,
-                    "kind": str(kind),
-                    "rule_id": rule.pk,
-                    "source_event_id": str(event_id) if event_id is not None else None,
-                },
-                aggregate=tx,
-            )
-    return tx
+
+    return post(
+        org=org,
+        kind=kind,
+        legs=[(rule.budget, -points), (wallet, points)],
+        key=award_key(rule, event_id, employee),
+        rule=rule,
+        event_id=event_id,
+        employee=employee,
+        note=note or rule.name,
+        after=awarded,
+    )
 
 
 def reverse(*, org, transaction: LedgerTransaction, note: str, user=None, actor: Actor | None = None):
@@ -496,7 +498,7 @@ def reverse(*, org, transaction: LedgerTransaction, note: str, user=None, actor:
             key=key,
             rule=original.rule,
             event_id=original.event_id,
-            employee=original.employee,
+            employee=original.employee_id,
             note="; ".join(parts),
             reverses=original,
             created_by=user,
@@ -561,23 +563,22 @@ def _close_hold(*, org, hold: LedgerTransaction, kind, legs_for, note: str) -> L
     wallet, points = _held(hold)
     clearing = system_account(org=org, kind=AK.CLEARING)
     legs = legs_for(wallet, clearing, points)
-    with transaction.atomic():
-        _lock(a for a, _ in legs)
+
+    def still_open(_locked):
         # Settling and refunding both lock CLEARING, so this check cannot race the other one.
-        done = _existing(org_id, own)
-        if done is not None:
-            return done
         if LedgerTransaction.objects.filter(organization_id=org_id, key=other).exists():
             raise HoldClosed(f"the hold was already {'refunded' if kind == Kind.SETTLE else 'settled'}")
-        return post(
-            org=org,
-            kind=kind,
-            legs=legs,
-            key=own,
-            employee=hold.employee,
-            note=note,
-            lot_base=hold.created_at if kind == Kind.REFUND else None,
-        )
+
+    return post(
+        org=org,
+        kind=kind,
+        legs=legs,
+        key=own,
+        employee=hold.employee_id,
+        note=note,
+        lot_base=hold.created_at if kind == Kind.REFUND else None,
+        guard=still_open,
+    )
 
 
 def settle(*, org, hold: LedgerTransaction, note: str = "") -> LedgerTransaction:
@@ -632,7 +633,7 @@ def expire_due(*, org, now: dt.datetime | None = None) -> list[LedgerTransaction
                 kind=Kind.EXPIRE,
                 legs=[(wallet, -points), (locked[expired.pk], points)],
                 key=f"expire:{wallet_id}:{lots[-1].pk}:{points}",
-                employee=wallet.employee,
+                employee=wallet.employee_id,
                 note=f"{points} points expired",
                 consume={wallet_id: lots},
             )
