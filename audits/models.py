@@ -442,6 +442,12 @@ class StandardScore(TenantModel):
             models.Index(
                 fields=["organization", "standard", "published_at"], name="stdscore_org_std_published"
             ),
+            # Employee gap rules (learning.gaps) read one employee's window: without this the
+            # planner ANDs the employee FK index, whose cost grows with the employee's whole history.
+            models.Index(
+                fields=["organization", "standard", "employee", "published_at"],
+                name="stdscore_org_std_emp_pub",
+            ),
             models.Index(
                 fields=["organization", "location", "published_at"], name="stdscore_org_loc_published"
             ),
