@@ -1,12 +1,21 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cem import views
 from cem.health import healthz
 
+
+def favicon(request):
+    # Browsers ask for /favicon.ico on pages that do not name an icon (a 404 on every page otherwise).
+    return HttpResponsePermanentRedirect(static("cem/favicon.svg"))
+
+
 urlpatterns = [
+    path("favicon.ico", favicon),
     path("", views.HomeView.as_view(), name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

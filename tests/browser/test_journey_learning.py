@@ -120,8 +120,7 @@ class Console:
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
 
     def _console(self, page, msg):
-        # The site has no favicon; chromium's automatic request for it is not the page's doing.
-        if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico"):
+        if msg.type == "error":
             self.errors.append(f"{page.url}: {msg.text} ({msg.location.get('url')})")
 
     def assert_clean(self):
