@@ -148,7 +148,7 @@ def redeem(*, org, actor: Actor, employee, item: CatalogItem, key: str | None = 
                 earlier.replayed = True
                 return earlier
         if not catalog.is_visible(item, employee):
-            raise ValidationError({"item": f"{item.name} is not offered to you."})
+            raise ValidationError({"item": "This item is not offered to you."})
         if item.per_person_limit is not None:
             taken = Redemption.objects.filter(employee=employee, item=item, status__in=COUNTED).count()
             if taken >= item.per_person_limit:
