@@ -124,9 +124,8 @@ class LeaderboardViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
                 if employee_id
                 else None
             )
-            if location_id is None:
-                raise exceptions.ValidationError({"location": ["Choose a location."]})
-            return Location.objects.get(pk=location_id)
+            # Callers without a store of their own (admins, integrators) name one with ?location=.
+            return Location.objects.get(pk=location_id) if location_id is not None else None
         try:
             location_id = int(raw)
         except ValueError as exc:
@@ -146,6 +145,8 @@ class LeaderboardViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
     def list(self, request):
         location = self._location()
         enabled = ledger.incentive_settings(org=self.organization).leaderboard_enabled
+        if location is None:
+            return Response({"enabled": enabled, "location": None, "location_name": "", "rows": []})
         rows = services.leaderboard(org=self.organization, location_id=location.pk) if enabled else []
         return Response(
             {"enabled": enabled, "location": location.pk, "location_name": location.name, "rows": rows}

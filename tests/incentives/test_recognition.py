@@ -176,3 +176,9 @@ def test_feed_query_count_is_bounded(world, api, funded, django_assert_max_num_q
         assert len(client.get(URL).json()["results"]) == 3
     with django_assert_max_num_queries(14):
         assert client.get("/rewards/manage/recognition/").status_code == 200
+
+
+def test_leaderboard_without_a_store_of_ones_own_is_an_empty_board(world, api):
+    resp = api(world.users["admin"]).get("/api/v1/leaderboard/")
+    assert resp.status_code == 200
+    assert resp.json()["location"] is None and resp.json()["rows"] == []
