@@ -36,6 +36,7 @@ import datetime as dt
 import logging
 import random
 import time
+import zoneinfo
 from collections import defaultdict
 from decimal import Decimal
 
@@ -947,7 +948,12 @@ class LearningSeeder:
         self.rng = random.Random(f"{seed}-learning")
         self.actor = actor or Actor.system()
         self.step = step or (lambda label, started: None)
-        self.now = timezone.now()
+        # Anchored at the start of the day, like the feedback it reads (answers are placed by day
+        # before midnight): a wall-clock anchor moved the 30-day windows by the seconds between
+        # two runs, so an answer near a window's edge could flip a trigger or a lift and two
+        # seeds of the same day differed.
+        tz = zoneinfo.ZoneInfo(org.time_zone)
+        self.now = dt.datetime.combine(timezone.now().astimezone(tz).date(), dt.time.min, tzinfo=tz)
         self.counts: dict[str, int] = {}
         self.open_keys: set[tuple] = set()
         self.attempt_numbers: dict[tuple, int] = defaultdict(int)

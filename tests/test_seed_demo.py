@@ -158,7 +158,9 @@ def snapshot() -> dict:
             ),
             list(
                 lm.Assignment.objects.filter(organization_id__in=orgs.values())
-                .order_by("employee__external_id", "user__username", "assigned_at")
+                .order_by(
+                    "employee__external_id", "user__username", "assigned_at", "lesson__title", "path__name"
+                )
                 .values_list(
                     "source",
                     "status",

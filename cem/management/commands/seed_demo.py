@@ -60,11 +60,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 from psycopg import sql
 
 from cem import services
+from cem.db.purge import tenant_purge
 from cem.ingest import interactions_ingest
 from cem.models import (
     BrandMessage,
@@ -1043,7 +1044,9 @@ def reset_demo() -> int:
     user_model = get_user_model()
     with unscoped(), transaction.atomic():
         org_ids = list(Organization.objects.filter(slug__in=DEMO_SLUGS).values_list("id", flat=True))
-        with connection.cursor() as cur:
+        # The points ledger is append-only for the application role: only the owner's purge
+        # path may delete it, and only here, for whole organizations (cem/db/purge.py).
+        with tenant_purge() as cur:
             cur.execute("SET CONSTRAINTS ALL DEFERRED")
             if org_ids:
                 _delete_tenant_rows(cur, org_ids)
