@@ -5,9 +5,9 @@
 
 Production settings (CEM_ENV=production, Redis cache for the rate limit), the same scratch
 organization and body as bench/feedback.py part (d), in one process with no HTTP server: what
-is left is the cost of the request path itself. Prints CPU ms per request (this process only;
-PostgreSQL's and Redis's share is not in it), the SQL statements of one request, and optionally
-a profile. Runs against its own scratch database, dropped at the end unless --keep-db.
+is left is the cost of the request path itself. Prints CPU ms per request (this process,
+and the PostgreSQL backend serving it; Redis's share is not in it), the SQL statements of one
+request, and optionally a profile. Runs against its own scratch database, dropped at the end unless --keep-db.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ def parse_args():
         help="log_statement=all on the scratch database (see the server log)",
     )
     return p.parse_args()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -149,10 +154,15 @@ def main() -> int:
 
             profiler = Profiler(interval=0.0005)
             profiler.start()
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            (backend,) = cur.fetchone()
+        db_cpu = _cpu_seconds(backend)
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(args.requests):
             one()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        db_cpu = _cpu_seconds(backend) - db_cpu
         if args.profile == "cprofile":
             import pstats
 
@@ -164,7 +174,8 @@ def main() -> int:
             print(profiler.output_text(unicode=True, color=False, show_all=False))
         print(f"statuses: {statuses}")
         print(
-            f"{args.requests} requests: {1000 * cpu / args.requests:.2f} ms CPU (this process) and "
+            f"{args.requests} requests: {1000 * cpu / args.requests:.2f} ms CPU here, "
+            f"{1000 * db_cpu / args.requests:.2f} ms in the PostgreSQL backend, "
             f"{1000 * wall / args.requests:.2f} ms wall per request; load {os.getloadavg()[0]:.2f}"
         )
     finally:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import hmac
 import time
 from dataclasses import dataclass
 
+from django.db.models.base import ModelState
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -92,10 +92,18 @@ def api_key_from_header(header: str) -> ApiKey | None:
 
 
 def _copy(key: ApiKey) -> ApiKey:
-    key = copy.copy(key)
-    key._state = copy.copy(key._state)
-    key._state.fields_cache = {"organization": copy.copy(key.organization)}
-    return key
+    copied = _shallow(key)
+    copied._state.fields_cache["organization"] = _shallow(key.organization)
+    return copied
+
+
+def _shallow(instance):
+    # copy.copy goes through __reduce_ex__, several times slower than this on every API call.
+    copied = instance.__class__.__new__(instance.__class__)
+    copied.__dict__.update(instance.__dict__)
+    copied._state = ModelState()
+    copied._state.db, copied._state.adding = instance._state.db, False
+    return copied
 
 
 def forget_api_key(key_id: int) -> None:
