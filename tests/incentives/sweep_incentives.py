@@ -10,6 +10,23 @@ def _bonus(world) -> None:
     sweep_rows(world)
 
 
+def _ledger(world) -> None:
+    """A funded budget, an award into a wallet and a hold (accounts, transactions, statement)."""
+    import uuid
+
+    from cem.tenancy import tenant_context
+    from incentives import ledger
+    from tests.incentives.ledger_helpers import funded_budget, rule_on
+
+    org = world.a.org
+    emp = world.a.employees["a-n1"]
+    with tenant_context(org):
+        budget = funded_budget(org, 500, name="acme sweep budget")
+        rule = rule_on(org, budget, name="acme sweep rule")
+        ledger.award(org=org, rule=rule, event_id=uuid.uuid4(), employee=emp, points=40, note="acme award")
+        ledger.hold(org=org, employee=emp, points=10, note="acme hold")
+
+
 def _rewards(world) -> None:
     """A rule with an award and a skip, a recognition, a leaderboard opt-in (rules, skips, budgets,
     recognition feed, leaderboard, the manage pages)."""
@@ -86,5 +103,6 @@ def _redemptions(world) -> None:
 
 def populate(world) -> None:
     _bonus(world)
+    _ledger(world)
     _rewards(world)
     _redemptions(world)
