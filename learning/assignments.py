@@ -55,6 +55,44 @@ def learning_settings(org_id: int) -> LearningSettings:
     )
 
 
+SETTINGS_FIELDS = ("max_open_assignments", "reminder_days_before_due", "escalate_days_overdue", "lrs_url")
+
+
+@transaction.atomic
+def learning_settings_save(*, organization, actor: Actor, data: dict) -> LearningSettings:
+    """Save the organization's learning settings (one row, created on first save).
+
+    ``data``: any of SETTINGS_FIELDS and ``lrs_secret``; an empty or missing secret keeps the
+    stored one (it is never shown back), ``clear_lrs_secret`` removes it. The audit row says the
+    secret changed, never what it is.
+    """
+    org_id = _check_tenant(organization)
+    row = LearningSettings.objects.select_for_update().filter(organization_id=org_id).first()
+    if row is None:
+        row = LearningSettings(organization_id=org_id)
+    changes = {}
+    for name in SETTINGS_FIELDS:
+        if name in data and data[name] != getattr(row, name):
+            changes[name] = [getattr(row, name), data[name]]
+            setattr(row, name, data[name])
+    secret = (data.get("lrs_secret") or "").strip()
+    if data.get("clear_lrs_secret") and row.lrs_secret:
+        row.lrs_secret, changes["lrs_secret"] = "", "removed"
+    elif secret and secret != row.lrs_secret:
+        row.lrs_secret, changes["lrs_secret"] = secret, "changed"
+    if row.lrs_url and not row.lrs_url.lower().startswith("https://"):
+        raise ValidationError({"lrs_url": "Use an https address (statements are personal data)."})
+    if row.lrs_url and not row.lrs_secret:
+        # learning.xapi.forward sends nothing unsigned.
+        raise ValidationError({"lrs_secret": "Set a signing secret to forward statements to the LRS."})
+    row.full_clean(exclude=["organization"])
+    row.save()
+    audit_log_write(
+        organization=org_id, actor=actor, action="learning.settings", instance=row, changes=changes
+    )
+    return row
+
+
 @dataclass
 class AssignResult:
     created: list[Assignment] = field(default_factory=list)
@@ -604,6 +642,7 @@ __all__ = [
     "assignments_notify",
     "create_assignments",
     "learning_settings",
+    "learning_settings_save",
     "manual_targets",
     "parse_due",
     "screen",

@@ -20,12 +20,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
-from django.views.generic import TemplateView
+from django.views.generic import ListView, TemplateView
 
 from cem.pages import TenantPageMixin
 from cem.permissions import role_can
 from learning import analytics, effectiveness
-from learning.models import LessonEffect
+from learning.models import LessonEffect, Statement
 
 SOURCE_COLOURS = {"manual": "#1565c0", "automatic": "#ef6c00", "other": "#9e9e9e"}
 VERDICT_COLOURS = {
@@ -223,7 +223,45 @@ class EffectivenessPage(TenantPageMixin, TemplateView):
         return HttpResponseRedirect(reverse("learning_effectiveness"))
 
 
+STATEMENT_VERBS = ("experienced", "completed", "passed", "failed")
+
+
+class StatementListPage(TenantPageMixin, ListView):
+    """The xAPI statements in the viewer's scope, each viewable as its JSON; the download link is
+    the API's export with the same filters (the session authenticates it), so there is one export."""
+
+    template_name = "learning/analytics/statements.html"
+    required_action = "learning_analytics.view"
+    model = Statement
+    paginate_by = 50
+
+    def filters(self) -> dict:
+        get = self.request.GET
+        verb = get.get("verb", "")
+        return {"verb": verb if verb in STATEMENT_VERBS else ""}
+
+    def page_queryset(self):
+        queryset = Statement.objects.select_related("employee", "user").order_by("-timestamp", "-id")
+        verb = self.filters()["verb"]
+        return queryset.filter(verb=verb) if verb else queryset
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        filters = self.filters()
+        for row in ctx["object_list"]:
+            row.pretty = json.dumps(row.body, indent=2, ensure_ascii=False)
+        export = reverse("xapi-statement-list") + "?format=json"
+        ctx.update(
+            title="xAPI statements",
+            verbs=STATEMENT_VERBS,
+            filters=filters,
+            export_url=export + (f"&verb={filters['verb']}" if filters["verb"] else ""),
+        )
+        return ctx
+
+
 urlpatterns = [
     path("", AnalyticsPage.as_view(), name="learning_analytics"),
     path("effectiveness/", EffectivenessPage.as_view(), name="learning_effectiveness"),
+    path("statements/", StatementListPage.as_view(), name="learning_statements"),
 ]

@@ -27,7 +27,15 @@ from cem.services import record_create, record_update
 from cem.views_manage import add_service_errors
 from learning import assignments as services
 from learning import gaps
-from learning.models import Assignment, ContentStatus, GapRule, GapTrigger, LearningPath, Lesson
+from learning.models import (
+    Assignment,
+    ContentStatus,
+    GapRule,
+    GapTrigger,
+    LearningPath,
+    LearningSettings,
+    Lesson,
+)
 
 
 def _published(model):
@@ -297,6 +305,69 @@ class GapTriggerListPage(TenantPageMixin, ListView):
         return ctx
 
 
+# --- organization settings ------------------------------------------------------------------------
+
+
+class LearningSettingsForm(forms.ModelForm):
+    lrs_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        label="External LRS URL (optional)",
+        help_text="xAPI statements are also sent to <URL>/statements, signed and retried.",
+    )
+    lrs_secret = forms.CharField(
+        required=False,
+        max_length=128,
+        label="LRS signing secret",
+        help_text="Leave empty to keep the stored secret; it is never shown again.",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    clear_lrs_secret = forms.BooleanField(required=False, label="Remove the stored secret")
+
+    class Meta:
+        model = LearningSettings
+        fields = list(services.SETTINGS_FIELDS)
+        labels = {
+            "max_open_assignments": "Most open assignments per person",
+            "reminder_days_before_due": "Remind learners this many days before the due date",
+            "escalate_days_overdue": "Tell the store's managers after this many days overdue",
+        }
+
+
+class LearningSettingsPage(TenantPageMixin, View):
+    """Assignment limits, reminder and escalation timing, and the optional external LRS."""
+
+    template_name = "learning/assign/settings.html"
+    required_action = "gap_rules.change"
+
+    def render(self, form, row):
+        return TemplateResponse(
+            self.request,
+            self.template_name,
+            {"form": form, "has_secret": bool(row.lrs_secret), "can_rules": True},
+        )
+
+    def get(self, request, **kwargs):
+        row = services.learning_settings(self.organization.pk)
+        return self.render(LearningSettingsForm(instance=row), row)
+
+    def post(self, request, **kwargs):
+        row = services.learning_settings(self.organization.pk)
+        # The form validates its own copy; the service locks and compares the stored row.
+        form = LearningSettingsForm(request.POST, instance=services.learning_settings(self.organization.pk))
+        if form.is_valid():
+            data = {name: form.cleaned_data[name] for name in (*services.SETTINGS_FIELDS, "lrs_secret")}
+            data["clear_lrs_secret"] = form.cleaned_data["clear_lrs_secret"]
+            try:
+                services.learning_settings_save(organization=self.organization, actor=self.actor, data=data)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(request, "Learning settings saved.")
+                return HttpResponseRedirect(reverse("learning_settings"))
+        return self.render(form, row)
+
+
 urlpatterns = [
     path("", AssignmentListPage.as_view(), name="learning_assignments"),
     path("new/", AssignPage.as_view(), name="learning_assign"),
@@ -305,4 +376,5 @@ urlpatterns = [
     path("rules/new/", GapRuleEditPage.as_view(), name="learning_gap_rule_new"),
     path("rules/<int:pk>/", GapRuleEditPage.as_view(), name="learning_gap_rule"),
     path("gaps/", GapTriggerListPage.as_view(), name="learning_gap_triggers"),
+    path("settings/", LearningSettingsPage.as_view(), name="learning_settings"),
 ]

@@ -141,8 +141,18 @@ def _analytics(world) -> None:
         )
 
 
+def _settings(world) -> None:
+    """Org A's learning settings with an LRS, which org B's settings page must not show."""
+    org = world.a.org
+    with tenant_context(org):
+        lm.LearningSettings.objects.create(
+            organization=org, lrs_url="https://acme-lrs.test/xapi/", lrs_secret="acme-secret"
+        )
+
+
 def populate(world) -> None:
     _content(world)
     _portal(world)
     _assignments(world)
     _analytics(world)
+    _settings(world)
