@@ -20,22 +20,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _race(clients_and_bodies):
-    """POST every (client, body) at once (a barrier releases them together); status codes and bodies."""
+    """POST every (client, body[, url]) at once (a barrier releases them together); statuses and bodies."""
     barrier = threading.Barrier(len(clients_and_bodies))
     results = [None] * len(clients_and_bodies)
 
-    def run(i, client, body):
+    def run(i, client, body, url="/api/v1/redemptions/"):
         try:
             barrier.wait(timeout=30)
-            resp = client.post("/api/v1/redemptions/", body, format="json")
+            resp = client.post(url, body, format="json")
             results[i] = (resp.status_code, resp.json())
         finally:
             connection.close()
 
-    threads = [
-        threading.Thread(target=run, args=(i, client, body))
-        for i, (client, body) in enumerate(clients_and_bodies)
-    ]
+    threads = [threading.Thread(target=run, args=(i, *call)) for i, call in enumerate(clients_and_bodies)]
     for t in threads:
         t.start()
     for t in threads:
@@ -126,3 +123,53 @@ def test_concurrent_auto_approved_gift_cards_never_share_a_code(world, api):
     assert sorted(b["code"] for b in fulfilled) == ["CODE-1", "CODE-2", "CODE-3"]
     assert all("refunded" in b["detail"] for b in failed)
     assert balance(org, first) + balance(org, second) == 1000 - 300
+
+
+def test_redeeming_approving_and_declining_at_once_never_deadlock(world, api):
+    """Every path takes its locks in the one order (item → redemption → code → accounts by id):
+    auto-approved redemptions (hold + settle), approvals (settle) and declines (refund, stock back)
+    of several items and people, all at once, finish without a deadlock and balance."""
+    from django.db.models import Sum
+
+    from tests.incentives.redemption_helpers import codes as load_codes
+
+    org = world.a.org
+    first, second = world.a.employees["a-n1"], world.a.employees["a-n2"]
+    other_user = employee_login(world, "a-n2", "second@acme.test")
+    fund(org, first, 2000)
+    fund(org, second, 2000)
+    card = item(org, name="acme auto card", cost=10, kind=CatalogItem.Kind.GIFT_CARD, auto_approve=True)
+    load_codes(org, card, *[f"AUTO-{n}" for n in range(20)])
+    manual = item(org, name="acme manual card", cost=10, kind=CatalogItem.Kind.GIFT_CARD)
+    load_codes(org, manual, *[f"MAN-{n}" for n in range(20)])
+    mug = item(org, name="acme mug", cost=10, stock=50)
+    employee, other = api(world.users["employee"]), api(other_user)
+    pending = []
+    for client in (employee, other):
+        for target in (manual, mug, manual, mug):
+            resp = client.post("/api/v1/redemptions/", {"item": target.pk}, format="json")
+            assert resp.status_code == 201
+            pending.append(resp.json()["id"])
+    calls = []
+    for n, pk in enumerate(pending):
+        action = "approve" if n % 2 == 0 else "decline"
+        calls.append(
+            (api(world.users["admin"]), {"reason": "acme no"}, f"/api/v1/redemptions/{pk}/{action}/")
+        )
+    for _ in range(4):
+        calls.append((api(world.users["employee"]), {"item": card.pk}))
+        calls.append((api(other_user), {"item": card.pk}))
+        calls.append((api(world.users["employee"]), {"item": mug.pk}))
+
+    results = _race(calls)
+
+    assert all(status in (200, 201) for status, _ in results), results
+    with tenant_context(org):
+        assert LedgerEntry.objects.aggregate(total=Sum("amount"))["total"] == 0
+        assert not Redemption.objects.filter(status=Redemption.Status.PENDING, pk__in=pending).exists()
+        assert (
+            ledger.system_account(org=org, kind=Account.Kind.CLEARING).balance
+            == 10 * Redemption.objects.filter(status=Redemption.Status.PENDING).count()
+        )
+    _wallet_never_negative(org, first)
+    _wallet_never_negative(org, second)
