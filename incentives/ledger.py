@@ -222,7 +222,7 @@ def post(
     merged = {pk: amount for pk, amount in merged.items() if amount != 0}
     if sum(merged.values()) != 0:
         raise LedgerError(f"legs do not balance (sum {sum(merged.values())})", field="legs")
-    if not merged and reverses is None:
+    if not merged:
         raise LedgerError("a transaction moves points", field="points")
 
     with transaction.atomic():

@@ -226,3 +226,64 @@ def test_adjustment_requires_a_note(setup, world):
     assert AuditLog.objects.filter(action="points.adjust").count() == 1
     with pytest.raises(ledger.InsufficientPoints):
         ledger.adjust(org=org, account=wallet, points=-6, note="too much", user=world.users["admin"])
+
+
+def test_reversing_a_funding_needs_the_points_still_in_the_budget(setup):
+    org, emp, budget, rule = setup
+    fund = ledger.budget_fund(org=org, budget=budget, points=100, note="top-up")
+    ledger.award(org=org, rule=rule, event_id=uuid.uuid4(), employee=emp, points=1050)
+    with pytest.raises(ledger.InsufficientPoints) as exc:
+        ledger.reverse(org=org, transaction=fund, note="funded twice")
+    assert exc.value.account.pk == budget.pk
+    ledger.budget_fund(org=org, budget=budget, points=100, note="more")
+    rev = ledger.reverse(org=org, transaction=fund, note="funded twice")
+    assert _balances(budget) == [50] and rev.reverses_id == fund.pk
+    with pytest.raises(ledger.LedgerError):
+        ledger.reverse(org=org, transaction=rev, note="reverse the reversal")
+    assert ledger_check()[0] == 0
+
+
+def test_a_refusal_leaves_the_callers_transaction_usable(setup):
+    from django.db import transaction
+
+    org, emp, budget, rule = setup
+    with transaction.atomic():
+        with pytest.raises(ledger.InsufficientPoints):
+            ledger.award(org=org, rule=rule, event_id=uuid.uuid4(), employee=emp, points=5000)
+        # e.g. the rewards handler records its skip in the same transaction
+        tx = ledger.award(org=org, rule=rule, event_id=uuid.uuid4(), employee=emp, points=5)
+    assert LedgerTransaction.objects.filter(pk=tx.pk).exists() and _balances(budget) == [995]
+
+
+def test_ledger_check_covers_every_organization(setup, world):
+    from django.db.models import F
+
+    org, emp, _budget, rule = setup
+    ledger.award(org=org, rule=rule, event_id=uuid.uuid4(), employee=emp, points=10)
+    org_b, emp_b = world.b.org, world.b.employees["b-1"]
+    with tenant_context(org_b):
+        rule_b = rule_on(org_b, funded_budget(org_b, 100, name="beta budget"), name="beta rule")
+        ledger.award(org=org_b, rule=rule_b, event_id=uuid.uuid4(), employee=emp_b, points=10)
+        assert ledger_check()[0] == 0
+        Account.objects.filter(kind=AK.BUDGET).update(balance=F("balance") + 1)
+    with tenant_context(org):  # whatever the caller's tenant, the check reads every tenant
+        code, output = ledger_check()
+    assert code == 2 and f"org {org_b.pk}:" in output and f"org {org.pk}:" not in output
+    from django.core.management import call_command
+
+    call_command("ledger_check", organization=org.pk)  # one organization: clean, no exit
+
+
+def test_expiry_dispatch_queues_one_task_per_organization_with_due_lots(setup, world, monkeypatch):
+    from incentives import tasks
+
+    org, emp, _budget, rule = setup
+    tx = ledger.award(org=org, rule=rule, event_id=uuid.uuid4(), employee=emp, points=40)
+    queued = []
+    monkeypatch.setattr(tasks.points_expire, "delay", lambda tenant_id: queued.append(tenant_id))
+    assert tasks.points_expire_dispatch() == 0
+    PointsLot.objects.filter(transaction=tx).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    assert tasks.points_expire_dispatch() == 1 and queued == [org.pk]
+    from incentives.beat import BEAT_SCHEDULE
+
+    assert BEAT_SCHEDULE["incentives-points-expire"]["task"] == tasks.points_expire_dispatch.name
