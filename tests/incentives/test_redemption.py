@@ -253,7 +253,8 @@ def test_employee_lists_only_own_and_org_b_gets_404(world, api, shop, django_ass
     assert _status(org, pending["id"]) == S.PENDING
 
 
-def test_catalogue_admin_api_and_code_pools(world, api):
+def test_catalogue_admin_api_and_code_pools(world, settings, tmp_path, api):
+    settings.MEDIA_ROOT = tmp_path  # uploaded images stay out of .local/media
     admin = api(world.users["admin"])
     loc = world.a.locations["a-n2"]
     resp = admin.post(

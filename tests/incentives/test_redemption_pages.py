@@ -93,7 +93,10 @@ def test_employee_sees_only_own_redemption_pages(world, client):
     assert "acme mug" not in client.get("/rewards/redemptions/").content.decode()
 
 
-def test_admin_catalogue_codes_and_approvals_pages(world, client, django_assert_max_num_queries):
+def test_admin_catalogue_codes_and_approvals_pages(
+    world, settings, tmp_path, client, django_assert_max_num_queries
+):
+    settings.MEDIA_ROOT = tmp_path  # uploaded images stay out of .local/media
     org, emp = world.a.org, world.a.employees["a-n1"]
     fund(org, emp, 500)
     client.force_login(world.users["admin"])
