@@ -16,7 +16,9 @@ from cem.management.commands.seed_demo import PASSWORD, PERSONAS, SUPERUSER_EMAI
 from cem.principals import api_key_from_header
 from cem.tenancy import unscoped
 from feedback import models as fm
+from incentives import models as im
 from learning import models as lm
+from tests.incentives.ledger_helpers import ledger_check
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +80,14 @@ COUNTED = (
     lm.Assignment,
     lm.Completion,
     lm.QuizAttempt,
+    im.RewardRule,
+    im.CatalogItem,
+    im.GiftCardCode,
+    im.Account,
+    im.LedgerTransaction,
+    im.LedgerEntry,
+    im.PointsLot,
+    im.Redemption,
     lm.PathCertificate,
 )
 
@@ -322,6 +332,27 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
         assert attempts.filter(passed=True).exists()
         assert not attempts.filter(submitted_at__isnull=True).exists()
 
+    # Incentives: rules, funded budgets, a catalogue with code pools, awards derived from the
+    # history (promoters, excellent audits, lessons, first-try quizzes, cases in SLA), redemptions
+    # in every state; the ledger reconciles (manage.py ledger_check exits 0).
+    assert counts["northwind.RewardRule"] == 5 and counts["northwind.CatalogItem"] == 20
+    assert counts["northwind.LedgerTransaction"] > counts["northwind.Redemption"] > 0
+    assert counts["northwind.LedgerEntry"] == 2 * counts["northwind.LedgerTransaction"]
+    assert counts["contoso.LedgerTransaction"] == 0
+    with unscoped():
+        txs = im.LedgerTransaction.objects.filter(organization=northwind)
+        awarded_rules = set(txs.filter(kind="award").values_list("rule__trigger", flat=True))
+        assert {"promoter_response", "audit_score", "lesson_completed"} <= awarded_rules
+        statuses = set(im.Redemption.objects.filter(organization=northwind).values_list("status", flat=True))
+        assert statuses == {"pending", "fulfilled", "declined", "failed"}
+        assert im.GiftCardCode.objects.filter(organization=northwind, redemption__status="fulfilled").exists()
+        assert im.GiftCardCode.objects.filter(organization=northwind, redemption__isnull=True).exists()
+        budgets = im.Account.objects.filter(organization=northwind, kind="budget")
+        assert budgets.count() >= 3 and not budgets.filter(balance__lte=0).exists()
+    assert "award transactions" in output
+    code, report = ledger_check()
+    assert code == 0, report
+
     # Every persona authenticates with the demo password and holds the advertised role.
     request = RequestFactory().post("/accounts/login/")
     for _key, email, role, slug, _scope in PERSONAS:
@@ -352,6 +383,7 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
     # Same seed after --reset: the same rows; another seed: other rows, same volumes.
     seed(tmp_path, reset=True)
     assert snapshot() == first
+    assert ledger_check()[0] == 0
     seed(tmp_path, reset=True, seed=SEED + 1)
     other = snapshot()
     assert other["digest"] != first["digest"]

@@ -1165,6 +1165,7 @@ class Seeder:
                 self.seed_feedback(northwind, "Northwind Retail")
                 self.seed_audits(northwind, "Northwind Retail")
                 self.seed_learning(northwind, "Northwind Retail")
+                self.seed_incentives(northwind, "Northwind Retail")
                 self.seed_bonus(northwind, "Northwind Retail")
             self.step("Northwind Retail", t0)
             with tenant_context(contoso):
@@ -1200,6 +1201,13 @@ class Seeder:
 
         counts = seed_learning(org, seed=self.seed, scale=self.scale, actor=self.actor, step=self.step)
         self.summary[label].update({f"learning {k}": v for k, v in counts.items()})
+
+    def seed_incentives(self, org, label: str) -> None:
+        """Rules, budgets, catalogue, ~50,000 awards from the history, redemptions (incentives/demo.py)."""
+        from incentives.demo import seed_incentives
+
+        counts = seed_incentives(org, seed=self.seed, scale=self.scale, actor=self.actor, step=self.step)
+        self.summary[label].update(counts)
 
     def seed_bonus(self, org, label: str) -> None:
         """Bonus periods: last quarter closed and approved, this quarter open (incentives/bonus_demo.py)."""
