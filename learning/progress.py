@@ -32,6 +32,7 @@ from learning.models import (
     Audience,
     Completion,
     ContentStatus,
+    LearningPath,
     Lesson,
     PathCertificate,
     PathStep,
@@ -169,6 +170,34 @@ def lesson_start(
     return row
 
 
+def _self_assignment(org_id: int, actor: Actor, learner: Learner, content: dict, reason: str, action: str):
+    """The learner's own open assignment of this content, created (source "self") if none is open."""
+    open_q = learner.q() & Q(**content, status__in=Assignment.OPEN)
+    existing = Assignment.objects.filter(open_q).first()
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            existing = Assignment.objects.create(
+                organization_id=org_id,
+                **content,
+                **learner.learner_fields(),
+                location_id=learner.location_id,
+                source=Assignment.Source.SELF,
+                reason=reason,
+                assigned_at=now,
+                due_at=now + SELF_START_DUE,
+            )
+            audit_log_write(organization=org_id, actor=actor, action=action, instance=existing)
+    except IntegrityError:
+        # A concurrent click created it first (the open-assignment unique constraint).
+        existing = Assignment.objects.filter(open_q).first()
+        if existing is None:
+            raise
+    return existing
+
+
 def lesson_self_start(*, organization, actor: Actor, learner: Learner, lesson: Lesson) -> Assignment:
     """A learner starts a published lesson nobody assigned: it becomes their own (source "self")
     assignment, or the open one they already have."""
@@ -177,31 +206,35 @@ def lesson_self_start(*, organization, actor: Actor, learner: Learner, lesson: L
         raise ValidationError({"lesson": "This lesson is not published."})
     if lesson.audience not in learner.audiences:
         raise ValidationError({"lesson": "This lesson is not for your audience."})
-    open_q = learner.q() & Q(lesson=lesson, status__in=Assignment.OPEN)
-    existing = Assignment.objects.filter(open_q).first()
-    if existing is None:
-        now = timezone.now()
-        try:
-            with transaction.atomic():
-                existing = Assignment.objects.create(
-                    organization_id=org_id,
-                    lesson=lesson,
-                    **learner.learner_fields(),
-                    location_id=learner.location_id,
-                    source=Assignment.Source.SELF,
-                    reason="You started this lesson yourself.",
-                    assigned_at=now,
-                    due_at=now + SELF_START_DUE,
-                )
-                audit_log_write(
-                    organization=org_id, actor=actor, action="learning.lesson_self_start", instance=existing
-                )
-        except IntegrityError:
-            # A concurrent click created it first (the open-assignment unique constraint).
-            existing = Assignment.objects.filter(open_q).first()
-            if existing is None:
-                raise
+    existing = _self_assignment(
+        org_id,
+        actor,
+        learner,
+        {"lesson": lesson},
+        "You started this lesson yourself.",
+        "learning.lesson_self_start",
+    )
     return lesson_start(organization=org_id, actor=actor, learner=learner, assignment=existing)
+
+
+def path_self_start(*, organization, actor: Actor, learner: Learner, path: LearningPath) -> Assignment:
+    """A learner starts a published learning path on their own, as they can a lesson; its lessons
+    are then taken step by step (each opening records its "experienced" statement)."""
+    org_id = _check_tenant(organization)
+    if path.status != ContentStatus.PUBLISHED:
+        raise ValidationError({"path": "This learning path is not published."})
+    if path.audience not in learner.audiences:
+        raise ValidationError({"path": "This learning path is not for your audience."})
+    if not PathStep.objects.filter(path=path).exists():
+        raise ValidationError({"path": "This learning path has no lessons yet."})
+    return _self_assignment(
+        org_id,
+        actor,
+        learner,
+        {"path": path},
+        "You started this learning path yourself.",
+        "learning.path_self_start",
+    )
 
 
 def progress_save(

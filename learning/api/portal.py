@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from cem.api.base import TenantReadOnlyViewSet
 from cem.tenancy import current_tenant_id, tenant_context
 from learning import progress, quizzes
-from learning.models import Assignment, Lesson, Quiz, QuizAttempt, Statement
+from learning.models import Assignment, LearningPath, Lesson, Quiz, QuizAttempt, Statement
 from learning.portal_selectors import DUE_SOON, my_assignments, own_q
 
 EXPORT_BATCH = 1000
@@ -136,7 +136,15 @@ class ProgressSerializer(LessonStepSerializer):
 
 
 class SelfStartSerializer(serializers.Serializer):
-    lesson = serializers.PrimaryKeyRelatedField(queryset=Lesson.objects)
+    lesson = serializers.PrimaryKeyRelatedField(queryset=Lesson.objects, required=False)
+    path = serializers.PrimaryKeyRelatedField(
+        queryset=LearningPath.objects, required=False, help_text="Or a learning path to start."
+    )
+
+    def validate(self, attrs):
+        if ("lesson" in attrs) == ("path" in attrs):
+            raise serializers.ValidationError({"lesson": "Name a lesson or a learning path (one of two)."})
+        return attrs
 
 
 class CompleteResultSerializer(serializers.Serializer):
@@ -252,17 +260,18 @@ class MyLearningViewSet(LearnerMixin, TenantReadOnlyViewSet):
     @extend_schema(request=SelfStartSerializer, responses={201: MyAssignmentSerializer})
     @action(detail=False, methods=["post"], url_path="self-start")
     def self_start(self, request):
-        """Start a published lesson nobody assigned (it becomes the caller's own assignment)."""
+        """Start a published lesson or learning path nobody assigned (it becomes the caller's own
+        assignment; starting it again returns the open one)."""
         learner = self.learner()
         body = SelfStartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        row = _run(
-            progress.lesson_self_start,
-            organization=self.organization,
-            actor=self.actor,
-            learner=learner,
-            lesson=body.validated_data["lesson"],
+        data = body.validated_data
+        service, content = (
+            (progress.lesson_self_start, {"lesson": data["lesson"]})
+            if "lesson" in data
+            else (progress.path_self_start, {"path": data["path"]})
         )
+        row = _run(service, organization=self.organization, actor=self.actor, learner=learner, **content)
         return self._done(row, status.HTTP_201_CREATED)
 
 

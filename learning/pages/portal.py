@@ -19,13 +19,14 @@ from django.utils.translation import get_language_from_request
 from django.views.generic import DetailView, ListView, TemplateView, View
 from django.views.generic.detail import SingleObjectMixin
 
-from cem.models import Organization
+from cem.models import Organization, SkillCategory
 from cem.pages import TenantPageMixin
 from cem.tenancy import tenant_context, unscoped
-from learning import progress, quizzes
+from learning import content_selectors, progress, quizzes
 from learning.models import (
     Assignment,
     ContentStatus,
+    LearningPath,
     Lesson,
     LessonAttachment,
     LessonVersion,
@@ -83,21 +84,58 @@ class MyLearningPage(LearnerPage, TemplateView):
 
 
 class CataloguePage(LearnerPage, ListView):
-    """Published lessons for the learner's audience, to start without an assignment."""
+    """Published lessons and learning paths for the learner's audience, to start without an
+    assignment; lessons searchable by title, summary, standard or skill, within a library."""
 
     template_name = "learning/portal/catalogue.html"
     paginate_by = 50
 
     def page_queryset(self):
-        learner_audiences = self.learner().audiences
-        qs = Lesson.objects.filter(status=ContentStatus.PUBLISHED, audience__in=learner_audiences)
-        q = self.request.GET.get("q", "").strip()[:100]
-        if q:
-            qs = qs.filter(Q(title__icontains=q) | Q(summary__icontains=q))
-        return qs.order_by("title")
+        get = self.request.GET
+        return content_selectors.lesson_search(
+            q=get.get("q", "").strip()[:100],
+            library=get.get("library"),
+            skill_category=get.get("skill"),
+            published_only=True,
+            audiences=self.learner().audiences,
+        )
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(q=self.request.GET.get("q", ""), **kwargs)
+        get = self.request.GET
+        q = get.get("q", "").strip()[:100]
+        paths = LearningPath.objects.filter(
+            status=ContentStatus.PUBLISHED, audience__in=self.learner().audiences, steps__isnull=False
+        ).distinct()
+        if q:
+            paths = paths.filter(Q(name__icontains=q) | Q(description__icontains=q))
+        return super().get_context_data(
+            q=get.get("q", ""),
+            library_id=get.get("library", ""),
+            skill_id=get.get("skill", ""),
+            libraries=list(content_selectors.libraries()),
+            skills=list(SkillCategory.objects.order_by("name").only("id", "name")),
+            # Paths are few; a library or skill filter is about lessons, so paths show without one.
+            paths=[] if get.get("library") or get.get("skill") else list(content_selectors.paths(paths)[:20]),
+            **kwargs,
+        )
+
+
+class PathSelfStartPage(LearnerPage, SingleObjectMixin, View):
+    model = LearningPath
+    http_method_names = ["post"]
+
+    def page_queryset(self):
+        return self.model.objects.filter(status=ContentStatus.PUBLISHED)
+
+    def post(self, request, pk):
+        path_ = self.get_object()
+        try:
+            assignment = self.call(progress.path_self_start, path=path_)
+        except ValidationError as exc:
+            for m in _messages_of(exc):
+                messages.error(request, m)
+            return redirect("learning_catalogue")
+        return redirect("learning_take", pk=assignment.pk)
 
 
 class LessonSelfStartPage(LearnerPage, SingleObjectMixin, View):
@@ -404,6 +442,7 @@ urlpatterns = [
     path("", MyLearningPage.as_view(), name="learning_portal"),
     path("catalogue/", CataloguePage.as_view(), name="learning_catalogue"),
     path("lessons/<int:pk>/start/", LessonSelfStartPage.as_view(), name="learning_self_start"),
+    path("paths/<int:pk>/start/", PathSelfStartPage.as_view(), name="learning_path_self_start"),
     path("assignments/<int:pk>/", TakeLessonPage.as_view(), name="learning_take"),
     path("assignments/<int:pk>/start/", LessonStartAction.as_view(), name="learning_start"),
     path("assignments/<int:pk>/progress/", LessonProgressAction.as_view(), name="learning_progress"),

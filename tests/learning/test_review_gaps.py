@@ -12,6 +12,7 @@ from cem.models import AuditLog
 from cem.tenancy import tenant_context
 from learning import assignments
 from learning import models as lm
+from tests import factories as f
 from tests.learning import factories as lf
 from tests.learning.portal_helpers import assign
 
@@ -110,3 +111,84 @@ def test_settings_page_is_for_trainers_and_admins(world, client):
     for who, status in (("manager", 403), ("employee", 403), ("executive", 403), ("admin", 200)):
         client.force_login(world.users[who])
         assert client.get("/learning/assign/settings/").status_code == status, who
+
+
+# --- the catalogue: libraries, skills and learning paths for learners --------------------------------
+
+
+def _catalogue(world):
+    org = world.a.org
+    skill = f.SkillCategoryFactory(organization=org, name="acme courtesy")
+    greeting = lf.LessonFactory(organization=org, title="acme greeting basics")
+    closing = lf.LessonFactory(organization=org, title="acme closing the sale")
+    lf.LessonFactory(organization=org, title="acme shopper briefing", audience=lm.Audience.SHOPPERS)
+    with tenant_context(org):
+        lm.LessonSkillCategory.objects.create(organization=org, lesson=greeting, skill_category=skill)
+        library = lm.Library.objects.create(organization=org, name="acme sales library")
+        lm.LibraryLesson.objects.create(organization=org, library=library, lesson=closing)
+    onboarding = lf.LearningPathFactory(organization=org, name="acme onboarding", description="first week")
+    for position, lesson in enumerate((greeting, closing), start=1):
+        lf.PathStepFactory(organization=org, path=onboarding, lesson=lesson, position=position)
+    draft = lf.LearningPathFactory(organization=org, name="acme draft path", status=lm.ContentStatus.DRAFT)
+    lf.PathStepFactory(organization=org, path=draft, lesson=greeting, position=1)
+    shoppers = lf.LearningPathFactory(
+        organization=org, name="acme shopper path", audience=lm.Audience.SHOPPERS
+    )
+    lf.PathStepFactory(organization=org, path=shoppers, lesson=greeting, position=1)
+    return skill, library, onboarding, draft, shoppers
+
+
+def test_catalogue_searches_libraries_and_skills_and_offers_paths(
+    world, client, django_assert_max_num_queries
+):
+    skill, library, onboarding, _draft, _shoppers = _catalogue(world)
+    client.force_login(world.users["employee"])
+    with django_assert_max_num_queries(20):
+        html = client.get("/learning/catalogue/").content.decode()
+    assert "acme greeting basics" in html and "acme closing the sale" in html
+    assert "acme shopper briefing" not in html  # another audience
+    assert f'data-testid="path-{onboarding.pk}"' in html and "acme draft path" not in html
+    assert "acme shopper path" not in html
+    by_library = client.get(f"/learning/catalogue/?library={library.pk}").content.decode()
+    assert "acme closing the sale" in by_library and "acme greeting basics" not in by_library
+    by_skill = client.get(f"/learning/catalogue/?skill={skill.pk}").content.decode()
+    assert "acme greeting basics" in by_skill and "acme closing the sale" not in by_skill
+    # Free text reaches the skill category too, and the paths by name.
+    assert "acme greeting basics" in client.get("/learning/catalogue/?q=courtesy").content.decode()
+    found = client.get("/learning/catalogue/?q=onboarding").content.decode()
+    assert f'data-testid="path-{onboarding.pk}"' in found and 'data-testid="catalogue-lesson"' not in found
+
+
+def test_employee_starts_a_path_and_takes_its_first_lesson(world, client):
+    _skill, _library, onboarding, draft, shoppers = _catalogue(world)
+    client.force_login(world.users["employee"])
+    resp = client.post(f"/learning/paths/{onboarding.pk}/start/")
+    with tenant_context(world.a.org):
+        a = lm.Assignment.objects.get(path=onboarding)
+    assert resp.status_code == 302 and resp["Location"] == f"/learning/assignments/{a.pk}/"
+    assert a.source == "self" and a.employee_id == world.a.employees["a-n1"].pk and "yourself" in a.reason
+    take = client.get(resp["Location"]).content.decode()
+    assert "acme greeting basics" in take
+    # Starting it again opens the same assignment; it shows on My learning.
+    assert client.post(f"/learning/paths/{onboarding.pk}/start/")["Location"] == resp["Location"]
+    assert f'data-testid="assignment-{a.pk}"' in client.get("/learning/").content.decode()
+    assert client.post(f"/learning/paths/{draft.pk}/start/").status_code == 404
+    refused = client.post(f"/learning/paths/{shoppers.pk}/start/", follow=True).content.decode()
+    assert "not for your audience" in refused
+    with tenant_context(world.a.org):
+        assert not lm.Assignment.objects.filter(path__in=[draft, shoppers]).exists()
+
+
+def test_self_start_a_path_over_the_api(world, api):
+    _skill, _library, onboarding, _draft, _shoppers = _catalogue(world)
+    learner = api(world.users["employee"])
+    resp = learner.post("/api/v1/my-learning/self-start/", {"path": onboarding.pk}, format="json")
+    assert resp.status_code == 201 and resp.json()["source"] == "self"
+    again = learner.post("/api/v1/my-learning/self-start/", {"path": onboarding.pk}, format="json")
+    assert again.json()["id"] == resp.json()["id"]
+    lesson = lf.LessonFactory(organization=world.a.org)
+    both = learner.post(
+        "/api/v1/my-learning/self-start/", {"path": onboarding.pk, "lesson": lesson.pk}, format="json"
+    )
+    assert both.status_code == 400 and "lesson" in json.dumps(both.json())
+    assert learner.post("/api/v1/my-learning/self-start/", {}, format="json").status_code == 400
