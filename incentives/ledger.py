@@ -127,10 +127,15 @@ def system_account(*, org, kind) -> Account:
     if kind not in Account.SYSTEM_KINDS:
         raise ValueError(f"{kind!r} is not a system account kind")
     label = Account.Kind(kind).label
-    return _get_or_create(
+    account = _get_or_create(
         {"organization_id": _org_id(org), "kind": kind},
         {"name": label, "allow_negative": kind == AK.WRITE_OFF},
     )
+    if kind == AK.WRITE_OFF and not account.allow_negative:
+        # A WRITE_OFF account made elsewhere (a fixture, an old seed): it is a contra account.
+        Account.objects.filter(pk=account.pk).update(allow_negative=True)
+        account.allow_negative = True
+    return account
 
 
 def wallet_for(*, org, employee) -> Account:

@@ -287,3 +287,25 @@ def test_expiry_dispatch_queues_one_task_per_organization_with_due_lots(setup, w
     from incentives.beat import BEAT_SCHEDULE
 
     assert BEAT_SCHEDULE["incentives-points-expire"]["task"] == tasks.points_expire_dispatch.name
+
+
+def test_events_leave_once_the_movement_commits(setup, django_capture_on_commit_callbacks):
+    org, emp, _budget, rule = setup
+    event = uuid.uuid4()
+    with django_capture_on_commit_callbacks() as callbacks:
+        ledger.award(org=org, rule=rule, event_id=event, employee=emp, points=5)
+        ledger.award(org=org, rule=rule, event_id=event, employee=emp, points=5)  # replay: no event
+    assert len(callbacks) == 1
+    row = OutboxEvent.objects.get(event_type="PointsAwarded")
+    assert (
+        row.payload["source_event_id"] == str(event) and row.payload["location_id"] == emp.current_location_id
+    )
+
+
+def test_a_write_off_account_made_elsewhere_becomes_a_contra_account(setup):
+    org, emp, _budget, rule = setup
+    Account.objects.create(organization=org, kind=AK.WRITE_OFF, name="Written off")
+    tx = _spend_all_but(org, emp, rule, keep=0)
+    ledger.reverse(org=org, transaction=tx, note="fraud")
+    assert ledger.system_account(org=org, kind=AK.WRITE_OFF).balance == -100
+    assert ledger_check()[0] == 0
