@@ -37,15 +37,17 @@ CHECKS = [
     (
         "stored balance differs from its entries",
         """
-        SELECT a.organization_id, a.id, a.name, a.balance, COALESCE(s.total, 0), s.last_after
+        SELECT a.organization_id, a.id, a.name, a.balance, COALESCE(s.total, 0), l.last_after
           FROM incentives_account a
           LEFT JOIN (
-                SELECT account_id, SUM(amount) AS total,
-                       (ARRAY_AGG(balance_after ORDER BY id DESC))[1] AS last_after
-                  FROM incentives_ledgerentry GROUP BY account_id
+                SELECT account_id, SUM(amount) AS total FROM incentives_ledgerentry GROUP BY account_id
                ) s ON s.account_id = a.id
+          LEFT JOIN (
+                SELECT DISTINCT ON (account_id) account_id, balance_after AS last_after
+                  FROM incentives_ledgerentry ORDER BY account_id, id DESC
+               ) l ON l.account_id = a.id
          {where_a}
-           AND (a.balance <> COALESCE(s.total, 0) OR a.balance <> COALESCE(s.last_after, 0))
+           AND (a.balance <> COALESCE(s.total, 0) OR a.balance <> COALESCE(l.last_after, 0))
         """,
         lambda r: (
             f"org {r[0]}: account {r[1]} ({r[2]}) stores {r[3]}, entries sum to {r[4]}, "
