@@ -558,7 +558,8 @@ def _learner_mail(kind: str, assignment: Assignment, now: dt.datetime) -> EmailM
 
 @transaction.atomic
 def assignments_notify(*, organization, now=None) -> dict[str, list[int]]:
-    """Reminders before the due date, overdue notices, and escalations to the store's managers.
+    """Reminders before the due date, overdue notices, and escalations to the store's managers
+    (the region's managers when the store has none).
 
     Each is sent once per assignment (conditional updates); a run handles up to BATCH of each.
     """
@@ -603,6 +604,23 @@ def assignments_notify(*, organization, now=None) -> dict[str, list[int]]:
     ).values_list("location_id", "user__email"):
         if email:
             managers.setdefault(loc_id, []).append(email)
+    # A store without a store manager escalates to its regional managers: the overdue training
+    # must reach someone who manages the learner.
+    unmanaged = {a.location_id for a in late if a.location_id and a.location_id not in managers}
+    if unmanaged:
+        region_of = dict(Location.objects.filter(pk__in=unmanaged).values_list("pk", "region_id"))
+        regional: dict[int, list[str]] = {}
+        for region_id, email in Membership.objects.filter(
+            role=Role.REGIONAL_MANAGER,
+            is_active=True,
+            user__is_active=True,
+            region_id__in={r for r in region_of.values() if r},
+        ).values_list("region_id", "user__email"):
+            if email:
+                regional.setdefault(region_id, []).append(email)
+        for loc_id, region_id in region_of.items():
+            if regional.get(region_id):
+                managers[loc_id] = regional[region_id]
     for a in late:
         if not _claim(a.pk, "escalated_at", now):
             continue

@@ -192,3 +192,34 @@ def test_self_start_a_path_over_the_api(world, api):
     )
     assert both.status_code == 400 and "lesson" in json.dumps(both.json())
     assert learner.post("/api/v1/my-learning/self-start/", {}, format="json").status_code == 400
+
+
+# --- escalation reaches a manager even where the store has none -------------------------------------
+
+
+def test_overdue_escalation_goes_to_the_regional_manager_when_the_store_has_none(
+    world, mailoutbox, django_capture_on_commit_callbacks
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    # a-n2 (north) has no store manager; a-n1 (north) has one; both are overdue past escalation.
+    lesson = lf.LessonFactory(organization=world.a.org, title="acme escalated lesson")
+    for store in ("a-n1", "a-n2"):
+        lf.AssignmentFactory(
+            organization=world.a.org,
+            employee=world.a.employees[store],
+            location=world.a.locations[store],
+            lesson=lesson,
+            assigned_at=now - dt.timedelta(days=20),
+            due_at=now - dt.timedelta(days=10),
+            overdue_notified_at=now - dt.timedelta(days=9),
+        )
+    with django_capture_on_commit_callbacks(execute=True), tenant_context(world.a.org):
+        done = assignments.assignments_notify(organization=world.a.org, now=now)
+    assert len(done["escalated"]) == 2
+    escalations = {tuple(m.to): m.subject for m in mailoutbox if m.subject.startswith("Overdue training")}
+    assert escalations.keys() == {("manager@acme.test",), ("regional@acme.test",)}
+    assert world.a.employees["a-n2"].name in escalations[("regional@acme.test",)]
