@@ -491,9 +491,9 @@ def withdraw_locked(org_id: int, actor: Actor, assignment: Assignment, note: str
 
 
 def tenants_with_open_assignments() -> list[int]:
-    """Organizations with any open employee assignment; call inside unscoped()."""
+    """Organizations with any open assignment; call inside unscoped()."""
     return sorted(
-        Assignment.objects.filter(status__in=OPEN, employee__isnull=False)
+        Assignment.objects.filter(status__in=OPEN)
         .order_by()
         .values_list("organization_id", flat=True)
         .distinct()
@@ -542,12 +542,24 @@ def _claim(pk: int, column: str, now: dt.datetime) -> bool:
 
 
 def _learner_mail(kind: str, assignment: Assignment, now: dt.datetime) -> EmailMultiAlternatives | None:
-    email = assignment.employee.email if assignment.employee_id else ""
+    # Staff by their employee record's address; shoppers (no employee row) by their account's.
+    if assignment.employee_id:
+        email, name = assignment.employee.email, assignment.employee.name
+    else:
+        user = assignment.user
+        email, name = user.email, user.get_full_name() or user.get_username()
     if not email:
         return None
     title = _content_label(assignment.lesson, assignment.path)
     due = timezone.localtime(assignment.due_at).strftime("%Y-%m-%d")
-    context = {"assignment": assignment, "title": title, "due": due, "url": _portal_url(), "kind": kind}
+    context = {
+        "assignment": assignment,
+        "name": name,
+        "title": title,
+        "due": due,
+        "url": _portal_url(),
+        "kind": kind,
+    }
     subject = (
         f"Reminder: “{title}” is due on {due}"
         if kind == "reminder"
@@ -566,8 +578,8 @@ def assignments_notify(*, organization, now=None) -> dict[str, list[int]]:
     org_id = _check_tenant(organization)
     now = now or timezone.now()
     conf = learning_settings(org_id)
-    base = Assignment.objects.filter(status__in=OPEN, employee__isnull=False).select_related(
-        "employee", "lesson", "path", "location"
+    base = Assignment.objects.filter(status__in=OPEN).select_related(
+        "employee", "user", "lesson", "path", "location"
     )
     done: dict[str, list[int]] = {"reminded": [], "overdue": [], "escalated": []}
     messages: list[EmailMultiAlternatives] = []
@@ -590,9 +602,12 @@ def assignments_notify(*, organization, now=None) -> dict[str, list[int]]:
             if (m := _learner_mail("overdue", a, now)) is not None:
                 messages.append(m)
 
+    # Escalation is to the learner's managers: staff only (shoppers have none in the hierarchy).
     late = list(
         base.filter(
-            escalated_at__isnull=True, due_at__lte=now - dt.timedelta(days=conf.escalate_days_overdue)
+            employee__isnull=False,
+            escalated_at__isnull=True,
+            due_at__lte=now - dt.timedelta(days=conf.escalate_days_overdue),
         ).order_by("due_at", "pk")[:BATCH]
     )
     managers: dict[int, list[str]] = {}

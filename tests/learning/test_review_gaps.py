@@ -223,3 +223,35 @@ def test_overdue_escalation_goes_to_the_regional_manager_when_the_store_has_none
     escalations = {tuple(m.to): m.subject for m in mailoutbox if m.subject.startswith("Overdue training")}
     assert escalations.keys() == {("manager@acme.test",), ("regional@acme.test",)}
     assert world.a.employees["a-n2"].name in escalations[("regional@acme.test",)]
+
+
+def test_shoppers_get_reminders_and_overdue_notices_but_no_escalation(
+    world, mailoutbox, django_capture_on_commit_callbacks
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    shopper = world.users["shopper"]
+    path = lf.LearningPathFactory(organization=world.a.org, name="acme certification", audience="shoppers")
+    a = lf.AssignmentFactory(
+        organization=world.a.org,
+        lesson=None,
+        path=path,
+        employee=None,
+        user=shopper,
+        location=None,
+        source="certification",
+        assigned_at=now - dt.timedelta(days=30),
+        due_at=now + dt.timedelta(days=1),
+    )
+    with django_capture_on_commit_callbacks(execute=True), tenant_context(world.a.org):
+        assert assignments.assignments_notify(organization=world.a.org, now=now)["reminded"] == [a.pk]
+        later = now + dt.timedelta(days=20)
+        done = assignments.assignments_notify(organization=world.a.org, now=later)
+    assert done["overdue"] == [a.pk] and done["escalated"] == []
+    assert [m.to for m in mailoutbox] == [[shopper.email], [shopper.email]]
+    assert "acme certification" in mailoutbox[0].subject and "Overdue" in mailoutbox[1].subject
+    name = shopper.get_full_name() or shopper.get_username()
+    assert f"Hello {name}," in mailoutbox[0].body
