@@ -14,6 +14,7 @@ import uuid
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Sum
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect
 from django.urls import path
@@ -60,10 +61,18 @@ class PortalHome(RewardsPage, TemplateView):
         ctx = super().get_context_data(**kwargs)
         employee = self.employee
         items = list(
-            CatalogItem.objects.filter(catalog.visible_q(employee)).order_by("cost", "name", "pk")
+            catalog.with_code_counts(CatalogItem.objects.filter(catalog.visible_q(employee))).order_by(
+                "cost", "name", "pk"
+            )
             if employee is not None
             else []
         )
+        for item in items:
+            # An automatic gift card with an empty pool would only fail and refund: say so instead.
+            item.sold_out = item.stock == 0 or (
+                item.kind == CatalogItem.Kind.GIFT_CARD and item.auto_approve and not item.codes_available
+            )
+        pending = self.my_redemptions().filter(status=Redemption.Status.PENDING) if employee else None
         statement = ledger.statement(org=self.organization, employee=employee) if employee else None
         ctx.update(
             employee=employee,
@@ -72,6 +81,7 @@ class PortalHome(RewardsPage, TemplateView):
             items=items,
             token=uuid.uuid4().hex,
             redemptions=list(self.my_redemptions()[:5]) if employee else [],
+            on_hold=(pending.aggregate(total=Sum("points"))["total"] or 0) if pending is not None else 0,
             can_redeem=self.can("redemptions.add") and employee is not None,
         )
         return ctx

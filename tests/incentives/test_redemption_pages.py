@@ -174,3 +174,19 @@ def test_admin_pages_refuse_other_roles(world, client, persona):
     client.force_login(world.users[persona])
     for url in ("/rewards/manage/approvals/", "/rewards/manage/catalog/", "/rewards/manage/catalog/new/"):
         assert client.get(url).status_code == 403
+
+
+def test_portal_marks_sold_out_items_and_points_on_hold(world, client):
+    org, emp = world.a.org, world.a.employees["a-n1"]
+    fund(org, emp, 500)
+    dry = item(org, name="acme dry card", kind="gift_card", cost=10, auto_approve=True)
+    gone = item(org, name="acme gone", cost=10, stock=0)
+    chair = item(org, name="acme chair", cost=70)
+    client.force_login(world.users["employee"])
+    client.post(f"/rewards/catalog/{chair.pk}/redeem/", {"token": "c"})
+    page = client.get("/rewards/")
+    body = page.content.decode()
+    assert "70 points on hold" in body
+    for sold_out in (dry, gone):
+        button = body[body.index(f'data-testid="redeem-{sold_out.pk}"') :].split("</button>")[0]
+        assert "disabled" in button and "Sold out" in button
