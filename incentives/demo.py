@@ -47,12 +47,12 @@ T, R, K = RewardRule.Trigger, RewardRule.Recipients, LedgerTransaction.Kind
 AK = Account.Kind
 HISTORY_DAYS = 182
 
-# (name, trigger, recipients, points, min score, budget, cap points / month)
+# (name, trigger, recipients, points, min score, budget, cap points per person per month)
 RULES = (
-    ("Promoter names you", T.PROMOTER_RESPONSE, R.NAMED_EMPLOYEE, 10, None, "Customer feedback awards"),
-    ("Excellent mystery shop", T.AUDIT_SCORE, R.LOCATION_EMPLOYEES, 100, 90, "Mystery shopping awards"),
-    ("Lesson completed", T.LESSON_COMPLETED, R.LEARNER, 5, None, "Learning awards"),
-    ("Quiz passed first try", T.QUIZ_PASSED_FIRST_TRY, R.LEARNER, 10, None, "Learning awards"),
+    ("Promoter names you", T.PROMOTER_RESPONSE, R.NAMED_EMPLOYEE, 10, None, "Customer feedback awards", 200),
+    ("Excellent mystery shop", T.AUDIT_SCORE, R.LOCATION_EMPLOYEES, 100, 90, "Mystery shopping awards", None),
+    ("Lesson completed", T.LESSON_COMPLETED, R.LEARNER, 5, None, "Learning awards", None),
+    ("Quiz passed first try", T.QUIZ_PASSED_FIRST_TRY, R.LEARNER, 10, None, "Learning awards", None),
     (
         "Case resolved within SLA",
         T.CASE_RESOLVED_IN_SLA,
@@ -60,6 +60,7 @@ RULES = (
         20,
         None,
         "Customer feedback awards",
+        None,
     ),
 )
 GC, MERCH, OFF, CHARITY = (
@@ -167,11 +168,11 @@ def seed_incentives(org, *, seed: int, scale: float, actor: Actor, step=None, no
     IncentiveSettings.objects.filter(pk=settings.pk).update(leaderboard_enabled=True)
     system = {kind: ledger.system_account(org=org, kind=kind) for kind in Account.SYSTEM_KINDS}
     budgets = {}
-    for *_, budget_name in RULES:
+    for *_, budget_name, _cap in RULES:
         if budget_name not in budgets:
             budgets[budget_name] = ledger.budget_create(org=org, name=budget_name)
     rules = {}
-    for name, trigger, recipients, points, min_score, budget_name in RULES:
+    for name, trigger, recipients, points, min_score, budget_name, cap in RULES:
         rules[trigger] = RewardRule.objects.create(
             organization_id=org_id,
             name=name,
@@ -180,6 +181,8 @@ def seed_incentives(org, *, seed: int, scale: float, actor: Actor, step=None, no
             points=points,
             min_score=min_score,
             budget=budgets[budget_name],
+            cap_points=cap,
+            cap_period=RewardRule.CapPeriod.MONTH,
             effective_from=(start - dt.timedelta(days=30)).date(),
         )
 
@@ -325,6 +328,7 @@ def seed_incentives(org, *, seed: int, scale: float, actor: Actor, step=None, no
 
     stock = {item.pk: item.stock for item in items}
     taken: dict[tuple, int] = defaultdict(int)
+    given: dict[tuple, int] = defaultdict(int)
     redemptions = []  # dicts
     admin = (
         Membership.objects.filter(role=Role.ORG_ADMIN)
@@ -338,6 +342,12 @@ def seed_incentives(org, *, seed: int, scale: float, actor: Actor, step=None, no
         if what == "award":
             _, trigger, kind, pk, emp, label = data
             rule = rules[trigger]
+            if rule.cap_points is not None:
+                # The rule's monthly cap, as the handler applies it (beyond it: "cap reached").
+                month = (rule.pk, emp, at.astimezone(tz).strftime("%Y-%m"))
+                if given[month] + rule.points > rule.cap_points:
+                    continue
+                given[month] += rule.points
             event_id = rewards.source_uuid(org_id, kind, pk)
             replay.post(
                 kind=K.AWARD,
@@ -577,7 +587,7 @@ def seed_incentives(org, *, seed: int, scale: float, actor: Actor, step=None, no
         "reward rules": len(rules),
         "catalogue items": len(items),
         "gift-card codes": sum(len(c) for c in pools.values()),
-        "award transactions": len(awards),
+        "award transactions": sum(1 for tx in replay.txs if tx["kind"] == K.AWARD),
         "ledger transactions": len(replay.txs),
         **{f"redemptions {status}": n for status, n in sorted(by_status.items())},
     }
