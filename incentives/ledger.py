@@ -217,6 +217,8 @@ def post(
     The returned transaction has ``replayed`` True when the key had already been posted.
     """
     org_id = _check_tenant(org)
+    if kind not in Kind.values:
+        raise LedgerError(f"{kind!r} is not a kind of movement", field="kind")
     merged: dict[int, int] = {}
     by_id: dict[int, Account] = {}
     for account, amount in legs:
