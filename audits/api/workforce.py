@@ -182,6 +182,16 @@ class JobAnswerInputSerializer(serializers.Serializer):
 class JobDraftInputSerializer(serializers.Serializer):
     answers = JobAnswerInputSerializer(many=True, required=False, default=list)
     visited_at = serializers.DateTimeField(required=False, allow_null=True)
+    revision = serializers.CharField(
+        max_length=40,
+        required=False,
+        allow_blank=True,
+        help_text=(
+            'The draft\'s `revision` this save builds on ("" before the first save). When given and '
+            "the draft has been saved since, nothing is written and the answer is 409. Omit it for "
+            "last-write-wins."
+        ),
+    )
 
 
 class JobAnswerSerializer(serializers.ModelSerializer):
@@ -194,10 +204,16 @@ class JobAnswerSerializer(serializers.ModelSerializer):
 
 class JobDraftSerializer(serializers.ModelSerializer):
     answers = serializers.SerializerMethodField()
+    revision = serializers.SerializerMethodField(
+        help_text="Send it back as `revision` on the next PUT to refuse overwriting a newer save."
+    )
 
     class Meta:
         model = Audit
-        fields = ["id", "status", "version", "visited_at", "score", "answers", "updated_at"]
+        fields = ["id", "status", "version", "visited_at", "score", "answers", "revision", "updated_at"]
+
+    def get_revision(self, audit) -> str:
+        return jobs.draft_revision(audit)
 
     def get_answers(self, audit) -> list[dict]:
         rows = AuditAnswer.objects.filter(audit=audit).select_related("item").order_by("item__position", "pk")
@@ -445,10 +461,20 @@ class AssignmentViewSet(TenantModelViewSet):
         return self._done(assignment)
 
     @extend_schema(methods=["GET"], request=None, responses=JobDraftSerializer)
-    @extend_schema(methods=["PUT"], request=JobDraftInputSerializer, responses=JobDraftSerializer)
+    @extend_schema(
+        methods=["PUT"],
+        request=JobDraftInputSerializer,
+        responses={
+            200: JobDraftSerializer,
+            409: OpenApiResponse(description="`revision` is stale: the draft was saved since"),
+        },
+    )
     @action(detail=True, methods=["get", "put"])
     def draft(self, request, pk=None):
-        """GET the visit report so far; PUT saves answers (autosave: any number of times)."""
+        """GET the visit report so far; PUT saves answers (autosave: any number of times).
+
+        An offline client replaying queued saves sends the ``revision`` it last saw, so a stale
+        save is refused (409) instead of undoing answers saved since from another device."""
         assignment = self.get_object()
         if request.method == "GET":
             audit = jobs._current_audit(assignment)
@@ -457,14 +483,22 @@ class AssignmentViewSet(TenantModelViewSet):
             return Response(JobDraftSerializer(audit).data)
         body = JobDraftInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        audit = jobs.assignment_draft_save(
-            organization=self.organization,
-            actor=self.actor,
-            shopper=self._shopper(),
-            assignment=assignment,
-            answers=body.validated_data["answers"],
-            visited_at=body.validated_data.get("visited_at"),
-        )
+        try:
+            audit = jobs.assignment_draft_save(
+                organization=self.organization,
+                actor=self.actor,
+                shopper=self._shopper(),
+                assignment=assignment,
+                answers=body.validated_data["answers"],
+                visited_at=body.validated_data.get("visited_at"),
+                base_revision=body.validated_data.get("revision"),
+            )
+        except jobs.DraftConflict as exc:
+            current = jobs._current_audit(assignment)
+            return Response(
+                {**exc.message_dict, "current_revision": jobs.draft_revision(current)},
+                status=status.HTTP_409_CONFLICT,
+            )
         return Response(JobDraftSerializer(audit).data)
 
     @extend_schema(responses=AuditPhotoSerializer(many=True))

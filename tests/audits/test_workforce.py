@@ -296,6 +296,45 @@ def test_draft_autosaves_and_resumes(jw, api):
     assert resp.status_code == 400 and "answers" in resp.json()
 
 
+def test_api_draft_put_with_a_stale_revision_is_409_and_writes_nothing(jw, api):
+    client = api(jw.world.users["shopper"])
+    job = _take_and_start(jw, client)
+    url = f"/api/v1/assignments/{job.pk}/draft/"
+    first = client.put(url, {"answers": [{"item": "greeted", "value": "yes"}], "revision": ""}, format="json")
+    assert first.status_code == 200, first.content
+    rev1 = first.json()["revision"]
+    assert rev1 and client.get(url).json()["revision"] == rev1
+    second = client.put(
+        url, {"answers": [{"item": "greeted", "value": "no"}], "revision": rev1}, format="json"
+    )
+    assert second.status_code == 200, second.content
+    rev2 = second.json()["revision"]
+    assert rev2 != rev1
+    # A phone replaying a save queued before the second one (on rev1, or before any draft) is refused.
+    for stale in (rev1, ""):
+        resp = client.put(
+            url, {"answers": [{"item": "greeted", "value": "yes"}], "revision": stale}, format="json"
+        )
+        assert resp.status_code == 409, resp.content
+        assert "revision" in resp.json() and resp.json()["current_revision"] == rev2
+    body = client.get(url).json()
+    assert body["revision"] == rev2 and {a["item"]: a["value"] for a in body["answers"]} == {"greeted": "no"}
+    # Without a revision the save is last-write-wins, as before.
+    resp = client.put(url, {"answers": [{"item": "greeted", "value": "yes"}]}, format="json")
+    assert resp.status_code == 200 and resp.json()["revision"] != rev2
+
+
+def test_openapi_documents_the_draft_revision():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    put = schema["paths"]["/api/v1/assignments/{id}/draft/"]["put"]
+    assert "409" in put["responses"]
+    components = schema["components"]["schemas"]
+    assert "revision" in components["JobDraftInputRequest"]["properties"]
+    assert "revision" in components["JobDraft"]["properties"]
+
+
 def test_submit_validations_name_each_problem(jw, api):
     client = api(jw.world.users["shopper"])
     job = _take_and_start(jw, client)
