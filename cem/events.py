@@ -33,6 +33,8 @@ EVENT_TYPES = {
     "employee_id, standard_ids).",
     "SurveyPublished": "A new survey version was created (payload: survey_id, version_id, number, "
     "question_keys).",
+    "ResponseErased": "Survey responses were erased (GDPR) or struck out as fraud; what they earned is "
+    "reversed (payload: response_ids, reason).",
     "CaseOpened": "An alert rule opened a case (payload: case_id, response_id, rule_id, location_id, "
     "employee_id, priority, assignee_id).",
     "CaseEscalated": "A case passed its SLA and moved up a level (payload: case_id, escalation_level, "

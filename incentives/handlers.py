@@ -108,6 +108,20 @@ def rewards_after_response(event) -> None:
     rewards.apply(org=_org(event), trigger=T.RESPONSE_SCORE, facts_list=scored, rules=score_rules)
 
 
+@handles("ResponseErased", name="incentives.reverse_after_response_erased")
+def reverse_after_response_erased(event) -> None:
+    """A response erased (GDPR) or struck out as fraud: every award it earned is reversed.
+
+    The award's event id is derived from the response's id alone (rewards.source_uuid), so this
+    needs nothing of the response itself, which is usually gone by the time the event arrives.
+    """
+    reason = (event.payload.get("reason") or "erased").strip()
+    for rid in event.payload.get("response_ids") or []:
+        rewards.award_reverse_for_source(
+            org=_org(event), kind="response", pk=rid, note=f"Response #{rid} {reason}"
+        )
+
+
 @handles("CaseResolved", name="incentives.rewards_after_case")
 def rewards_after_case(event) -> None:
     payload = event.payload

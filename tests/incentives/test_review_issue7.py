@@ -1,0 +1,93 @@
+"""Issue 7 review: the gaps closed after reading the issue line by line — a response erased (GDPR)
+or struck out as fraud reverses what it earned, the expiry beat entry is live in the settings, and
+every incentives route is in the OpenAPI document."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.conf import settings
+
+from cem.tenancy import tenant_context
+from incentives import ledger
+from incentives.models import Account, LedgerTransaction
+from incentives.models import RewardRule as RR
+from tests.incentives.rewards_helpers import H_RESPONSE, RewardWorld, ledger_check
+
+pytestmark = pytest.mark.django_db
+H_ERASED = "incentives.reverse_after_response_erased"
+
+
+@pytest.fixture
+def rw(world):
+    return RewardWorld(world)
+
+
+def test_response_erased_reverses_its_awards_once_and_writes_off_what_was_spent(rw):
+    rw.rule(name="promoter", points=10)
+    rw.rule(name="whole store", recipients=RR.Recipients.LOCATION_EMPLOYEES, points=4)
+    emp = rw.t.employees["a-n1"]
+    colleague = rw.employee()
+    rid, kept = rw.respond(nps=10), rw.respond(nps=10)
+    rw.run(rw.response_event([rid, kept]), H_RESPONSE)
+    assert rw.balance(emp) == 28 and rw.balance(colleague) == 8
+    with tenant_context(rw.org):
+        ledger.hold(org=rw.org, employee=colleague, points=8, note="spent on a mug")
+
+    erased = rw.event("ResponseErased", response_ids=[rid], reason="erased at the customer's request (GDPR)")
+    assert rw.run(erased, H_ERASED)
+    # A second event about the same response (or a redelivery) finds nothing left to reverse.
+    assert rw.run(rw.event("ResponseErased", response_ids=[rid]), H_ERASED)
+
+    with tenant_context(rw.org):
+        reversals = list(LedgerTransaction.objects.filter(kind="reversal").order_by("pk"))
+        assert len(reversals) == 3
+        assert all(r.note.startswith(f"Response #{rid} erased") and r.reverses_id for r in reversals)
+        assert {r.reverses.event_id for r in reversals} == {reversals[0].reverses.event_id}
+        write_off = Account.objects.get(kind=Account.Kind.WRITE_OFF)
+        assert write_off.balance == -4  # the colleague's 4 points of this response were already spent
+    # The other response's awards stand; the colleague's wallet never goes negative (no debt allowed).
+    assert rw.balance(emp) == 14 and rw.balance(colleague) == 0
+    assert ledger_check()[0] == 0
+
+
+def test_points_expiry_is_on_the_beat_schedule_daily():
+    entry = settings.CELERY_BEAT_SCHEDULE["incentives-points-expire"]
+    assert entry["task"] == "incentives.points_expire_dispatch"
+    assert entry["schedule"] == dt.timedelta(days=1)
+
+
+def test_openapi_lists_every_incentives_route(client):
+    text = client.get("/api/schema/").content.decode()
+    for route in (
+        "/api/v1/points-accounts/",
+        "/api/v1/points-accounts/{id}/fund/",
+        "/api/v1/points-accounts/{id}/adjust/",
+        "/api/v1/points-transactions/",
+        "/api/v1/points-transactions/{id}/reverse/",
+        "/api/v1/points-statement/",
+        "/api/v1/reward-rules/",
+        "/api/v1/reward-skips/",
+        "/api/v1/reward-budgets/",
+        "/api/v1/recognitions/",
+        "/api/v1/leaderboard/",
+        "/api/v1/leaderboard/opt-in/",
+        "/api/v1/catalog-items/",
+        "/api/v1/catalog-items/{id}/image/",
+        "/api/v1/gift-card-codes/",
+        "/api/v1/gift-card-codes/counts/",
+        "/api/v1/redemptions/",
+        "/api/v1/redemptions/{id}/approve/",
+        "/api/v1/redemptions/{id}/decline/",
+        "/api/v1/bonus-periods/",
+        "/api/v1/bonus-periods/{id}/preview/",
+        "/api/v1/bonus-periods/{id}/close/",
+        "/api/v1/bonus-periods/{id}/approve/",
+        "/api/v1/bonus-periods/{id}/export/",
+        "/api/v1/bonus-periods/{id}/add-managers/",
+        "/api/v1/bonus-kpis/",
+        "/api/v1/bonus-participants/",
+        "/api/v1/bonus-participants/{id}/scorecard/",
+    ):
+        assert f"{route}:" in text, route
