@@ -1,6 +1,7 @@
 """Incentives admin pages (/rewards/manage/): reward rules (list with their status, editor), budgets
 (balance, funding, 30-day burn; funding goes through ledger.budget_fund), charts (points awarded by
-rule and by location per week, budget burn) and recognition (give points, the scoped feed).
+rule and by location per week, budget burn) and recognition (give points, the scoped feed, and for
+employees their store's opt-in leaderboard while the organization shows leaderboards).
 
 Charts are plotly figures shipped as JSON (``json_script``) and drawn by the feedback dashboard's
 static/feedback/charts.js, so the pages carry no inline script.
@@ -33,7 +34,15 @@ from cem.views_manage import add_service_errors
 from incentives import ledger, rewards
 from incentives import recognition as recognition_services
 from incentives.api.rules import budgets_with_burn
-from incentives.models import Account, LedgerEntry, LedgerTransaction, Recognition, RewardRule, RewardSkip
+from incentives.models import (
+    Account,
+    LeaderboardOptIn,
+    LedgerEntry,
+    LedgerTransaction,
+    Recognition,
+    RewardRule,
+    RewardSkip,
+)
 
 CHART_WEEKS = 12
 CHART_SERIES = 8
@@ -385,10 +394,44 @@ class RecognitionPage(TenantPageMixin, ListView):
         ctx["can_give"] = self._can_give(limits)
         if ctx["can_give"]:
             ctx["form"] = form or RecognitionForm(membership=membership)
+        ctx["board"] = self._board(membership)
         return ctx
+
+    def _board_employee(self, membership):
+        """The viewer's employee record when the organization shows leaderboards (None otherwise):
+        only employees appear on a board, and only on their own store's."""
+        if membership.employee_id is None:
+            return None
+        if not ledger.incentive_settings(org=self.organization).leaderboard_enabled:
+            return None
+        return Employee.objects.filter(pk=membership.employee_id).select_related("current_location").first()
+
+    def _board(self, membership) -> dict | None:
+        employee = self._board_employee(membership)
+        if employee is None or employee.current_location_id is None:
+            return None
+        return {
+            "location": employee.current_location,
+            "rows": recognition_services.leaderboard(
+                org=self.organization, location_id=employee.current_location_id
+            ),
+            "opted_in": LeaderboardOptIn.objects.filter(employee_id=employee.pk).exists(),
+        }
 
     def post(self, request):
         membership = request.membership
+        if "leaderboard" in request.POST:
+            # Opting in or out is the viewer's own choice, open to every employee who may see the
+            # page, whether or not they may give recognition.
+            employee = self._board_employee(membership)
+            if employee is None:
+                raise PermissionDenied
+            opt_in = request.POST["leaderboard"] == "in"
+            recognition_services.leaderboard_opt(org=self.organization, employee=employee, opt_in=opt_in)
+            messages.success(
+                request, "You are on your store's leaderboard." if opt_in else "You are off the leaderboard."
+            )
+            return HttpResponseRedirect(reverse("incentives_recognition"))
         limits = recognition_services.giver_limits(org=self.organization, membership=membership)
         if not self._can_give(limits):
             raise PermissionDenied

@@ -1,6 +1,7 @@
 """Issue 7 review: the gaps closed after reading the issue line by line — a response erased (GDPR)
 or struck out as fraud reverses what it earned, the expiry beat entry is live in the settings, and
-every incentives route is in the OpenAPI document."""
+every incentives route is in the OpenAPI document, and employees see their store's opt-in
+leaderboard on the recognition page."""
 
 from __future__ import annotations
 
@@ -91,3 +92,40 @@ def test_openapi_lists_every_incentives_route(client):
         "/api/v1/bonus-participants/{id}/scorecard/",
     ):
         assert f"{route}:" in text, route
+
+
+def test_recognition_page_shows_the_store_leaderboard_and_the_employee_opts_in_and_out(
+    world, api, client, django_assert_max_num_queries
+):
+    from incentives import recognition
+    from incentives.models import IncentiveSettings
+
+    org, me = world.a.org, world.a.employees["a-n1"]
+    with tenant_context(org):
+        ledger.budget_fund(org=org, budget=recognition.recognition_budget(org=org), points=500, note="r")
+    given = api(world.users["manager"]).post(
+        "/api/v1/recognitions/", {"receiver": me.pk, "points": 30, "message": "Great greeting"}, format="json"
+    )
+    assert given.status_code == 201
+    client.force_login(world.users["employee"])
+    url = "/rewards/manage/recognition/"
+
+    # Leaderboards off (the default): no board, and opting in is refused.
+    assert 'data-testid="leaderboard"' not in client.get(url).content.decode()
+    assert client.post(url, {"leaderboard": "in"}).status_code == 403
+
+    with tenant_context(org):
+        IncentiveSettings.objects.update_or_create(organization=org, defaults={"leaderboard_enabled": True})
+    html = client.get(url).content.decode()
+    assert "Nobody has chosen to be shown yet." in html and 'value="in"' in html
+
+    assert client.post(url, {"leaderboard": "in"}).status_code == 302
+    with django_assert_max_num_queries(18):
+        html = client.get(url).content.decode()
+    assert f"{me.name} · 30 points" in html and 'value="out"' in html
+    # Opting out takes the employee off the board again.
+    assert client.post(url, {"leaderboard": "out"}).status_code == 302
+    assert f"{me.name} · 30 points" not in client.get(url).content.decode()
+    # The admin has no store of their own: no board.
+    client.force_login(world.users["admin"])
+    assert 'data-testid="leaderboard"' not in client.get(url).content.decode()
