@@ -17,6 +17,10 @@ BEAT_SCHEDULE.update(
             "task": "audits.assignments_expire_revisions_dispatch",
             "schedule": timedelta(minutes=10),
         },
+        "audits-assignments-auto-assign": {
+            "task": "audits.assignments_auto_assign_dispatch",
+            "schedule": timedelta(minutes=10),
+        },
         "audits-assignments-remind": {
             "task": "audits.assignments_remind_dispatch",
             "schedule": timedelta(hours=1),

@@ -19,6 +19,8 @@ from cem.tenancy import unscoped
 CHUNK = 200
 
 __all__ = [
+    "assignments_auto_assign",
+    "assignments_auto_assign_dispatch",
     "assignments_expire_revisions",
     "assignments_expire_revisions_dispatch",
     "assignments_release_overdue",
@@ -31,6 +33,11 @@ __all__ = [
 @shared_task(name="audits.assignments_release_overdue", base=TenantTask)
 def assignments_release_overdue(tenant_id: int, ids: list[int]) -> list[int]:
     return jobs.assignments_release_overdue(organization=tenant_id, ids=ids)
+
+
+@shared_task(name="audits.assignments_auto_assign", base=TenantTask)
+def assignments_auto_assign(tenant_id: int, ids: list[int]) -> list[tuple[int, int]]:
+    return jobs.assignments_auto_assign(organization=tenant_id, ids=ids)
 
 
 @shared_task(name="audits.assignments_expire_revisions", base=TenantTask)
@@ -72,3 +79,10 @@ def assignments_remind_dispatch() -> int:
     with unscoped():
         due = jobs.reminders_due(timezone.now())
     return _fan_out(assignments_remind, due)
+
+
+@shared_task(name="audits.assignments_auto_assign_dispatch")
+def assignments_auto_assign_dispatch() -> int:
+    with unscoped():
+        due = jobs.auto_assign_due(timezone.now())
+    return _fan_out(assignments_auto_assign, due)

@@ -8,6 +8,7 @@ State machine of an Assignment (``TRANSITIONS``)::
                                                           revision_due_at → in_review)
     open / assigned / in_progress → cancelled;  submitted / in_review → rejected
     assigned / in_progress past window_end → open again (the beat releases it)
+    open past program.auto_assign_after_hours → assigned by the scheduler (nearest eligible, load balanced)
 
 Every write is a service here: keyword-only, organization first, one transaction, an audit-log
 row, and an outbox event where another app cares.
@@ -795,6 +796,110 @@ def assignments_expire_revisions(*, organization, ids: list[int] | None = None, 
     return moved
 
 
+def auto_assign_due(now) -> list[tuple[int, int]]:
+    """(tenant_id, id) of open jobs left on the board past their programme's
+    ``auto_assign_after_hours``; call inside unscoped()."""
+    rows = (
+        Assignment.objects.filter(
+            status=S.OPEN,
+            window_end__gt=now,
+            program__active=True,
+            scenario__active=True,
+            program__auto_assign_after_hours__isnull=False,
+        )
+        .order_by("organization_id", "pk")
+        .values_list("organization_id", "pk", "created_at", "program__auto_assign_after_hours")
+    )
+    return [(org, pk) for org, pk, at, hours in rows if at + dt.timedelta(hours=hours) <= now]
+
+
+def _distance_km(shopper: Shopper, assignment: Assignment) -> float:
+    location = assignment.location
+    if None in (shopper.latitude, shopper.longitude, location.latitude, location.longitude):
+        return math.inf  # eligible (radius unchecked) but never preferred over a known distance
+    return haversine_km(shopper.latitude, shopper.longitude, location.latitude, location.longitude)
+
+
+def assignments_auto_assign(
+    *, organization, actor: Actor | None = None, ids: list[int] | None = None, now=None
+) -> list[tuple[int, int]]:
+    """The scheduler's alternative to the board: give each open job to an eligible shopper.
+
+    Every approved shopper is checked with the same ``eligibility`` as a self-assign (certified,
+    within radius, under the open-job cap, no lockout), so the scheduler never assigns what the
+    shopper could not have taken. Among the eligible, the one with the fewest open jobs wins (load
+    balancing: a shopper living next to ten stores does not get all ten), then the nearest, then
+    the lowest id. Jobs go earliest window first; each is one transaction with the shopper's and
+    the job's rows locked, as in ``assignment_take``, and eligibility re-read under the lock.
+    Returns (assignment id, shopper id) for each job assigned; jobs nobody may take stay open.
+    """
+    org_id = _check_tenant(organization)
+    actor = actor or Actor.system()
+    now = now or timezone.now()
+    jobs_qs = Assignment.objects.filter(
+        status=S.OPEN, window_end__gt=now, program__active=True, scenario__active=True
+    ).select_related("program", "scenario", "location")
+    if ids is not None:
+        jobs_qs = jobs_qs.filter(pk__in=ids)
+    shoppers = list(Shopper.objects.filter(status=Shopper.Status.APPROVED).order_by("pk"))
+    facts = {s.pk: ShopperFacts.of(s) for s in shoppers}
+    done: list[tuple[int, int]] = []
+    for job in jobs_qs.order_by("window_start", "pk"):
+        ranked = sorted(
+            (
+                (len(facts[s.pk].open_jobs), _distance_km(s, job), s.pk, s)
+                for s in shoppers
+                if eligibility(s, job, now=now, facts=facts[s.pk])[0]
+            ),
+            key=lambda row: row[:3],
+        )
+        for _, _, _, shopper in ranked:
+            with transaction.atomic():
+                locked_shopper = Shopper.objects.select_for_update().get(pk=shopper.pk)
+                locked = (
+                    Assignment.objects.select_for_update(skip_locked=True)
+                    .select_related("program", "location", "scenario")
+                    .filter(pk=job.pk, status=S.OPEN)
+                    .first()
+                )
+                if locked is None:
+                    break  # taken from the board meanwhile
+                fresh = ShopperFacts.of(locked_shopper)
+                facts[shopper.pk] = fresh
+                if not eligibility(locked_shopper, locked, now=now, facts=fresh)[0]:
+                    continue
+                before = _move(locked, S.ASSIGNED)
+                locked.shopper = locked_shopper
+                locked.assigned_at = now
+                locked.status_reason = "Assigned by the scheduler."
+                locked.save(update_fields=["status", "shopper", "assigned_at", "status_reason"])
+                _log(org_id, actor, "assignment.auto_assign", locked, before, shopper=locked_shopper.pk)
+                emit(
+                    organization=org_id,
+                    event_type="AssignmentTaken",
+                    aggregate=locked,
+                    payload={"assignment_id": locked.pk, "shopper_id": locked_shopper.pk, "automatic": True},
+                )
+                start = timezone.localtime(locked.window_start).strftime("%Y-%m-%d %H:%M")
+                end = timezone.localtime(locked.window_end).strftime("%Y-%m-%d %H:%M %Z")
+                transaction.on_commit(
+                    lambda a=locked, s=locked_shopper, start=start, end=end: send_mail(
+                        subject=f"New job assigned to you: {a.location.name}",
+                        message=(
+                            f'Hello {s.name},\n\nThe job "{a.scenario.title}" at {a.location.name} has been '
+                            f"assigned to you. Visit between {start} and {end} and submit your report by "
+                            "then; after that it is released to other shoppers.\n"
+                        ),
+                        from_email=None,
+                        recipient_list=[s.email],
+                    )
+                )
+                facts[shopper.pk] = ShopperFacts.of(locked_shopper)
+                done.append((locked.pk, locked_shopper.pk))
+                break
+    return done
+
+
 def assignments_remind(*, organization, ids: list[int] | None = None, now=None) -> list[int]:
     """Email shoppers whose window ends within REMINDER_BEFORE; once per job and window.
 
@@ -865,6 +970,7 @@ __all__ = [
     "assignment_start",
     "assignment_submit",
     "assignment_take",
+    "assignments_auto_assign",
     "assignments_expire_revisions",
     "assignments_release_overdue",
     "assignments_remind",

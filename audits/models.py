@@ -144,6 +144,9 @@ class Program(TenantModel):
         "learning.LearningPath", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     revision_window_hours = models.PositiveSmallIntegerField(default=24)
+    # Jobs nobody takes from the board within this many hours are assigned by the scheduler
+    # (audits.jobs.assignments_auto_assign); empty = the board only.
+    auto_assign_after_hours = models.PositiveSmallIntegerField(null=True, blank=True)
     # Monitoring: evaluations per agent per week, and the share drawn from Critical interactions.
     sample_per_agent = models.PositiveSmallIntegerField(default=4)
     sample_critical_share = models.DecimalField(

@@ -248,6 +248,7 @@ class ProgramSerializer(serializers.ModelSerializer):
             "certification_valid_days",
             "certification_path",
             "revision_window_hours",
+            "auto_assign_after_hours",
             "sample_per_agent",
             "sample_critical_share",
             "created_at",

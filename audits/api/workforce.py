@@ -166,6 +166,23 @@ class AssignmentSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class AutoAssignSerializer(serializers.Serializer):
+    program = serializers.PrimaryKeyRelatedField(
+        queryset=Program.objects, required=False, help_text="Only this programme's open jobs."
+    )
+    assignments = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=500,
+        help_text="Only these open jobs (ids).",
+    )
+
+
+class AutoAssignResultSerializer(serializers.Serializer):
+    assignment = serializers.IntegerField()
+    shopper = serializers.IntegerField()
+
+
 class BoardEntrySerializer(serializers.Serializer):
     assignment = AssignmentSerializer()
     eligible = serializers.BooleanField()
@@ -346,6 +363,7 @@ class AssignmentViewSet(TenantModelViewSet):
     http_method_names = ["get", "post", "patch", "put", "head", "options"]
     action_verbs = {
         "board": "view",
+        "auto_assign": "change",
         "take": "change",
         "start": "change",
         "draft": "change",
@@ -431,6 +449,26 @@ class AssignmentViewSet(TenantModelViewSet):
             organization=self.organization, shopper=self._shopper(), with_reasons=with_reasons
         )
         return Response(BoardEntrySerializer(entries, many=True).data)
+
+    @extend_schema(request=AutoAssignSerializer, responses=AutoAssignResultSerializer(many=True))
+    @action(detail=False, methods=["post"], url_path="auto-assign", url_name="auto-assign")
+    def auto_assign(self, request):
+        """Reviewers: run the scheduler now. Each open job (all, one ``program``'s, or the listed
+        ``assignments``) goes to the eligible shopper with the fewest open jobs, nearest first
+        among equals; jobs nobody may take stay on the board. The beat does the same for
+        programmes with ``auto_assign_after_hours`` once a job has waited that long."""
+        self._reviewer_only()
+        body = AutoAssignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        qs = Assignment.objects.filter(status=Assignment.Status.OPEN)
+        if "program" in body.validated_data:
+            qs = qs.filter(program=body.validated_data["program"])
+        if "assignments" in body.validated_data:
+            qs = qs.filter(pk__in=body.validated_data["assignments"])
+        done = jobs.assignments_auto_assign(
+            organization=self.organization, actor=self.actor, ids=list(qs.values_list("pk", flat=True))
+        )
+        return Response([{"assignment": a, "shopper": s} for a, s in done])
 
     @extend_schema(request=None, responses=AssignmentSerializer)
     @action(detail=True, methods=["post"])
