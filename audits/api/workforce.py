@@ -7,6 +7,8 @@ audits.workforce and audits.jobs.
 """
 
 import django_filters as f
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -27,6 +29,10 @@ from cem.throttle import content_length
 
 # A multipart body may exceed the file it carries by its boundaries and the item field.
 MULTIPART_SLACK = 64 * 1024
+# One-shot submissions from native apps: the answers plus a handful of photos.
+SUBMISSION_MAX_PHOTOS = 8
+SUBMISSION_MAX_BYTES = SUBMISSION_MAX_PHOTOS * photos.MAX_BYTES + 1024 * 1024
+PHOTO_PART = "photo."
 
 # --- serializers ---------------------------------------------------------------------------------
 
@@ -99,6 +105,19 @@ class JobSubmitSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="Expenses claimed (at most the job's reimbursement_cap); omit to keep the last claim.",
+    )
+
+
+class JobSubmissionSerializer(JobSubmitSerializer):
+    """The whole visit report in one multipart request, for native apps: answers, photos, submit."""
+
+    answers = serializers.JSONField(
+        required=False,
+        help_text='JSON list of {"item", "value", "text", "comment"} (a JSON string in multipart).',
+    )
+    visited_at = serializers.DateTimeField(required=False, allow_null=True)
+    revision = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, help_text="As on PUT draft/: stale → 409."
     )
 
 
@@ -370,6 +389,7 @@ class AssignmentViewSet(TenantModelViewSet):
         "photos": "view",
         "photos_add": "change",
         "submit": "change",
+        "submission": "change",
         "review": "change",
         "return_": "change",
         "approve": "change",
@@ -403,6 +423,8 @@ class AssignmentViewSet(TenantModelViewSet):
         # check) or the parser reads the body.
         if self.action == "photos_add" and content_length(request) > photos.MAX_BYTES + MULTIPART_SLACK:
             raise TooLarge()
+        if self.action == "submission" and content_length(request) > SUBMISSION_MAX_BYTES:
+            raise TooLarge({"file": [f"At most {SUBMISSION_MAX_PHOTOS} photos of 10 MB in one submission."]})
         super().initial(request, *args, **kwargs)
 
     # --- helpers ---
@@ -590,6 +612,73 @@ class AssignmentViewSet(TenantModelViewSet):
             assignment=assignment,
             reimbursement=body.validated_data.get("reimbursement"),
         )
+        return self._done(assignment)
+
+    @extend_schema(
+        request={"multipart/form-data": JobSubmissionSerializer, "application/json": JobSubmissionSerializer},
+        responses={
+            200: AssignmentSerializer,
+            409: OpenApiResponse(description="`revision` is stale: the draft was saved since"),
+            413: OpenApiResponse(description="More than 8 photos of 10 MB"),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def submission(self, request, pk=None):
+        """For native mobile apps: the whole visit report in one multipart request — ``answers``
+        (JSON), ``visited_at``, ``reimbursement``, optional ``revision`` and photo file parts named
+        ``photo.<item key>`` — saved, checked and submitted at once. All or nothing: any error
+        (a bad photo, a missing answer, a visit outside the window) leaves the job as it was and no
+        stored photo behind. An assigned job that was never started is started."""
+        assignment = self.get_object()
+        body = JobSubmissionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        answers = JobAnswerInputSerializer(data=data.get("answers", []), many=True)
+        if not answers.is_valid():
+            raise ValidationError({"answers": answers.errors})
+        uploads = []
+        for name in request.FILES:
+            if not name.startswith(PHOTO_PART) or not name[len(PHOTO_PART) :]:
+                raise ValidationError({name: f"Photo parts are named {PHOTO_PART}<item key>."})
+            uploads += [(name, name[len(PHOTO_PART) :], u) for u in request.FILES.getlist(name)]
+        if len(uploads) > SUBMISSION_MAX_PHOTOS:
+            raise ValidationError({"photos": f"At most {SUBMISSION_MAX_PHOTOS} photos in one submission."})
+        shopper, stored = self._shopper(), []
+        kwargs = {"organization": self.organization, "actor": self.actor, "shopper": shopper}
+        try:
+            with transaction.atomic():
+                if assignment.status == Assignment.Status.ASSIGNED:
+                    jobs.assignment_start(**kwargs, assignment=assignment)
+                jobs.assignment_draft_save(
+                    **kwargs,
+                    assignment=assignment,
+                    answers=answers.validated_data,
+                    visited_at=data.get("visited_at"),
+                    base_revision=data.get("revision"),
+                )
+                for name, key, upload in uploads:
+                    try:
+                        photo = photos.assignment_photo_add(
+                            **kwargs, assignment=assignment, item_key=key, upload=upload
+                        )
+                    except DjangoValidationError as exc:
+                        raise ValidationError(
+                            {name: [m for v in exc.message_dict.values() for m in v]}
+                        ) from exc
+                    stored += [photo.file_path, photo.thumbnail_path]
+                assignment = jobs.assignment_submit(
+                    **kwargs, assignment=assignment, reimbursement=data.get("reimbursement")
+                )
+        except jobs.DraftConflict as exc:
+            photos._remove(*stored)
+            current = jobs._current_audit(assignment)
+            return Response(
+                {**exc.message_dict, "current_revision": jobs.draft_revision(current)},
+                status=status.HTTP_409_CONFLICT,
+            )
+        except BaseException:
+            photos._remove(*stored)  # rolled back: the rows are gone, so are their files
+            raise
         return self._done(assignment)
 
     # --- reviewer actions ---
