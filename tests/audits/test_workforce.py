@@ -451,6 +451,22 @@ def test_invalid_transitions_are_400_naming_status(jw, api):
     assert evaluator.post(f"{url}/cancel/", {"reason": "x"}, format="json").status_code == 403
 
 
+def test_reject_and_cancel_need_a_reason_and_the_shopper_sees_it(jw, api):
+    reviewer, shopper = api(jw.world.users["admin"]), api(jw.world.users["shopper"])
+    submitted = jw.job(shopper=jw.shopper, status=S.SUBMITTED, submitted_at=timezone.now())
+    taken = jw.job(jw.world.a.locations["a-n2"], shopper=jw.shopper, status=S.ASSIGNED)
+    for job, action in ((submitted, "reject"), (taken, "cancel")):
+        url = f"/api/v1/assignments/{job.pk}/{action}/"
+        for body in ({}, {"reason": "   "}):
+            resp = reviewer.post(url, body, format="json")
+            assert resp.status_code == 400 and "reason" in resp.json(), (action, resp.content)
+        resp = reviewer.post(url, {"reason": f"{action}: receipt is from another store"}, format="json")
+        assert resp.status_code == 200, resp.content
+        seen = shopper.get(f"/api/v1/assignments/{job.pk}/").json()
+        assert seen["status"] == {"reject": "rejected", "cancel": "cancelled"}[action]
+        assert seen["status_reason"] == f"{action}: receipt is from another store"
+
+
 def test_admin_creates_jobs_and_filters(jw, api):
     admin = api(jw.world.users["admin"])
     start = timezone.now() + dt.timedelta(days=1)
