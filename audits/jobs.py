@@ -102,6 +102,7 @@ class ShopperFacts:
     open_jobs: frozenset[int]  # assignment ids counting against max_open_jobs
     visits: tuple[tuple[int, int, dt.datetime], ...]  # (assignment id, location id, when)
     blocks: dict[int, str]  # location id → reason
+    rejected: dict[int, str]  # location id → the reviewer's reason for rejecting a visit there
     employers: frozenset[str]
     organization_name: str  # compared with employers; jobs are always in the shopper's organization
 
@@ -112,16 +113,18 @@ class ShopperFacts:
             "program_id", "expires_at"
         ):
             certifications[program_id] = max(expires_at, certifications.get(program_id, expires_at))
-        mine = Assignment.objects.filter(shopper=shopper, status__in=VISITED_STATUSES).annotate(
-            at=Coalesce("submitted_at", "assigned_at", "window_start")
-        )
-        rows = list(mine.values_list("pk", "location_id", "at", "status"))
+        mine = Assignment.objects.filter(
+            shopper=shopper, status__in=(*VISITED_STATUSES, S.REJECTED)
+        ).annotate(at=Coalesce("submitted_at", "assigned_at", "window_start"))
+        rows = list(mine.values_list("pk", "location_id", "at", "status", "status_reason"))
+        rejected = {loc: reason for _, loc, _, status, reason in rows if status == S.REJECTED}
         return cls(
             shopper=shopper,
             certifications=certifications,
-            open_jobs=frozenset(pk for pk, _, _, status in rows if status in OPEN_JOB_STATUSES),
-            visits=tuple((pk, location_id, at) for pk, location_id, at, _ in rows),
+            open_jobs=frozenset(pk for pk, _, _, status, _ in rows if status in OPEN_JOB_STATUSES),
+            visits=tuple((pk, loc, at) for pk, loc, at, status, _ in rows if status != S.REJECTED),
             blocks=dict(LocationBlock.objects.filter(shopper=shopper).values_list("location_id", "reason")),
+            rejected=rejected,
             employers=frozenset(
                 name.strip().casefold() for name in shopper.employer_organization_names if name.strip()
             ),
@@ -145,8 +148,9 @@ def eligibility(
     (submitted ones are the reviewer's to move).
 
     Lockout: a job of theirs at the same location visited (or held) within
-    ``program.lockout_days``, a LocationBlock, or the location belongs to an organization they
-    declared as an employer (names compared case-insensitively, whitespace trimmed).
+    ``program.lockout_days``, a LocationBlock or a rejected visit there (both for good), or the
+    location belongs to an organization they declared as an employer (names compared
+    case-insensitively, whitespace trimmed).
     """
     now = now or timezone.now()
     facts = facts or ShopperFacts.of(shopper)
@@ -189,6 +193,13 @@ def eligibility(
     if location.pk in facts.blocks:
         reasons.append(
             Reason("location_blocked", f"You may not audit {location.name}: {facts.blocks[location.pk]}")
+        )
+    if location.pk in facts.rejected and location.pk not in facts.blocks:
+        why = facts.rejected[location.pk]
+        reasons.append(
+            Reason(
+                "rejected_visit", f"Your visit to {location.name} was rejected" + (f": {why}" if why else ".")
+            )
         )
     if facts.organization_name and facts.organization_name in facts.employers:
         reasons.append(Reason("employer_conflict", "You declared this organization as your employer."))

@@ -145,6 +145,25 @@ def test_location_block(jw):
     assert "recognised" in reasons[0].message
 
 
+def test_a_location_they_were_rejected_from_is_locked_out_for_good_with_the_reason(jw, api):
+    long_ago = timezone.now() - dt.timedelta(days=400)  # far outside the 90-day lockout
+    jw.job(
+        shopper=jw.shopper,
+        start=long_ago,
+        status=S.REJECTED,
+        submitted_at=long_ago,
+        status_reason="Receipt from another store",
+    )
+    job = jw.job()
+    other = jw.job(jw.world.a.locations["a-n2"])
+    assert _codes(jw.shopper, job, jw.org) == (False, ["rejected_visit"])
+    assert _codes(jw.shopper, other, jw.org) == (True, [])
+    board = api(jw.world.users["shopper"]).get("/api/v1/assignments/board/?reasons=1").json()
+    [entry] = [e for e in board if e["assignment"]["id"] == job.pk]
+    assert not entry["eligible"]
+    assert entry["reasons"][0]["message"].endswith("was rejected: Receipt from another store")
+
+
 def test_declared_employer_is_locked_out_case_insensitively(jw):
     with tenant_context(jw.org):
         am.Shopper.objects.filter(pk=jw.shopper.pk).update(
