@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from io import StringIO
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.db.models import Avg, Max, Min
 from django.test import RequestFactory
 
 from audits import models as am
@@ -276,6 +278,16 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
         assert published.count() == counts["northwind.Audit"] - 1  # the returned job's draft
         assert not published.filter(score__isnull=True).exists()
         assert am.StandardScore.objects.filter(organization=northwind, published_at__isnull=False).exists()
+        # Six months of history, and standards that score differently (some weaker).
+        span = published.aggregate(first=Min("published_at"), last=Max("published_at"))
+        assert span["last"] - span["first"] > dt.timedelta(days=150)
+        by_standard = (
+            am.StandardScore.objects.filter(organization=northwind, value__isnull=False)
+            .values("standard")
+            .annotate(mean=Avg("value"))
+        )
+        means = sorted(row["mean"] for row in by_standard)
+        assert len(means) >= 5 and means[-1] - means[0] > 10
         contoso = m.Organization.objects.get(slug="contoso")
         evaluations = am.Audit.objects.filter(
             organization=contoso, interaction__isnull=False, calibration__isnull=True, status="published"
