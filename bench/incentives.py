@@ -53,6 +53,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--wallets", type=int, default=4)
     p.add_argument("--events", type=int, default=10_000, help="events in the burst (b)")
     p.add_argument("--latency", type=int, default=100, help="events timed one by one in (c)")
+    p.add_argument("--only-latency", action="store_true", help="skip (a) and (b): run (c) alone")
     p.add_argument("--db-name", default="cem_bench_incentives")
     p.add_argument("--keep-db", action="store_true")
     return p.parse_args()
@@ -315,7 +316,7 @@ def bench_raw_awards(url: str, w: World, n: int) -> dict:
 # --- (c) event → points visible -------------------------------------------------------------
 
 
-def bench_latency(owner, w: World, n: int) -> dict:
+def bench_latency(owner, w: World, n: int, timeout: float = 30) -> dict:
     from django.db import transaction
 
     from cem.events import emit
@@ -341,8 +342,8 @@ def bench_latency(owner, w: World, n: int) -> dict:
             owner.commit()
             if bal > before:
                 break
-            if time.perf_counter() - t0 > 30:
-                raise RuntimeError("points not visible after 30 s")
+            if time.perf_counter() - t0 > timeout:
+                raise RuntimeError(f"points not visible after {timeout:.0f} s")
             time.sleep(0.005)
         out.append(time.perf_counter() - t0)
     return {"n": n, "p50": pct(out, 0.5), "p95": pct(out, 0.95), "max": max(out)}
@@ -371,17 +372,20 @@ def main() -> int:
         owner = psycopg.connect(bench_url)
         owner.execute("SET app.system = 'on'")
         owner.commit()
-        report["redeem"] = bench_redeem(w, args.redeems, args.threads, args.wallets)
-        print(f"  redeem: {report['redeem']}", flush=True)
-        report["raw_redeem"] = bench_raw_redeem(bench_url, w, args.redeems, args.threads, args.wallets)
-        print(f"  raw redeem: {report['raw_redeem']}", flush=True)
-        report["burst"] = bench_burst(w, args.events)
-        print(f"  burst: {report['burst']}", flush=True)
-        report["raw_awards"] = bench_raw_awards(bench_url, w, args.events)
-        print(f"  raw awards: {report['raw_awards']}", flush=True)
+        if not args.only_latency:
+            report["redeem"] = bench_redeem(w, args.redeems, args.threads, args.wallets)
+            print(f"  redeem: {report['redeem']}", flush=True)
+            report["raw_redeem"] = bench_raw_redeem(bench_url, w, args.redeems, args.threads, args.wallets)
+            print(f"  raw redeem: {report['raw_redeem']}", flush=True)
+            report["burst"] = bench_burst(w, args.events)
+            print(f"  burst: {report['burst']}", flush=True)
+            report["raw_awards"] = bench_raw_awards(bench_url, w, args.events)
+            print(f"  raw awards: {report['raw_awards']}", flush=True)
         worker = start_worker(bench_url, broker, log)
         time.sleep(3)
-        bench_latency(owner, w, 3)  # warm-up: the worker has imported and connected
+        # Warm-up: the worker has imported and connected. On a loaded machine its start-up alone
+        # took more than 30 s, so the first event may wait longer than the timed ones.
+        bench_latency(owner, w, 3, timeout=180)
         report["latency"] = bench_latency(owner, w, args.latency)
         print(f"  latency: {report['latency']}", flush=True)
         out = subprocess.run(
@@ -410,6 +414,19 @@ def print_report(r: dict, args) -> None:
     print(
         f"\nload average at start {r['load'][0]:.2f} {r['load'][1]:.2f} {r['load'][2]:.2f}; ledger_check exit {r.get('ledger_check')}\n"
     )
+    if "redeem" in r:
+        print_throughput(r, args)
+    c = r["latency"]
+    print(
+        f"\n(c) event committed → wallet balance shows the points, {c['n']} events one by one (celery worker --concurrency 2, Redis)\n"
+    )
+    table(
+        ["p50 ms", "p95 ms", "max ms", "target"],
+        [[f"{c['p50'] * 1000:.0f}", f"{c['p95'] * 1000:.0f}", f"{c['max'] * 1000:.0f}", "p95 < 2,000"]],
+    )
+
+
+def print_throughput(r: dict, args) -> None:
     a, ra = r["redeem"], r["raw_redeem"]
     print(
         f"(a) {a['n']} redemptions, {args.threads} threads against {args.wallets} wallets (each covers half its attempts)\n"
@@ -426,14 +443,6 @@ def print_report(r: dict, args) -> None:
         ["ours: rewards_after_lesson → rules → ledger.award (+ PointsAwarded)", f"{b['rate']:,.0f}", f"{b['elapsed']:.1f}"],
     ]  # fmt: skip
     table(["what", "events/s", "seconds"], rows)
-    c = r["latency"]
-    print(
-        f"\n(c) event committed → wallet balance shows the points, {c['n']} events one by one (celery worker --concurrency 2, Redis)\n"
-    )
-    table(
-        ["p50 ms", "p95 ms", "max ms", "target"],
-        [[f"{c['p50'] * 1000:.0f}", f"{c['p95'] * 1000:.0f}", f"{c['max'] * 1000:.0f}", "p95 < 2,000"]],
-    )
 
 
 if __name__ == "__main__":
