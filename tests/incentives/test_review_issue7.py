@@ -129,3 +129,15 @@ def test_recognition_page_shows_the_store_leaderboard_and_the_employee_opts_in_a
     # The admin has no store of their own: no board.
     client.force_login(world.users["admin"])
     assert 'data-testid="leaderboard"' not in client.get(url).content.decode()
+
+
+def test_portal_statement_is_always_the_employees_own(world, client):
+    org = world.a.org
+    me, other = world.a.employees["a-n1"], world.a.employees["a-n2"]
+    with tenant_context(org):
+        for who, note in ((me, "mine-note"), (other, "theirs-note")):
+            ledger.adjust(org=org, account=ledger.wallet_for(org=org, employee=who), points=40, note=note)
+    client.force_login(world.users["employee"])
+    for url in ("/rewards/", "/rewards/statement/", f"/rewards/statement/?employee={other.pk}"):
+        html = client.get(url).content.decode()
+        assert "mine-note" in html and "theirs-note" not in html, url
