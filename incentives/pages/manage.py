@@ -1,7 +1,8 @@
 """Incentives admin pages (/rewards/manage/): reward rules (list with their status, editor), budgets
 (balance, funding, 30-day burn; funding goes through ledger.budget_fund), charts (points awarded by
 rule and by location per week, budget burn) and recognition (give points, the scoped feed, and for
-employees their store's opt-in leaderboard while the organization shows leaderboards).
+employees their store's opt-in leaderboard while the organization shows leaderboards), and the
+organization's settings (expiry, debt or write-off, recognition limits, leaderboard).
 
 Charts are plotly figures shipped as JSON (``json_script``) and drawn by the feedback dashboard's
 static/feedback/charts.js, so the pages carry no inline script.
@@ -36,6 +37,7 @@ from incentives import recognition as recognition_services
 from incentives.api.rules import budgets_with_burn
 from incentives.models import (
     Account,
+    IncentiveSettings,
     LeaderboardOptIn,
     LedgerEntry,
     LedgerTransaction,
@@ -262,6 +264,75 @@ class BudgetFundPage(TenantPageMixin, View):
         return HttpResponseRedirect(reverse("incentives_budgets"))
 
 
+# --- organization settings -------------------------------------------------------------------------
+
+
+class IncentiveSettingsForm(forms.ModelForm):
+    class Meta:
+        model = IncentiveSettings
+        fields = [
+            "points_expire_months",
+            "allow_debt",
+            "recognition_max_points",
+            "manager_monthly_recognition_limit",
+            "peer_recognition_enabled",
+            "peer_monthly_allowance",
+            "leaderboard_enabled",
+        ]
+        labels = {
+            "points_expire_months": "Points expire after this many months (empty: never)",
+            "allow_debt": "A reversed award may leave a wallet in debt",
+            "recognition_max_points": "Most points in one recognition",
+            "manager_monthly_recognition_limit": "Points a manager may give a month",
+            "peer_recognition_enabled": "Colleagues may recognise each other",
+            "peer_monthly_allowance": "Points a colleague may give a month",
+            "leaderboard_enabled": "Show each store's opt-in leaderboard",
+        }
+        help_texts = {
+            "points_expire_months": "Applies to points earned from now on; earned points keep their date.",
+            "allow_debt": "Otherwise the points already spent are written off when an award is reversed.",
+        }
+
+
+class IncentiveSettingsPage(TenantPageMixin, View):
+    """Expiry, the debt-or-write-off choice for reversals, recognition limits, the leaderboard.
+    Readers of the rules see the settings; only those who may change rules change them."""
+
+    template_name = "incentives/manage/settings.html"
+    required_action = "reward_rules.view"
+
+    def _can_change(self) -> bool:
+        return role_can(self.request.membership.role, "reward_rules.change")
+
+    def _render(self, form):
+        if not self._can_change():
+            for field in form.fields.values():
+                field.disabled = True
+        return TemplateResponse(
+            self.request, self.template_name, {"form": form, "can_change": self._can_change()}
+        )
+
+    def get(self, request):
+        return self._render(IncentiveSettingsForm(instance=ledger.incentive_settings(org=self.organization)))
+
+    def post(self, request):
+        if not self._can_change():
+            raise PermissionDenied
+        row = ledger.incentive_settings(org=self.organization)
+        form = IncentiveSettingsForm(request.POST, instance=row)
+        if form.is_valid():
+            try:
+                record_update(
+                    organization=self.organization, actor=self.actor, instance=row, data=form.cleaned_data
+                )
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(request, "Rewards settings saved.")
+                return HttpResponseRedirect(reverse("incentives_settings"))
+        return self._render(form)
+
+
 # --- charts ----------------------------------------------------------------------------------------
 
 
@@ -464,5 +535,6 @@ urlpatterns = [
     path("budgets/<int:pk>/fund/", BudgetFundPage.as_view(), name="incentives_budget_fund"),
     path("charts/", ChartsPage.as_view(), name="incentives_charts"),
     path("recognition/", RecognitionPage.as_view(), name="incentives_recognition"),
+    path("settings/", IncentiveSettingsPage.as_view(), name="incentives_settings"),
     path("", include("incentives.pages.manage_redemptions")),  # approvals, catalogue, code pools
 ]

@@ -141,3 +141,52 @@ def test_portal_statement_is_always_the_employees_own(world, client):
     for url in ("/rewards/", "/rewards/statement/", f"/rewards/statement/?employee={other.pk}"):
         html = client.get(url).content.decode()
         assert "mine-note" in html and "theirs-note" not in html, url
+
+
+def test_admin_sets_expiry_debt_and_recognition_settings_on_a_page(world, client):
+    import uuid
+
+    from django.utils import timezone
+
+    from cem.models import AuditLog
+    from incentives.models import IncentiveSettings, PointsLot
+    from tests.incentives.ledger_helpers import funded_budget, rule_on
+
+    org, emp = world.a.org, world.a.employees["a-n1"]
+    url = "/rewards/manage/settings/"
+    client.force_login(world.users["admin"])
+    assert 'name="points_expire_months"' in client.get(url).content.decode()
+    form = {
+        "points_expire_months": "6",
+        "allow_debt": "on",
+        "recognition_max_points": "50",
+        "manager_monthly_recognition_limit": "800",
+        "peer_recognition_enabled": "on",
+        "peer_monthly_allowance": "40",
+        "leaderboard_enabled": "on",
+    }
+    assert client.post(url, {**form, "peer_monthly_allowance": "-1"}).status_code == 200  # field error
+    assert client.post(url, form).status_code == 302
+    with tenant_context(org):
+        row = IncentiveSettings.objects.get()
+        assert (row.points_expire_months, row.allow_debt, row.peer_monthly_allowance) == (6, True, 40)
+        assert row.leaderboard_enabled and row.peer_recognition_enabled and row.recognition_max_points == 50
+        assert AuditLog.objects.filter(object_type__icontains="incentivesettings", action="update").exists()
+        # Points earned from now on expire after the configured months.
+        rule = rule_on(org, funded_budget(org))
+        ledger.award(org=org, rule=rule, event_id=uuid.uuid4(), employee=emp, points=10)
+        lot = PointsLot.objects.get()
+        days = (lot.expires_at - timezone.now()).days
+        assert 178 <= days <= 185, days
+
+    # Empty means never.
+    assert client.post(url, {**form, "points_expire_months": ""}).status_code == 302
+    with tenant_context(org):
+        assert IncentiveSettings.objects.get().points_expire_months is None
+
+    # Executives read the settings; they cannot change them; employees do not see them.
+    client.force_login(world.users["executive"])
+    assert "disabled" in client.get(url).content.decode()
+    assert client.post(url, form).status_code == 403
+    client.force_login(world.users["employee"])
+    assert client.get(url).status_code == 403
