@@ -5,7 +5,9 @@ A rule's ``status`` says whether it awards now ("active"), or why not ("stopped:
 "ended", "inactive", …). A rule whose trigger carries no value for a condition, or whose recipients
 do not fit the trigger, is refused naming the field (incentives.rewards.rule_shape_errors). Budgets
 are created and funded through ``/api/v1/points-accounts/`` (the ledger); here they are listed with
-what their rules drew in the last 30 days and how many days that leaves.
+what their rules drew in the last 30 days and how many days that leaves. The organization's
+rewards settings (expiry, debt or write-off, recognition limits, leaderboard) are one row at
+``/api/v1/incentive-settings/`` (PATCH ``{id}/`` to change them).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import django_filters as f
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from rest_framework import serializers
+from rest_framework import mixins, serializers
 
 from cem.api.base import TenantModelViewSet, TenantReadOnlyViewSet
 from cem.models import Channel, Location, Region, Standard, Touchpoint
-from incentives import rewards
-from incentives.models import Account, LedgerTransaction, RewardRule, RewardSkip
+from cem.services import record_update
+from incentives import ledger, rewards
+from incentives.models import Account, IncentiveSettings, LedgerTransaction, RewardRule, RewardSkip
 
 BURN_DAYS = 30
 
@@ -233,7 +236,48 @@ class RewardBudgetViewSet(TenantReadOnlyViewSet):
         return budgets_with_burn(queryset)
 
 
+class IncentiveSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = IncentiveSettings
+        fields = [
+            "id",
+            "points_expire_months",
+            "allow_debt",
+            "recognition_max_points",
+            "manager_monthly_recognition_limit",
+            "peer_recognition_enabled",
+            "peer_monthly_allowance",
+            "leaderboard_enabled",
+        ]
+        read_only_fields = ["id"]
+
+
+class IncentiveSettingsViewSet(mixins.UpdateModelMixin, TenantReadOnlyViewSet):
+    """The organization's rewards settings, one row: ``points_expire_months`` (null: never; applies
+    to points earned from then on), ``allow_debt`` (a reversal of spent points leaves a debt rather
+    than a write-off), the recognition limits and switches, ``leaderboard_enabled``."""
+
+    queryset = IncentiveSettings.objects
+    serializer_class = IncentiveSettingsSerializer
+    resource = "reward_rules"
+    api_app = "incentives"
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def safely_get_queryset(self, queryset):
+        ledger.incentive_settings(org=self.organization)  # the defaults, stored the first time asked
+        return queryset.order_by("pk")
+
+    def perform_update(self, serializer):
+        serializer.instance = record_update(
+            organization=self.organization,
+            actor=self.actor,
+            instance=serializer.instance,
+            data=serializer.validated_data,
+        )
+
+
 def register(router) -> None:
     router.register("reward-rules", RewardRuleViewSet)
     router.register("reward-skips", RewardSkipViewSet)
     router.register("reward-budgets", RewardBudgetViewSet, basename="rewardbudget")
+    router.register("incentive-settings", IncentiveSettingsViewSet, basename="incentivesettings")

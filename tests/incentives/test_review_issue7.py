@@ -71,6 +71,7 @@ def test_openapi_lists_every_incentives_route(client):
         "/api/v1/reward-rules/",
         "/api/v1/reward-skips/",
         "/api/v1/reward-budgets/",
+        "/api/v1/incentive-settings/",
         "/api/v1/recognitions/",
         "/api/v1/leaderboard/",
         "/api/v1/leaderboard/opt-in/",
@@ -190,3 +191,25 @@ def test_admin_sets_expiry_debt_and_recognition_settings_on_a_page(world, client
     assert client.post(url, form).status_code == 403
     client.force_login(world.users["employee"])
     assert client.get(url).status_code == 403
+
+
+def test_incentive_settings_api(world, api, django_assert_max_num_queries):
+    url = "/api/v1/incentive-settings/"
+    admin = api(world.users["admin"])
+    with django_assert_max_num_queries(10):
+        rows = admin.get(url).json()["results"]
+    assert len(rows) == 1 and rows[0]["points_expire_months"] == 12 and rows[0]["allow_debt"] is False
+    detail = f"{url}{rows[0]['id']}/"
+    bad = admin.patch(detail, {"peer_monthly_allowance": -5}, format="json")
+    assert bad.status_code == 400 and "peer_monthly_allowance" in bad.json()
+    ok = admin.patch(detail, {"points_expire_months": None, "allow_debt": True}, format="json")
+    assert ok.status_code == 200 and ok.json()["points_expire_months"] is None
+    with tenant_context(world.a.org):
+        assert ledger.incentive_settings(org=world.a.org).allow_debt is True
+    # Executives read but cannot change; employees cannot read; org B never sees org A's row.
+    executive = api(world.users["executive"])
+    assert executive.get(detail).status_code == 200
+    assert executive.patch(detail, {"allow_debt": False}, format="json").status_code == 403
+    assert api(world.users["employee"]).get(url).status_code == 403
+    assert api(world.users["outsider"]).get(detail).status_code == 404
+    assert admin.post(url, {}, format="json").status_code == 405
