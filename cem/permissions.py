@@ -119,6 +119,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         # peer recognition when the organization enables it (the service decides).
         | _view("points", "recognition", "catalog", "redemptions")
         | {"redemptions.add", "recognition.add"}
+        # Supervisors (employees) in a bonus period: their own scorecard only (the views filter
+        # to the caller's participation; an employee in no period sees none).
+        | _view("bonus")
     ),
     # Shoppers see only their own profile, jobs and audits (scope level "shopper").
     Role.SHOPPER: frozenset(

@@ -1,10 +1,10 @@
 """Manager bonus periods: a weighted scorecard per manager, a live preview, close → approve → export.
 
 A period (say a quarter) has KPIs (``BonusKpi``: weight, target, floor, minimum sample) and
-participants — store managers scored on their location, regional managers on their region, each
-with a target bonus in a currency. The KPI inputs for a participant's scope and the period come
-from the other apps, read set-based (one grouped query per KPI and scope kind, however many
-participants):
+participants — store managers scored on their location, regional managers on their region,
+supervisors on their team, each with a target bonus in a currency. The KPI inputs for a
+participant's scope and the period come from the other apps, read set-based (one grouped query
+per KPI and scope kind, however many participants):
 
 - **NPS**, **CSAT**: ``feedback.selectors.metric_results`` — the exact definitions of
   ``feedback.metrics`` (NPS = % promoters - % detractors, CSAT = % top-two-box), ``n`` = answers.
@@ -17,6 +17,10 @@ participants):
   ``learning.analytics``. ``n`` = such assignments.
 - **Cases resolved within SLA**: ``feedback.selectors`` ``resolution_rate`` over cases whose SLA
   deadline fell in the period (and has passed). ``n`` = cases due.
+- **A team** (supervisors) is its members now (``Employee.current_team``, like the ``team``
+  dimension of ``feedback.selectors``): answers and cases attributed to a member, audits and
+  evaluations of a member, members' training. Facts with no employee cannot be attributed to a
+  team and are not counted, so a KPI the team has no such data for is "insufficient data", never 0.
 - **Alignment score**, **sales vs target**, **average purchase**, **retention**: no source yet
   (a later import); they show "no data yet", never 0.
 
@@ -59,7 +63,7 @@ from django.utils import timezone
 
 from audits.models import Audit
 from cem.events import emit
-from cem.models import Location, Membership, Organization, Role
+from cem.models import Employee, Location, Membership, Organization, Role
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write, record_create, record_delete, record_update
 from feedback import metrics as fm
@@ -80,6 +84,9 @@ NO_SOURCE = "no_data_yet"
 # KPIs with no data source in the platform yet (alignment and imported business metrics).
 NO_SOURCE_KPIS = frozenset({K.ALIGNMENT, K.SALES_VS_TARGET, K.AVERAGE_PURCHASE, K.RETENTION})
 MANAGER_ROLES = {Role.STORE_MANAGER, Role.REGIONAL_MANAGER}
+# Supervisors log in as employees; they are told apart by their employee record's role or by a
+# team on their membership.
+SUPERVISOR_ROLES = {Role.EMPLOYEE}
 # The budget the scorecards' points are paid from (funded like any other budget).
 BONUS_BUDGET = "Bonus points"
 
@@ -264,51 +271,64 @@ def period_window(period: BonusPeriod, organization) -> tuple[dt.datetime, dt.da
 _ORG_WIDE = fs.Caller(role=Role.ORG_ADMIN)  # scores are about the scope, not about who looks
 
 
-def _feedback(kpi: str, *, organization, start, end, location_ids, region_ids, now) -> tuple[dict, dict]:
+# Scope kind → the participant's field naming it; a team participant is scored on its team alone.
+SCOPE_KINDS = ("team", "location", "region")
+
+
+def _scope_key(p: BonusParticipant) -> tuple[str, int]:
+    for kind in SCOPE_KINDS:
+        value = getattr(p, f"{kind}_id")
+        if value:
+            return kind, value
+    raise ValueError(f"participant {p.pk} has no scope")
+
+
+def _feedback(kpi: str, *, organization, start, end, scopes, now) -> dict[str, dict]:
     metric = {K.NPS: "nps", K.CSAT: "csat", K.CASES_IN_SLA: "resolution_rate"}[kpi]
-    out = ({}, {})
-    for i, (dim, ids) in enumerate((("location", location_ids), ("region", region_ids))):
-        if not ids:
-            continue
+    out = {}
+    for dim, ids in scopes.items():
         query = fs.MetricQuery(
             metric=metric, group_by=(dim,), filters={dim: tuple(sorted(ids))}, start=start, end=end
         )
+        out[dim] = {}
         for row in fs.metric_results(organization=organization, caller=_ORG_WIDE, query=query):
             value = None if row["value"] is None else Decimal(str(row["value"]))
-            out[i][row["group"][dim]] = fm.Metric(value, row["n"])
+            out[dim][row["group"][dim]] = fm.Metric(value, row["n"])
     return out
 
 
-def _grouped_counts(qs, aggregates: dict, *, location_ids, region_ids) -> tuple[dict, dict]:
-    by_location = {}
-    by_region = {}
-    if location_ids:
-        rows = qs.filter(location_id__in=location_ids).order_by().values("location_id").annotate(**aggregates)
-        by_location = {row["location_id"]: row for row in rows}
-    if region_ids:
-        rows = (
-            qs.filter(location__region_id__in=region_ids)
-            .order_by()
-            .values("location__region_id")
-            .annotate(**aggregates)
-        )
-        by_region = {row["location__region_id"]: row for row in rows}
-    return by_location, by_region
+# Scope kind → the ORM path of its id from a fact with a location and an employee. A team is
+# its members now (employee.current_team), as in feedback.selectors' "team" dimension.
+_FACT_PATHS = {
+    "location": "location_id",
+    "region": "location__region_id",
+    "team": "employee__current_team_id",
+}
 
 
-def _audits(kind: str, *, organization, start, end, location_ids, region_ids, now) -> tuple[dict, dict]:
+def _grouped_counts(qs, aggregates: dict, *, scopes) -> dict[str, dict]:
+    out = {}
+    for dim, ids in scopes.items():
+        path = _FACT_PATHS[dim]
+        rows = qs.filter(**{f"{path}__in": ids}).order_by().values(path).annotate(**aggregates)
+        out[dim] = {row[path]: row for row in rows}
+    return out
+
+
+def _audits(kind: str, *, organization, start, end, scopes, now) -> dict[str, dict]:
     qs = Audit.objects.filter(
         published_at__gte=start, published_at__lt=end, score__isnull=False, calibration__isnull=True
     )
     evaluation = Q(assignment__isnull=True, interaction__isnull=False)
     qs = qs.filter(evaluation) if kind == K.MONITORING_SCORE else qs.exclude(evaluation)
-    maps = _grouped_counts(
-        qs, {"n": Count("pk"), "total": Sum("score")}, location_ids=location_ids, region_ids=region_ids
-    )
-    return tuple({k: fm.mean_from_sum(total=r["total"], n=r["n"]) for k, r in m.items()} for m in maps)
+    maps = _grouped_counts(qs, {"n": Count("pk"), "total": Sum("score")}, scopes=scopes)
+    return {
+        dim: {k: fm.mean_from_sum(total=r["total"], n=r["n"]) for k, r in m.items()}
+        for dim, m in maps.items()
+    }
 
 
-def _training(kind: str, *, organization, start, end, location_ids, region_ids, now) -> tuple[dict, dict]:
+def _training(kind: str, *, organization, start, end, scopes, now) -> dict[str, dict]:
     A = Assignment.Status
     qs = (
         Assignment.objects.filter(employee__isnull=False, due_at__gte=start, due_at__lt=end)
@@ -319,8 +339,11 @@ def _training(kind: str, *, organization, start, end, location_ids, region_ids, 
         "n": Count("pk"),
         "hits": Count("pk", filter=Q(status=A.COMPLETED, completed_at__lte=F("due_at"))),
     }
-    maps = _grouped_counts(qs, aggregates, location_ids=location_ids, region_ids=region_ids)
-    return tuple({k: fm.percent_from_counts(hits=r["hits"], n=r["n"]) for k, r in m.items()} for m in maps)
+    maps = _grouped_counts(qs, aggregates, scopes=scopes)
+    return {
+        dim: {k: fm.percent_from_counts(hits=r["hits"], n=r["n"]) for k, r in m.items()}
+        for dim, m in maps.items()
+    }
 
 
 def _source(kpi: str):
@@ -338,13 +361,16 @@ def kpi_inputs(
 ) -> dict[int, dict[str, fm.Metric | None]]:
     """participant id → kpi → Metric (value, n), or None for a KPI with no source yet.
 
-    One or two grouped queries per KPI (locations, regions), whatever the number of participants.
+    One grouped query per KPI and scope kind (teams, locations, regions), whatever the number of
+    participants.
     """
     now = now or timezone.now()
     organization = Organization.objects.get(pk=period.organization_id)
     start, end = period_window(period, organization)
-    location_ids = {p.location_id for p in participants if p.location_id}
-    region_ids = {p.region_id for p in participants if not p.location_id and p.region_id}
+    keys = {p.pk: _scope_key(p) for p in participants}
+    scopes: dict[str, set] = defaultdict(set)
+    for dim, value in keys.values():
+        scopes[dim].add(value)
     empty = fm.Metric(None, 0)
     out: dict[int, dict] = defaultdict(dict)
     for k in kpis:
@@ -353,18 +379,12 @@ def kpi_inputs(
             for p in participants:
                 out[p.pk][k.kpi] = None
             continue
-        by_location, by_region = source(
-            k.kpi,
-            organization=organization,
-            start=start,
-            end=min(end, now),
-            location_ids=location_ids,
-            region_ids=region_ids,
-            now=now,
+        found = source(
+            k.kpi, organization=organization, start=start, end=min(end, now), scopes=dict(scopes), now=now
         )
         for p in participants:
-            found = by_location.get(p.location_id) if p.location_id else by_region.get(p.region_id)
-            out[p.pk][k.kpi] = found or empty
+            dim, value = keys[p.pk]
+            out[p.pk][k.kpi] = found.get(dim, {}).get(value) or empty
     return out
 
 
@@ -386,7 +406,7 @@ def scorecards(*, period: BonusPeriod, participants=None, now=None) -> list[Scor
 def participants_of(period: BonusPeriod):
     return (
         BonusParticipant.objects.filter(period=period)
-        .select_related("user", "employee", "location", "region")
+        .select_related("user", "employee", "location", "region", "team__location")
         .order_by("user__last_name", "user__first_name", "user__username", "pk")
     )
 
@@ -486,14 +506,30 @@ def kpi_delete(*, organization, actor: Actor, kpi: BonusKpi) -> None:
     record_delete(organization=organization, actor=actor, instance=kpi)
 
 
+def is_supervisor(membership: Membership) -> bool:
+    employee = membership.employee
+    return membership.role in SUPERVISOR_ROLES and (
+        membership.team_id is not None or (employee is not None and employee.role == Employee.Role.SUPERVISOR)
+    )
+
+
 def _scope_of(membership: Membership) -> dict:
-    if not membership.is_active or membership.role not in MANAGER_ROLES:
-        raise ValidationError(
-            {"membership": "Only active store and regional managers take part in bonus periods."}
-        )
-    if membership.role == Role.STORE_MANAGER:
-        return {"location": membership.location, "region": None}
-    return {"location": None, "region": membership.region}
+    if membership.is_active and membership.role == Role.STORE_MANAGER:
+        return {"location": membership.location, "region": None, "team": None}
+    if membership.is_active and membership.role == Role.REGIONAL_MANAGER:
+        return {"location": None, "region": membership.region, "team": None}
+    if membership.is_active and is_supervisor(membership):
+        # The membership's team when set (the team they supervise), else the one they work in.
+        team = membership.team or (membership.employee.current_team if membership.employee else None)
+        if team is None:
+            raise ValidationError({"membership": "This supervisor has no team to be scored on."})
+        return {"location": None, "region": None, "team": team}
+    raise ValidationError(
+        {
+            "membership": "Only active store managers, regional managers and supervisors "
+            "take part in bonus periods."
+        }
+    )
 
 
 def _money(value, field_name: str = "target_bonus") -> Decimal:
@@ -516,7 +552,8 @@ def participant_add(
     target_bonus,
     currency: str = "",
 ) -> BonusParticipant:
-    """A manager joins the period, scored on their location (store) or region (regional)."""
+    """A manager joins the period, scored on their location (store), region (regional) or team
+    (supervisor)."""
     _check_tenant(organization)
     _require_open(_lock_period(period), "participants can no longer change")
     if BonusParticipant.objects.filter(period=period, user_id=membership.user_id).exists():
@@ -536,16 +573,22 @@ def participant_add(
 def participants_add_managers(
     *, organization, actor: Actor, period: BonusPeriod, target_bonus, currency: str = ""
 ) -> list[BonusParticipant]:
-    """Every active store and regional manager not yet in the period joins it."""
+    """Every active store and regional manager and supervisor not yet in the period joins it
+    (a supervisor with no team to be scored on is left out)."""
     _check_tenant(organization)
     _require_open(_lock_period(period), "participants can no longer change")
     taken = set(BonusParticipant.objects.filter(period=period).values_list("user_id", flat=True))
-    members = (
-        Membership.objects.filter(is_active=True, role__in=MANAGER_ROLES)
-        .exclude(user_id__in=taken)
-        .select_related("user", "employee", "location", "region")
-        .order_by("pk")
+    supervisors = Q(role__in=SUPERVISOR_ROLES) & (
+        Q(team__isnull=False) | Q(employee__role=Employee.Role.SUPERVISOR)
     )
+    members = [
+        m
+        for m in Membership.objects.filter(Q(role__in=MANAGER_ROLES) | supervisors, is_active=True)
+        .exclude(user_id__in=taken)
+        .select_related("user", "employee__current_team", "location", "region", "team")
+        .order_by("pk")
+        if m.role in MANAGER_ROLES or m.team_id or m.employee.current_team_id
+    ]
     return [
         participant_add(
             organization=organization,
@@ -737,13 +780,19 @@ def results_of(period: BonusPeriod):
     return (
         BonusResult.objects.filter(participant__period=period)
         .select_related(
-            "participant__user", "participant__employee", "participant__location", "participant__region"
+            "participant__user",
+            "participant__employee",
+            "participant__location",
+            "participant__region",
+            "participant__team",
         )
         .order_by("participant__user__last_name", "participant__user__username", "pk")
     )
 
 
 def _scope_label(p: BonusParticipant) -> str:
+    if p.team_id:
+        return f"team {p.team.name}"
     if p.location_id:
         return f"location {p.location.code}"
     return f"region {p.region.code}"

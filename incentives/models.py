@@ -18,7 +18,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from cem.models import Channel, Employee, Location, Region, Standard, Touchpoint
+from cem.models import Channel, Employee, Location, Region, Standard, Team, Touchpoint
 from cem.models.standards import InteractionCategory
 from cem.tenancy import TenantModel
 
@@ -552,15 +552,17 @@ class BonusKpi(TenantModel):
 
 
 class BonusParticipant(TenantModel):
-    """A manager in a bonus period, scored over their scope (a location or a region)."""
+    """A manager in a bonus period, scored over their scope: a location (store manager), a region
+    (regional manager) or a team (supervisor). Employees (supervisors) see only their own row."""
 
-    SCOPE_PATHS = {"region": "region", "location": "location"}
+    SCOPE_PATHS = {"region": "region", "location": "location", "employee": "employee"}
 
     period = models.ForeignKey(BonusPeriod, on_delete=models.CASCADE, related_name="participants")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     employee = models.ForeignKey(Employee, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     location = models.ForeignKey(Location, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     region = models.ForeignKey(Region, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     target_bonus = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3, default="USD")
 
@@ -568,7 +570,7 @@ class BonusParticipant(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["organization", "period", "user"], name="bonus_participant_once"),
             models.CheckConstraint(
-                condition=Q(location__isnull=False) | Q(region__isnull=False),
+                condition=Q(location__isnull=False) | Q(region__isnull=False) | Q(team__isnull=False),
                 name="bonus_participant_has_scope",
             ),
         ]
@@ -577,7 +579,11 @@ class BonusParticipant(TenantModel):
 class BonusResult(TenantModel):
     """The calculated payout of one participant at close (kept; re-closing replaces it)."""
 
-    SCOPE_PATHS = {"region": "participant__region", "location": "participant__location"}
+    SCOPE_PATHS = {
+        "region": "participant__region",
+        "location": "participant__location",
+        "employee": "participant__employee",
+    }
 
     participant = models.OneToOneField(BonusParticipant, on_delete=models.CASCADE, related_name="result")
     kpi_scores = models.JSONField(default=list)  # [{"kpi", "value", "n", "score", "weight", "status"}]

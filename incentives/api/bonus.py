@@ -5,7 +5,8 @@ Org admins define periods, KPIs and participants (all writes through incentives.
 a period once it has ended, ``approve`` it and ``export`` the payouts as CSV for payroll.
 ``preview`` is the live scorecard of every participant the caller may see. Managers see only
 the periods they take part in and only their own participation, result and scorecard;
-executives see everything, read-only.
+executives see everything, read-only. Supervisors (employees) likewise see only their own
+participation; an employee who takes part in no period sees nothing.
 """
 
 import django_filters as f
@@ -107,11 +108,12 @@ class BonusParticipantSerializer(serializers.ModelSerializer):
             "employee",
             "location",
             "region",
+            "team",
             "target_bonus",
             "currency",
             "result",
         ]
-        read_only_fields = ["user", "employee", "location", "region"]
+        read_only_fields = ["user", "employee", "location", "region", "team"]
         extra_kwargs = {"currency": {"required": False}}
 
     def get_result(self, obj) -> dict | None:
@@ -292,8 +294,9 @@ class BonusKpiViewSet(TenantModelViewSet):
 
 class BonusParticipantViewSet(TenantModelViewSet):
     """Managers in a period (from their membership: store managers → their location, regional
-    managers → their region) with a target bonus and currency, and their result once closed.
-    Managers see only themselves; ``scorecard`` is the live (or stored) scorecard."""
+    managers → their region, supervisors → their team) with a target bonus and currency, and
+    their result once closed. Managers and supervisors see only themselves; ``scorecard`` is the
+    live (or stored) scorecard."""
 
     queryset = BonusParticipant.objects
     serializer_class = BonusParticipantSerializer

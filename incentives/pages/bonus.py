@@ -1,7 +1,7 @@
 """Bonus period pages (/rewards/bonus/): the periods, a period's scorecard definition and its
 participants with the live preview (or the stored results once closed), a chart of each
 manager's weighted KPI contributions, close / approve / export for admins, and "My scorecard"
-for a manager. Writes call incentives.bonus, as the API does.
+for a manager or supervisor. Writes call incentives.bonus, as the API does.
 
 Managers reach only the periods they take part in and see only their own row; charts are plotly
 figures shipped as JSON and drawn by static/feedback/charts.js (no inline script).
@@ -114,6 +114,12 @@ def _name(user) -> str:
     return user.get_full_name() or user.username
 
 
+def _scope_name(p: BonusParticipant) -> str:
+    if p.team_id:
+        return f"{p.team.name} (team, {p.team.location.name})"
+    return p.location.name if p.location_id else f"{p.region.name} (region)"
+
+
 def _rows(period: BonusPeriod, participants: list[BonusParticipant]) -> list[dict]:
     """Each participant with their scorecard: live while open, the stored result afterwards."""
     if period.status == BonusPeriod.Status.OPEN:
@@ -129,7 +135,7 @@ def _rows(period: BonusPeriod, participants: list[BonusParticipant]) -> list[dic
             {
                 "participant": p,
                 "name": _name(p.user),
-                "scope": p.location.name if p.location_id else f"{p.region.name} (region)",
+                "scope": _scope_name(p),
                 "card": cards.get(p.pk),
             }
         )
@@ -289,7 +295,7 @@ class MyScorecardPage(TenantPageMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         mine = list(
             BonusParticipant.objects.filter(user=self.request.user)
-            .select_related("period", "user", "location", "region")
+            .select_related("period", "user", "location", "region", "team__location")
             .order_by("-period__starts_on", "-pk")[:8]
         )
         entries = []

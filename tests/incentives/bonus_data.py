@@ -72,8 +72,9 @@ def _survey(org):
         return survey
 
 
-def answers(tenant, store: str, qtype: str, values, *, when: dt.datetime) -> list[fm.Response]:
-    """One response per value with a single ``qtype`` answer at ``store``."""
+def answers(tenant, store: str, qtype: str, values, *, when: dt.datetime, employee=None) -> list[fm.Response]:
+    """One response per value with a single ``qtype`` answer at ``store`` (by ``employee``, else
+    the store's employee)."""
     org = tenant.org
     survey = _survey(org)
     with tenant_context(org):
@@ -89,7 +90,7 @@ def answers(tenant, store: str, qtype: str, values, *, when: dt.datetime) -> lis
                     source="api",
                     submitted_at=when,
                     location=location,
-                    employee=tenant.employees[store],
+                    employee=employee or tenant.employees[store],
                     channel=tenant.channel,
                     touchpoint=tenant.touchpoint,
                 )
@@ -127,7 +128,7 @@ def _version(org):
         return form.versions.get()
 
 
-def audits(tenant, store: str, scores, *, when: dt.datetime, evaluation: bool = False) -> None:
+def audits(tenant, store: str, scores, *, when: dt.datetime, evaluation: bool = False, employee=None) -> None:
     org = tenant.org
     version = _version(org)
     with tenant_context(org):
@@ -136,7 +137,7 @@ def audits(tenant, store: str, scores, *, when: dt.datetime, evaluation: bool = 
                 organization=org,
                 version=version,
                 location=tenant.locations[store],
-                employee=tenant.employees[store],
+                employee=employee or tenant.employees[store],
                 interaction=tenant.interactions[store] if evaluation else None,
                 status=am.Audit.Status.PUBLISHED,
                 score=Decimal(score),
@@ -145,11 +146,13 @@ def audits(tenant, store: str, scores, *, when: dt.datetime, evaluation: bool = 
             )
 
 
-def training(tenant, store: str, *, due: dt.datetime, on_time=0, late=0, overdue=0, withdrawn=0) -> None:
-    """Assignments of the store's employee due at ``due``: completed on time / late, left open
-    past the due date, withdrawn."""
+def training(
+    tenant, store: str, *, due: dt.datetime, on_time=0, late=0, overdue=0, withdrawn=0, employee=None
+) -> None:
+    """Assignments of the store's employee (or ``employee``) due at ``due``: completed on time /
+    late, left open past the due date, withdrawn."""
     org = tenant.org
-    employee = tenant.employees[store]
+    employee = employee or tenant.employees[store]
     A = lm.Assignment.Status
     with tenant_context(org):
         for _ in range(on_time):
@@ -185,9 +188,11 @@ def training(tenant, store: str, *, due: dt.datetime, on_time=0, late=0, overdue
             )
 
 
-def cases(tenant, store: str, *, due: dt.datetime, in_sla=0, late=0) -> None:
+def cases(tenant, store: str, *, due: dt.datetime, in_sla=0, late=0, employee=None) -> None:
     org = tenant.org
-    responses = answers(tenant, store, "nps", [0] * (in_sla + late), when=due - dt.timedelta(days=2))
+    responses = answers(
+        tenant, store, "nps", [0] * (in_sla + late), when=due - dt.timedelta(days=2), employee=employee
+    )
     with tenant_context(org):
         for i, response in enumerate(responses):
             fm.Case.objects.create(
@@ -195,6 +200,7 @@ def cases(tenant, store: str, *, due: dt.datetime, in_sla=0, late=0) -> None:
                 response=response,
                 title=f"case {i}",
                 location=tenant.locations[store],
+                employee=response.employee,
                 status=fm.Case.Status.RESOLVED,
                 sla_due_at=due,
                 resolved_at=due - dt.timedelta(hours=1) if i < in_sla else due + dt.timedelta(hours=1),

@@ -18,6 +18,7 @@ from cem.tenancy import tenant_context
 from feedback.metrics import Metric
 from incentives import bonus, ledger
 from incentives.models import BonusKpi, BonusPeriod, BonusResult
+from tests import factories as f
 from tests.incentives import bonus_data as bd
 
 K = BonusKpi.Kpi
@@ -320,7 +321,8 @@ def test_a_manager_sees_only_their_own_scorecard(closed_world, world, api):
         client.patch(f"{PARTICIPANTS}{manager.pk}/", {"target_bonus": "9999"}, format="json").status_code
         == 403
     )
-    assert api(world.users["employee"]).get(PERIODS).status_code == 403
+    # An employee in no period sees none (see test_an_ordinary_employee_sees_no_bonus_periods).
+    assert api(world.users["employee"]).get(PERIODS).json()["results"] == []
     # Someone in no period sees no period.
     with tenant_context(world.a.org):
         other = m.Membership.objects.get(user=world.users["regional"])
@@ -477,3 +479,169 @@ def test_demo_seed_makes_a_closed_and_an_open_period(world, api):
         assert BonusResult.objects.filter(participant__period=periods[0]).count() == 2
     resp = api(world.users["manager"]).get(f"{PERIODS}{periods[1].pk}/preview/")
     assert resp.status_code == 200 and len(resp.json()["scorecards"]) == 1
+
+
+# --- supervisors: scored on their team --------------------------------------------------------------
+
+# (kpi, weight, floor, target, min_sample)
+TEAM_SCORECARD = [
+    (K.NPS, 40, 0, 50, 2),
+    (K.AUDIT_SCORE, 30, 60, 100, 2),
+    (K.TRAINING_ON_TIME, 30, 0, 100, 2),
+    (K.CSAT, 10, 50, 90, 1),
+    (K.CASES_IN_SLA, 10, 0, 100, 1),
+    (K.ALIGNMENT, 10, 0, 80, 1),
+]
+
+
+@pytest.fixture
+def team_world(world):
+    """A team at a-n1 (a supervisor and a member) beside the store's own employee, who is in no
+    team; the store's inputs (_store_inputs) are all by that employee and must not reach the team."""
+    starts, ends, mid = bd.past_window()
+    org = world.a.org
+    period = bd.make_period(
+        org,
+        name="acme team bonus",
+        starts_on=starts,
+        ends_on=ends,
+        kpis=TEAM_SCORECARD,
+        payout_threshold=D(50),
+        payout_cap_percent=D(150),
+    )
+    _store_inputs(world, mid=mid)
+    with tenant_context(org):
+        location = world.a.locations["a-n1"]
+        team = f.TeamFactory(organization=org, location=location, name="Floor A")
+        lead = f.EmployeeFactory(
+            organization=org,
+            name="Sam Lead",
+            role=m.Employee.Role.SUPERVISOR,
+            current_location=location,
+            current_team=team,
+        )
+        member = f.EmployeeFactory(
+            organization=org, name="Tea Member", current_location=location, current_team=team
+        )
+        supervisor = f.UserFactory(username="lead@acme.test", email="lead@acme.test")
+        f.MembershipFactory(organization=org, user=supervisor, role=m.Role.EMPLOYEE, employee=lead)
+    # The team's inputs: NPS 3 promoters, 1 detractor of 4 → 50; audits 70, 90 → 80; training
+    # 1 on time, 1 late → 50 %. No CSAT answers and no cases by team members.
+    bd.answers(world.a, "a-n1", "nps", [10, 10, 0], when=mid, employee=member)
+    bd.answers(world.a, "a-n1", "nps", [9], when=mid, employee=lead)
+    bd.audits(world.a, "a-n1", [70, 90], when=mid, employee=member)
+    bd.training(world.a, "a-n1", due=mid, on_time=1, late=1, employee=member)
+    return period, team, supervisor, mid
+
+
+def test_add_managers_adds_supervisors_scored_on_their_team(team_world, world):
+    period, team, supervisor, _mid = team_world
+    with tenant_context(world.a.org):
+        teamless = f.EmployeeFactory(organization=world.a.org, role=m.Employee.Role.SUPERVISOR)
+        f.MembershipFactory(
+            organization=world.a.org, user=f.UserFactory(), role=m.Role.EMPLOYEE, employee=teamless
+        )
+        added = bonus.participants_add_managers(
+            organization=world.a.org, actor=Actor.system(), period=period, target_bonus="1000"
+        )
+        by_user = {p.user_id: p for p in added}
+        # Store manager, regional manager and the supervisor; not the plain employee, not the
+        # supervisor with no team.
+        assert set(by_user) == {world.users["manager"].pk, world.users["regional"].pk, supervisor.pk}
+        mine = by_user[supervisor.pk]
+        assert (mine.team_id, mine.location_id, mine.region_id) == (team.pk, None, None)
+        (card,) = bonus.scorecards(period=period, participants=[mine])
+    lines = _lines(card)
+    # Only the team members' facts: the store employee's 10 NPS answers, 2 audits and 4
+    # assignments are not the team's.
+    assert (lines[K.NPS].value, lines[K.NPS].n, lines[K.NPS].score) == (D("50.00"), 4, D("100.00"))
+    assert (lines[K.AUDIT_SCORE].value, lines[K.AUDIT_SCORE].n, lines[K.AUDIT_SCORE].score) == (
+        D("80.00"),
+        2,
+        D("50.00"),
+    )
+    assert (lines[K.TRAINING_ON_TIME].value, lines[K.TRAINING_ON_TIME].n) == (D("50.00"), 2)
+    # What the team has no attributable data for is insufficient / no data, never 0.
+    assert (lines[K.CSAT].status, lines[K.CSAT].note) == (bonus.INSUFFICIENT, "insufficient data (0 of 1)")
+    assert lines[K.CASES_IN_SLA].status == bonus.INSUFFICIENT and lines[K.CASES_IN_SLA].score is None
+    assert lines[K.ALIGNMENT].status == bonus.NO_SOURCE
+    # (40·100 + 30·50 + 30·50) / 100 = 70.
+    assert card.score == D("70.00")
+    assert card.payout_amount == D("700.00")
+    with tenant_context(world.a.org):
+        membership = m.Membership.objects.get(employee=teamless)
+        with pytest.raises(bonus.ValidationError) as exc:
+            bonus.participant_add(
+                organization=world.a.org,
+                actor=Actor.system(),
+                period=period,
+                membership=membership,
+                target_bonus="1000",
+            )
+    assert "membership" in exc.value.message_dict
+
+
+def test_team_cases_count_cases_of_team_members(team_world, world):
+    period, team, supervisor, mid = team_world
+    with tenant_context(world.a.org):
+        member = m.Employee.objects.get(current_team=team, name="Tea Member")
+    bd.cases(world.a, "a-n1", due=mid, in_sla=3, late=1, employee=member)
+    bd.cases(world.a, "a-n1", due=mid, in_sla=0, late=5)  # the store employee's: not the team's
+    with tenant_context(world.a.org):
+        added = bonus.participants_add_managers(
+            organization=world.a.org, actor=Actor.system(), period=period, target_bonus="1000"
+        )
+        p = next(p for p in added if p.user_id == supervisor.pk)
+        (card,) = bonus.scorecards(period=period, participants=[p])
+    cases = _lines(card)[K.CASES_IN_SLA]
+    assert (cases.value, cases.n, cases.status) == (D("75.00"), 4, bonus.SCORED)
+
+
+def test_a_supervisor_sees_only_their_own_scorecard(team_world, world, api):
+    period, _team, supervisor, _mid = team_world
+    with tenant_context(world.a.org):
+        added = bonus.participants_add_managers(
+            organization=world.a.org, actor=Actor.system(), period=period, target_bonus="1000"
+        )
+    mine = next(p for p in added if p.user_id == supervisor.pk)
+    other = next(p for p in added if p.user_id == world.users["manager"].pk)
+    client = api(supervisor)
+    assert [p["id"] for p in client.get(PERIODS).json()["results"]] == [period.pk]
+    listed = client.get(PARTICIPANTS).json()["results"]
+    assert [(p["id"], p["team"]) for p in listed] == [(mine.pk, mine.team_id)]
+    assert client.get(f"{PARTICIPANTS}{other.pk}/").status_code == 404
+    assert client.get(f"{PARTICIPANTS}{other.pk}/scorecard/").status_code == 404
+    card = client.get(f"{PARTICIPANTS}{mine.pk}/scorecard/").json()["scorecard"]
+    assert card["score"] == 70.0 and card["payout_amount"] == 700.0
+    preview = client.get(f"{PERIODS}{period.pk}/preview/").json()["scorecards"]
+    assert [c["participant"] for c in preview] == [mine.pk]
+    assert client.patch(f"{PARTICIPANTS}{mine.pk}/", {"target_bonus": "9"}, format="json").status_code == 403
+    assert client.post(f"{PERIODS}{period.pk}/close/").status_code == 403
+    # Pages: "My scorecard" over the team; the period page shows only their row.
+    body = client.get("/rewards/bonus/mine/").content.decode()
+    assert "Floor A (team" in body and "acme team bonus" in body
+    body = client.get(f"/rewards/bonus/{period.pk}/").content.decode()
+    assert "lead@acme.test" in body and "manager@acme.test" not in body
+    assert 'data-testid="my-scorecard"' in client.get("/rewards/bonus/").content.decode()
+
+
+def test_an_ordinary_employee_sees_no_bonus_periods(team_world, world, api):
+    period, _team, _supervisor, _mid = team_world
+    with tenant_context(world.a.org):
+        added = bonus.participants_add_managers(
+            organization=world.a.org, actor=Actor.system(), period=period, target_bonus="1000"
+        )
+    client = api(world.users["employee"])
+    assert client.get(PERIODS).json()["results"] == []
+    assert client.get(PARTICIPANTS).json()["results"] == []
+    assert client.get("/api/v1/bonus-kpis/").json()["results"] == []
+    assert client.get(f"{PERIODS}{period.pk}/").status_code == 404
+    assert client.get(f"{PERIODS}{period.pk}/preview/").status_code == 404
+    for p in added:
+        assert client.get(f"{PARTICIPANTS}{p.pk}/scorecard/").status_code == 404
+    page = client.get("/rewards/bonus/")
+    assert page.status_code == 200 and 'data-testid="period-row"' not in page.content.decode()
+    assert 'data-testid="my-scorecard"' not in page.content.decode()
+    assert client.get(f"/rewards/bonus/{period.pk}/").status_code == 404
+    mine = client.get("/rewards/bonus/mine/")
+    assert mine.status_code == 200 and "acme team bonus" not in mine.content.decode()
