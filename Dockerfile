@@ -25,4 +25,4 @@ RUN pip install . \
 USER cem
 EXPOSE 8000
 
-CMD ["gunicorn", "cem.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+CMD ["gunicorn", "cem.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "4", "--keep-alive", "5", "--access-logfile", "-"]
