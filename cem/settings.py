@@ -54,7 +54,7 @@ INSTALLED_APPS = [
     "audits.apps.AuditsConfig",
     "learning.apps.LearningConfig",
     "incentives.apps.IncentivesConfig",
-    "alignment",
+    "alignment.apps.AlignmentConfig",
 ]
 
 MIDDLEWARE = [
