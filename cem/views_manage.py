@@ -32,7 +32,7 @@ from django.db.models import ProtectedError, Q, RestrictedError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.views.generic import CreateView, DetailView, FormView, ListView, TemplateView, UpdateView
+from django.views.generic import CreateView, DetailView, FormView, ListView, TemplateView, UpdateView, View
 
 from cem import forms as f
 from cem import services
@@ -655,6 +655,55 @@ class RecordUpdateView(RecordFormMixin, RecordPage, UpdateView):
         if self.record.deletable and self.can("delete"):
             ctx["delete_url"] = self.record.url("delete", self.object.pk)
         return ctx
+
+
+class ModelFormEditPage(TenantPageMixin, View):
+    """New row (no ``pk`` in the URL) or edit one through a ModelForm, saved by the generic record
+    services so the audit log and tenant checks apply; service errors land on the named fields.
+    Subclasses set ``model``, ``form_class``, ``resource``, ``template_name`` and ``success_url_name``."""
+
+    form_class: type[forms.ModelForm]
+    resource: str
+    success_url_name: str
+    saved_message = "Saved."
+
+    @property
+    def required_action(self):
+        return f"{self.resource}.change" if "pk" in self.kwargs else f"{self.resource}.add"
+
+    def _instance(self):
+        if "pk" not in self.kwargs:
+            return None
+        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+
+    def render(self, form, instance):
+        return TemplateResponse(self.request, self.template_name, {"form": form, "rule": instance})
+
+    def get(self, request, **kwargs):
+        instance = self._instance()
+        return self.render(self.form_class(instance=instance), instance)
+
+    def post(self, request, **kwargs):
+        instance = self._instance()
+        # The form fills its own copy; the service compares the stored row with the new values.
+        form = self.form_class(request.POST, instance=self._instance())
+        if form.is_valid():
+            data = {name: form.cleaned_data[name] for name in self.form_class.Meta.fields}
+            try:
+                if instance is None:
+                    services.record_create(
+                        organization=self.organization, actor=self.actor, model=self.model, data=data
+                    )
+                else:
+                    services.record_update(
+                        organization=self.organization, actor=self.actor, instance=instance, data=data
+                    )
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(request, self.saved_message)
+                return redirect(reverse(self.success_url_name))
+        return self.render(form, instance)
 
 
 class ConfirmPage(RecordPage, DetailView):

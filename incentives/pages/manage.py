@@ -30,8 +30,8 @@ from django.views.generic import ListView, TemplateView, View
 from cem.models import Channel, Employee, Location, Region, Standard, Touchpoint
 from cem.pages import TenantPageMixin
 from cem.permissions import role_can
-from cem.services import record_create, record_update
-from cem.views_manage import add_service_errors
+from cem.services import record_update
+from cem.views_manage import ModelFormEditPage, add_service_errors
 from incentives import ledger, rewards
 from incentives import recognition as recognition_services
 from incentives.api.rules import budgets_with_burn
@@ -144,46 +144,13 @@ class RewardRuleListPage(TenantPageMixin, ListView):
         return ctx
 
 
-class RewardRuleEditPage(TenantPageMixin, View):
-    """New rule (no pk) or edit one; saved through the generic record services (audit log)."""
-
+class RewardRuleEditPage(ModelFormEditPage):
     model = RewardRule
+    form_class = RewardRuleForm
+    resource = "reward_rules"
     template_name = "incentives/manage/rule_form.html"
-
-    @property
-    def required_action(self):
-        return "reward_rules.change" if "pk" in self.kwargs else "reward_rules.add"
-
-    def _rule(self):
-        if "pk" not in self.kwargs:
-            return None
-        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
-
-    def render(self, form, rule):
-        return TemplateResponse(self.request, self.template_name, {"form": form, "rule": rule})
-
-    def get(self, request, **kwargs):
-        rule = self._rule()
-        return self.render(RewardRuleForm(instance=rule), rule)
-
-    def post(self, request, **kwargs):
-        rule = self._rule()
-        form = RewardRuleForm(request.POST, instance=self._rule())
-        if form.is_valid():
-            data = {name: form.cleaned_data[name] for name in RewardRuleForm.Meta.fields}
-            try:
-                if rule is None:
-                    record_create(
-                        organization=self.organization, actor=self.actor, model=RewardRule, data=data
-                    )
-                else:
-                    record_update(organization=self.organization, actor=self.actor, instance=rule, data=data)
-            except ValidationError as exc:
-                add_service_errors(form, exc)
-            else:
-                messages.success(request, "Rule saved.")
-                return HttpResponseRedirect(reverse("incentives_rules"))
-        return self.render(form, rule)
+    success_url_name = "incentives_rules"
+    saved_message = "Rule saved."
 
 
 # --- budgets ---------------------------------------------------------------------------------------

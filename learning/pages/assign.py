@@ -13,7 +13,6 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -23,8 +22,7 @@ from django.views.generic.detail import SingleObjectMixin
 from cem.models import Employee, Location, Standard, Team
 from cem.pages import TenantPageMixin
 from cem.permissions import role_can
-from cem.services import record_create, record_update
-from cem.views_manage import add_service_errors
+from cem.views_manage import ModelFormEditPage, add_service_errors
 from learning import assignments as services
 from learning import gaps
 from learning.models import (
@@ -236,45 +234,13 @@ class GapRuleListPage(TenantPageMixin, ListView):
         return ctx
 
 
-class GapRuleEditPage(TenantPageMixin, View):
-    """New rule (no pk) or edit one; saved through the generic record services (audit log)."""
-
+class GapRuleEditPage(ModelFormEditPage):
     model = GapRule
+    form_class = GapRuleForm
+    resource = "gap_rules"
     template_name = "learning/assign/rule_form.html"
-
-    @property
-    def required_action(self):
-        return "gap_rules.change" if "pk" in self.kwargs else "gap_rules.add"
-
-    def _rule(self):
-        if "pk" not in self.kwargs:
-            return None
-        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
-
-    def render(self, form, rule):
-        return TemplateResponse(self.request, self.template_name, {"form": form, "rule": rule})
-
-    def get(self, request, **kwargs):
-        rule = self._rule()
-        return self.render(GapRuleForm(instance=rule), rule)
-
-    def post(self, request, **kwargs):
-        rule = self._rule()
-        # The form fills its own copy; the service compares the stored row with the new values.
-        form = GapRuleForm(request.POST, instance=self._rule())
-        if form.is_valid():
-            data = {name: form.cleaned_data[name] for name in GapRuleForm.Meta.fields}
-            try:
-                if rule is None:
-                    record_create(organization=self.organization, actor=self.actor, model=GapRule, data=data)
-                else:
-                    record_update(organization=self.organization, actor=self.actor, instance=rule, data=data)
-            except ValidationError as exc:
-                add_service_errors(form, exc)
-            else:
-                messages.success(request, "Rule saved.")
-                return HttpResponseRedirect(reverse("learning_gap_rules"))
-        return self.render(form, rule)
+    success_url_name = "learning_gap_rules"
+    saved_message = "Rule saved."
 
 
 class GapTriggerListPage(TenantPageMixin, ListView):
