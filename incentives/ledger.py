@@ -347,6 +347,16 @@ def _positive(points) -> int:
     return points
 
 
+def _audit_after(org, who, action: str, changes: dict):
+    """The ``after`` hook of a movement a person made: its audit-log row, in the same transaction."""
+
+    def after(tx):
+        if who is not None:
+            audit_log_write(organization=org, actor=who, action=action, instance=tx, changes=changes)
+
+    return after
+
+
 def budget_fund(
     *, org, budget: Account, points: int, user=None, note: str = "", key=None, actor: Actor | None = None
 ) -> LedgerTransaction:
@@ -354,18 +364,9 @@ def budget_fund(
     points = _positive(points)
     if budget.kind != AK.BUDGET:
         raise LedgerError("only a budget can be funded", field="budget")
-    who = _actor(user, actor)
-
-    def audit(tx):
-        if who is not None:
-            audit_log_write(
-                organization=org,
-                actor=who,
-                action="points.fund",
-                instance=tx,
-                changes={"budget": budget.pk, "points": points, "note": note},
-            )
-
+    audit = _audit_after(
+        org, _actor(user, actor), "points.fund", {"budget": budget.pk, "points": points, "note": note}
+    )
     return post(
         org=org,
         kind=Kind.FUND,
@@ -387,18 +388,9 @@ def adjust(
         raise LedgerError("a note saying why is required", field="note")
     if account.kind not in (AK.WALLET, AK.BUDGET):
         raise LedgerError("only a wallet or a budget can be adjusted", field="account")
-    who = _actor(user, actor)
-
-    def audit(tx):
-        if who is not None:
-            audit_log_write(
-                organization=org,
-                actor=who,
-                action="points.adjust",
-                instance=tx,
-                changes={"account": account.pk, "points": points, "note": note},
-            )
-
+    audit = _audit_after(
+        org, _actor(user, actor), "points.adjust", {"account": account.pk, "points": points, "note": note}
+    )
     return post(
         org=org,
         kind=Kind.ADJUST,
