@@ -44,6 +44,10 @@ RESOURCES = (
     "catalog",  # catalogue items and gift-card code pools
     "redemptions",  # redemptions and their approval
     "bonus",  # bonus periods, scorecards, payouts
+    # alignment
+    "alignment",  # alignment scores and their explanations, dashboards, rollups, alignment settings
+    "business_data",  # business metrics, CRM transactions, driver analysis, journey maps
+    "webhooks",  # outgoing webhook endpoints and their delivery log
 )
 
 
@@ -67,6 +71,8 @@ _MANAGER = frozenset(
     # Managers recognise their people and see their scope's points; their own bonus scorecard.
     | _view("points", "recognition", "catalog", "redemptions", "bonus")
     | {"recognition.add"}
+    # Dashboards of their scope; business figures and journeys behind them.
+    | _view("alignment", "business_data")
 )
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -89,6 +95,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | {"exports.add", "cases.change"}
         | _view("lessons", "training", "learning_analytics")
         | _view("points", "reward_rules", "recognition", "redemptions", "bonus")
+        | _view("alignment", "business_data")
     ),
     # Regional and store managers may do the same things; their scope differs (ROLE_SCOPE).
     Role.REGIONAL_MANAGER: _MANAGER,
@@ -97,6 +104,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         _view("organization", "hierarchy", "standards", "surveys", "responses")
         | _all("standards")
         | _all("lessons", "training", "gap_rules", "learning_analytics")
+        | _view("alignment")
     ),
     Role.EVALUATOR: frozenset(
         _view("organization", "hierarchy", "standards", "interactions", "surveys", "responses")
@@ -122,6 +130,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         # Supervisors (employees) in a bonus period: their own scorecard only (the views filter
         # to the caller's participation; an employee in no period sees none).
         | _view("bonus")
+        # Their own scores only (scope "employee"): the self view.
+        | _view("alignment")
     ),
     # Shoppers see only their own profile, jobs and audits (scope level "shopper").
     Role.SHOPPER: frozenset(
@@ -137,6 +147,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | {"hierarchy.add", "hierarchy.change"}
         | _view("surveys", "responses", "cases")
         | {"responses.add"}
+        | _view("alignment")
+        | _all("business_data", "webhooks")
     ),
 }
 

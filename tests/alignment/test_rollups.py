@@ -1,4 +1,4 @@
-"""The StandardDaily rollup: handlers add what their event touched, once; a rescore applies the
+"""The rollup: handlers add what their event touched, once; a rescore applies the
 difference; and any sequence of events applied incrementally equals a rebuild from raw data."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alignment import rollups
-from alignment.models import StandardDaily
+from alignment.models import Rollup
 from audits.models import StandardScore
 from cem import outbox
 from cem.tenancy import tenant_context
@@ -24,9 +24,17 @@ H_EVAL = "alignment.rollup_evaluation"
 H_RESCORE = "alignment.rollup_rescore"
 
 
+def baseline(org):
+    """The shared world holds raw data whose events never ran: start from a rollup that matches it."""
+    with tenant_context(org):
+        rollups.rebuild(org, replace=True)
+
+
 @pytest.fixture
 def gw(world):
-    return GapWorld(world, name="acme align")
+    gw = GapWorld(world, name="acme align")
+    baseline(gw.org)
+    return gw
 
 
 def run(gw, event, handler):
@@ -41,17 +49,19 @@ def rollup(gw):
 
 def sums(gw, **kw):
     with tenant_context(gw.org):
-        rows = StandardDaily.objects.filter(**kw)
+        rows = Rollup.objects.filter(**kw)
         return sum(r.n for r in rows), sum((r.total for r in rows), Decimal(0))
 
 
 def test_response_handler_adds_each_answer_on_0_to_100(gw):
     ids = gw.answers([5, 1], qtype="csat")  # csat 1-5: 100 and 0
     assert run(gw, gw.response_event(ids), H_RESPONSE) is True
-    assert sums(gw, source="feedback") == (2, Decimal("100"))
-    [(key, _)] = rollup(gw).items()
+    assert sums(gw, measure="std_feedback") == (2, Decimal("100"))
+    [key] = [k for k in rollup(gw) if k[-1] == "std_feedback"]
     t = gw.world.a
-    assert key[1:] == (t.locations["a-n1"].pk, t.employees["a-n1"].pk, gw.std.pk, t.channel.pk, "feedback")
+    assert key[1:5] == (t.locations["a-n1"].pk, t.employees["a-n1"].pk, gw.std.pk, t.channel.pk)
+    csat = {k: v for k, v in rollup(gw).items() if k[-1] == "csat"}
+    assert [(v[0], v[1], v[3], v[4]) for v in csat.values()] == [(2, Decimal("6"), 1, 1)]
     with tenant_context(gw.org):
         assert rollups.compare(gw.org) == {}
 
@@ -73,18 +83,18 @@ def test_audit_counted_once_under_either_event_name(gw):
     [audit] = gw.audits([40])
     run(gw, gw.audit_event(audit=audit), H_AUDIT)
     run(gw, gw.audit_event("EvaluationPublished", audit=audit), H_EVAL)
-    assert sums(gw, source="audit") == (1, Decimal("40"))
+    assert sums(gw, measure="std_audit") == (1, Decimal("40"))
 
 
 def test_rescore_changes_the_rollup_by_exactly_the_difference(gw):
     audits = gw.audits([40, 70])
     for a in audits:
         run(gw, gw.audit_event(audit=a), H_AUDIT)
-    assert sums(gw) == (2, Decimal("110"))
+    assert sums(gw, measure="std_audit") == (2, Decimal("110"))
     with tenant_context(gw.org):
         StandardScore.objects.filter(audit=audits[0]).update(value=90)  # the dispute's rescoring
     run(gw, gw.audit_event("AuditRescored", audit=audits[0]), H_RESCORE)
-    assert sums(gw) == (2, Decimal("160"))
+    assert sums(gw, measure="std_audit") == (2, Decimal("160"))
     with tenant_context(gw.org):
         assert rollups.compare(gw.org) == {}
 
@@ -92,9 +102,9 @@ def test_rescore_changes_the_rollup_by_exactly_the_difference(gw):
 def test_compare_reports_a_difference_and_rebuild_repairs_it(gw):
     run(gw, gw.response_event(gw.answers([3])), H_RESPONSE)
     with tenant_context(gw.org):
-        StandardDaily.objects.update(n=7)
+        Rollup.objects.filter(measure="std_feedback").update(n=7)
         assert len(rollups.compare(gw.org)) == 1
-        rollups.rebuild(gw.org, into_scratch=False)
+        rollups.rebuild(gw.org, replace=True)
         assert rollups.compare(gw.org) == {}
 
 
@@ -120,6 +130,7 @@ _ops = st.lists(
 @pytest.mark.django_db(transaction=False)
 def test_incremental_equals_rebuild_on_random_event_sequences(world):
     gw = GapWorld(world, name="acme prop")
+    baseline(gw.org)
     examples = []
 
     @settings(
@@ -137,23 +148,23 @@ def test_incremental_equals_rebuild_on_random_event_sequences(world):
                 when = NOW - dt.timedelta(days=days, hours=days * 7)
                 if op == "response":
                     ids = gw.answers(a, location=b, when=when)
-                    rollups.apply_responses(gw.org, ids)
+                    rollups.apply(gw.org, "response", ids)
                     applied.append(("response", ids))
                 elif op == "audit":
                     [audit] = gw.audits([a], location=b, when=when)
                     audits.append(audit)
-                    rollups.apply_audit(gw.org, audit.pk)
+                    rollups.apply(gw.org, "audit", [audit.pk])
                     applied.append(("audit", audit.pk))
                 elif op == "rescore" and audits:
                     audit = audits[a % len(audits)]
                     StandardScore.objects.filter(audit=audit).update(value=b)
-                    rollups.apply_audit(gw.org, audit.pk)
+                    rollups.apply(gw.org, "audit", [audit.pk])
                 elif op == "redeliver" and applied:
                     kind, ref = applied[a % len(applied)]
                     if kind == "response":
-                        rollups.apply_responses(gw.org, ref)
+                        rollups.apply(gw.org, "response", ref)
                     else:
-                        rollups.apply_audit(gw.org, ref)
+                        rollups.apply(gw.org, "audit", [ref])
             assert rollups.compare(gw.org) == {}
             transaction.set_rollback(True)
 
@@ -180,6 +191,7 @@ def test_real_services_fill_the_rollup_and_a_dispute_moves_it_by_the_difference(
     from tests.feedback.conftest import make_survey
 
     t = world.a
+    baseline(t.org)
     survey, _version, _questions = make_survey(t.org, name="acme rollup visit", standard=t.standard)
     interaction = t.interactions["a-n1"]
     with tenant_context(t.org):
@@ -193,7 +205,7 @@ def test_real_services_fill_the_rollup_and_a_dispute_moves_it_by_the_difference(
             interaction=interaction,
         )
     assert len(_run_all(t.org, "ResponseReceived", H_RESPONSE)) == 1
-    assert sums_org(t.org, source="feedback") == (1, Decimal("75"))  # csat 4 on 1..5
+    assert sums_org(t.org, measure="std_feedback") == (1, Decimal("75"))  # csat 4 on 1..5
 
     from tests import factories as f
 
@@ -208,7 +220,7 @@ def test_real_services_fill_the_rollup_and_a_dispute_moves_it_by_the_difference(
     _run_all(t.org, "EvaluationPublished", H_EVAL)
     with tenant_context(t.org):
         published = {s.standard_id: s.value for s in StandardScore.objects.filter(audit=audit)}
-    before = sums_org(t.org, source="audit")
+    before = sums_org(t.org, measure="std_audit")
     assert before == (len(published), sum(published.values(), Decimal(0)))
     with tenant_context(t.org):
         dispute = audit_services.dispute_open(
@@ -225,12 +237,12 @@ def test_real_services_fill_the_rollup_and_a_dispute_moves_it_by_the_difference(
     assert rescored != published
     _run_all(t.org, "AuditRescored", H_RESCORE)
     diff = sum(rescored.values(), Decimal(0)) - sum(published.values(), Decimal(0))
-    assert sums_org(t.org, source="audit") == (before[0], before[1] + diff)
+    assert sums_org(t.org, measure="std_audit") == (before[0], before[1] + diff)
     with tenant_context(t.org):
         assert rollups.compare(t.org) == {}
 
 
 def sums_org(org, **kw):
     with tenant_context(org):
-        rows = StandardDaily.objects.filter(**kw)
+        rows = Rollup.objects.filter(**kw)
         return sum(r.n for r in rows), sum((r.total for r in rows), Decimal(0))
