@@ -162,7 +162,9 @@ class RollupCheck(TenantModel):
     rows_compared = models.BigIntegerField(default=0)
     differences = models.IntegerField(default=0)
     repaired = models.BooleanField(default=False)
-    sample = models.JSONField(default=list, blank=True, help_text="Up to 50 differing keys, stored vs rebuilt.")
+    sample = models.JSONField(
+        default=list, blank=True, help_text="Up to 50 differing keys, stored vs rebuilt."
+    )
 
     class Meta(TenantModel.Meta):
         ordering = ["-started_at"]
@@ -231,12 +233,14 @@ class AlignmentScore(TenantModel):
                 name="alignment_score_key",
             ),
             models.CheckConstraint(
-                condition=Q(value__isnull=True) | Q(value__gte=0, value__lte=100), name="alignment_score_range"
+                condition=Q(value__isnull=True) | Q(value__gte=0, value__lte=100),
+                name="alignment_score_range",
             ),
         ]
         indexes = [
             models.Index(
-                fields=["organization", "period", "period_start", "scope", "link"], name="align_org_period_scope"
+                fields=["organization", "period", "period_start", "scope", "link"],
+                name="align_org_period_scope",
             ),
             models.Index(fields=["organization", "location", "period", "period_start"], name="align_org_loc"),
             models.Index(fields=["organization", "employee", "period", "period_start"], name="align_org_emp"),
@@ -260,9 +264,12 @@ class AlignmentSettings(TenantModel):
         default=default_category_weights,
         help_text="Weight of each interaction category in overall scores; Critical weighs more.",
     )
-    link_weights = models.JSONField(default=default_link_weights, help_text="Weight of each link in the overall score.")
+    link_weights = models.JSONField(
+        default=default_link_weights, help_text="Weight of each link in the overall score."
+    )
     min_sample = models.PositiveIntegerField(
-        default=30, help_text="Scores resting on fewer data points are shown with their uncertainty, never ranked."
+        default=30,
+        help_text="Scores resting on fewer data points are shown with their uncertainty, never ranked.",
     )
     alert_threshold = models.DecimalField(
         max_digits=5,
@@ -303,7 +310,8 @@ class BusinessMetric(TenantModel):
         ordering = ["-period_start", "location_id", "kind"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "location", "period", "period_start", "kind"], name="business_metric_key"
+                fields=["organization", "location", "period", "period_start", "kind"],
+                name="business_metric_key",
             )
         ]
         indexes = [
@@ -319,7 +327,9 @@ class CustomerTransaction(TenantModel):
 
     external_id = models.CharField(max_length=100)
     customer = models.ForeignKey("cem.Customer", on_delete=models.CASCADE, related_name="+")
-    location = models.ForeignKey("cem.Location", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    location = models.ForeignKey(
+        "cem.Location", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     occurred_on = models.DateField()
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -327,7 +337,9 @@ class CustomerTransaction(TenantModel):
     class Meta(TenantModel.Meta):
         ordering = ["-occurred_on", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "external_id"], name="crm_transaction_external_id_uniq")
+            models.UniqueConstraint(
+                fields=["organization", "external_id"], name="crm_transaction_external_id_uniq"
+            )
         ]
         indexes = [
             models.Index(fields=["organization", "customer", "occurred_on"], name="crm_tx_org_customer"),
@@ -345,7 +357,9 @@ class DriverAnalysis(TenantModel):
         RETENTION = "retention_rate", "Retention rate"
         SALES = "sales", "Sales"
 
-    location = models.ForeignKey("cem.Location", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    location = models.ForeignKey(
+        "cem.Location", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
     period_start = models.DateField()
     period_end = models.DateField()
@@ -376,7 +390,9 @@ class JourneyMap(TenantModel):
     SCOPE_PATHS = None
 
     name = models.CharField(max_length=160)
-    segment = models.ForeignKey("cem.Segment", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    segment = models.ForeignKey(
+        "cem.Segment", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     description = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -72,8 +72,18 @@ def _day(at: dt.datetime, tz) -> str:
     return at.astimezone(tz).date().isoformat()
 
 
-def _key(day, location=None, employee=None, standard=None, channel=None, touchpoint=None, segment=None,
-         category="", *, measure) -> tuple:
+def _key(
+    day,
+    location=None,
+    employee=None,
+    standard=None,
+    channel=None,
+    touchpoint=None,
+    segment=None,
+    category="",
+    *,
+    measure,
+) -> tuple:
     return (day, location, employee, standard, channel, touchpoint, segment, category or "", str(measure))
 
 
@@ -86,11 +96,29 @@ def _add(acc: dict, key: tuple, value=None, *, top: int = 0, bottom: int = 0) ->
 # --- sources -> rows ---------------------------------------------------------------------------
 
 _RESPONSE_COLUMNS = (
-    "id", "submitted_at", "location_id", "employee_id", "channel_id", "touchpoint_id", "segment_id", "category",
+    "id",
+    "submitted_at",
+    "location_id",
+    "employee_id",
+    "channel_id",
+    "touchpoint_id",
+    "segment_id",
+    "category",
 )
 _ANSWER_COLUMNS = (
-    "response_id", "submitted_at", "location_id", "employee_id", "channel_id", "touchpoint_id", "segment_id",
-    "category", "standard_id", "question_type", "number", "question__scale_min", "question__scale_max",
+    "response_id",
+    "submitted_at",
+    "location_id",
+    "employee_id",
+    "channel_id",
+    "touchpoint_id",
+    "segment_id",
+    "category",
+    "standard_id",
+    "question_type",
+    "number",
+    "question__scale_min",
+    "question__scale_max",
 )
 
 
@@ -136,8 +164,16 @@ def is_monitoring(assignment_id, interaction_id) -> bool:
 
 
 _AUDIT_COLUMNS = (
-    "id", "published_at", "location_id", "employee_id", "score", "assignment_id", "interaction_id",
-    "interaction__channel_id", "interaction__touchpoint_id", "interaction__category",
+    "id",
+    "published_at",
+    "location_id",
+    "employee_id",
+    "score",
+    "assignment_id",
+    "interaction_id",
+    "interaction__channel_id",
+    "interaction__touchpoint_id",
+    "interaction__category",
 )
 
 
@@ -152,7 +188,10 @@ def _audits(**filters):
 def _scores(**filters):
     return (
         StandardScore.objects.filter(
-            value__isnull=False, audit__status=Audit.Status.PUBLISHED, audit__published_at__isnull=False, **filters
+            value__isnull=False,
+            audit__status=Audit.Status.PUBLISHED,
+            audit__published_at__isnull=False,
+            **filters,
         )
         .order_by()
         .values_list("audit_id", "standard_id", "location_id", "employee_id", "value")
@@ -178,7 +217,17 @@ def _audit_points(audits, scores, tz, acc: dict) -> None:
 
 def _interaction_points(interactions, first_employee: dict, tz, acc: dict) -> None:
     for iid, at, loc, chan, tp, cat in interactions:
-        key = _key(_day(at, tz), loc, first_employee.get(iid), None, chan, tp, None, cat, measure=Measure.INTERACTIONS)
+        key = _key(
+            _day(at, tz),
+            loc,
+            first_employee.get(iid),
+            None,
+            chan,
+            tp,
+            None,
+            cat,
+            measure=Measure.INTERACTIONS,
+        )
         _add(acc[iid], key)
 
 
@@ -399,9 +448,9 @@ def apply_sources(org, kind: str, rows_by_source: dict[int, dict]) -> set[tuple]
     """Make the rollup hold ``rows_by_source`` for these sources: add the difference to what they held.
 
     Returns the (day, location_id, employee_id) the change touched (empty: nothing changed), so
-    the alignment scores of just those scopes and periods can be recomputed. Each source's RollupSource row is claimed (insert, or lock
-    the existing one) before its difference is computed, so two deliveries of the same event
-    cannot both add.
+    the alignment scores of just those scopes and periods can be recomputed. Each source's
+    RollupSource row is claimed (insert, or lock the existing one) before its difference is
+    computed, so two deliveries of the same event cannot both add.
     """
     org_id = _check_tenant(org)
     ids = sorted(rows_by_source)
