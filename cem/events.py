@@ -76,6 +76,10 @@ EVENT_TYPES = {
     # Incentives (incentives/ledger.py, rewards.py, redemptions.py, bonus.py).
     "PointsAwarded": "Points reached a wallet (payload: transaction_id, employee_id, location_id, points, "
     "kind award|recognition, rule_id, source_event_id).",
+    # Alignment (alignment/scores.py).
+    "AlignmentThresholdCrossed": "An overall alignment score crossed the organization's threshold (payload: "
+    "score_id, scope, scope_id, location_id, period, period_start, value, previous, threshold, direction "
+    "below|above).",
     "PointsReversed": "An award was reversed (payload: transaction_id, reversed_transaction_id, employee_id, "
     "points, debt, written_off).",
     "PointsRedeemed": "A redemption was placed (payload: redemption_id, employee_id, item_id, points, "

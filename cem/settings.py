@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 
+from alignment.beat import BEAT_SCHEDULE as _alignment_beat
 from audits.beat import BEAT_SCHEDULE as _audits_beat
 from feedback.beat import BEAT_SCHEDULE as _feedback_beat
 from incentives.beat import BEAT_SCHEDULE as _incentives_beat
@@ -139,6 +140,7 @@ CELERY_BEAT_SCHEDULE.update(_feedback_beat)
 CELERY_BEAT_SCHEDULE.update(_audits_beat)
 CELERY_BEAT_SCHEDULE.update(_learning_beat)
 CELERY_BEAT_SCHEDULE.update(_incentives_beat)
+CELERY_BEAT_SCHEDULE.update(_alignment_beat)
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

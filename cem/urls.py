@@ -26,6 +26,7 @@ urlpatterns = [
     path("audits/", include("audits.urls")),
     path("learning/", include("learning.urls")),
     path("rewards/", include("incentives.urls")),
+    path("alignment/", include("alignment.urls")),
     path("shop/", include("audits.public_urls")),
     path("r/", include("feedback.public_urls")),
     path("healthz", healthz, name="healthz"),

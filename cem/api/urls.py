@@ -1,5 +1,6 @@
 from rest_framework.routers import DefaultRouter
 
+from alignment import api as alignment_api
 from audits import api as audits_api
 from cem.api import views
 from feedback import api as feedback_api
@@ -32,5 +33,6 @@ feedback_api.register(router)
 audits_api.register(router)
 learning_api.register(router)
 incentives_api.register(router)
+alignment_api.register(router)
 
 urlpatterns = router.urls

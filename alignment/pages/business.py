@@ -1,0 +1,3 @@
+"""Alignment pages: business (being built)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Alignment pages: dashboards (being built)."""
+
+urlpatterns: list = []

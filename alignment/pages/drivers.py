@@ -1,0 +1,3 @@
+"""Alignment pages: drivers (being built)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Alignment pages: journeys (being built)."""
+
+urlpatterns: list = []

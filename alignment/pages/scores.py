@@ -1,0 +1,3 @@
+"""Alignment pages: scores (being built)."""
+
+urlpatterns: list = []
