@@ -1,0 +1,612 @@
+"""Reads behind the alignment dashboards: figures over the ``Rollup`` table, scoped by the viewer.
+
+Every function takes
+
+- ``caller``: whose view (``feedback.selectors.Caller``: role + membership); the rollup is
+  narrowed with ``cem.scoping.scope_queryset`` through ``Rollup.SCOPE_PATHS``, exactly like the
+  API base viewset and the page mixin, so a store manager reads their store only and an
+  employee their own rows only;
+- ``filters``: an ``alignment.filters.DashboardFilters`` (period, grain, channel, touchpoint,
+  segment, category; a dimension filter applies to the measures that carry it);
+- ``subject``: *whose* figures inside that scope (a :class:`Subject`: the organization, a
+  region, a location, an employee or a set of employees);
+
+and returns plain data (lists of dicts, dates as ``date``, figures as float/None with their
+``n``) that the page draws and the CSV export writes row for row. Nothing here reads raw
+responses, audits or completions: each function is one or two aggregate queries over the
+rollup (its indexes lead with organization, location/measure, day) plus at most one look-up of
+names. Reads for one subject have a constant number of queries, whatever the data.
+
+Figures (``measure_value``):
+
+- NPS, CSAT, FCR, CES: ``feedback.metrics.*_from_counts`` over the summed counts (top/bottom are
+  promoters/detractors, top-two box, yes), so a dashboard figure equals the feedback app's to
+  the digit for the same answers;
+- audit, monitoring and the ``std_*`` standard points: the mean of the 0-100 values
+  (``mean_from_sum``: sum / n, two decimals half-up);
+- responses, interactions, lessons: the count ``n``; points: the points total;
+- lessons on time: % of completions with a due date that were on time (top / (top + bottom)).
+
+The impression x execution matrix compares, per standard, the **impression** (customers'
+points on questions linked to the standard, ``std_feedback``) with the **execution** (mystery
+shopping and monitoring points on it, ``std_audit`` + ``std_monitoring`` pooled per
+observation). Both are 0-100. With ``IMPRESSION_THRESHOLD`` and ``EXECUTION_THRESHOLD`` (70):
+
+- **strength**: impression ≥ 70 and execution ≥ 70 — done well and seen by customers;
+- **hidden strength**: impression ≥ 70, execution < 70 — customers are pleased although the
+  audits find the standard poorly executed (the standard, or its audit items, may not capture
+  what customers value; keep it, check the measurement);
+- **blind spot**: impression < 70, execution ≥ 70 — audits say the standard is met yet
+  customers are unhappy with it (the misalignment managers do not see from audits alone);
+- **weakness**: impression < 70, execution < 70 — poorly done and felt by customers.
+
+A standard with no data on one side has no quadrant; one with fewer than ``MATRIX_MIN_N``
+values on either side is placed but flagged ``reliable: False`` (shown faded, never ranked).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import DateField, Q, Subquery, Sum
+from django.db.models.functions import Trunc
+
+from alignment.filters import DashboardFilters
+from alignment.models import AlignmentScore, Link, Measure, PeriodKind, Rollup, ScopeKind
+from cem.models import Employee, InteractionCategory, Location, Standard, Touchpoint
+from feedback import metrics as fm
+from feedback.selectors import Caller
+
+__all__ = [
+    "ANSWER_METRICS",
+    "EXECUTION_THRESHOLD",
+    "IMPRESSION_THRESHOLD",
+    "MATRIX_MIN_N",
+    "QUADRANTS",
+    "Caller",
+    "ScopeKind",
+    "Subject",
+    "alignment_scores",
+    "comparison",
+    "heatmap_cells",
+    "impression_execution",
+    "interaction_categories",
+    "kpi_tiles",
+    "location_in_scope",
+    "measure_value",
+    "metric_trend",
+    "on_time_rate",
+    "points_awarded",
+    "quadrant",
+    "rollup_rows",
+    "score_trend",
+    "standards_heatmap",
+    "summary",
+    "training_status",
+]
+
+ANSWER_METRICS = (Measure.NPS, Measure.CSAT, Measure.CES, Measure.FCR)
+SCORE_MEASURES = (Measure.AUDIT, Measure.MONITORING)
+STANDARD_SOURCES = {
+    Measure.STD_FEEDBACK: "feedback",
+    Measure.STD_AUDIT: "audit",
+    Measure.STD_MONITORING: "monitoring",
+}
+EXECUTION_MEASURES = (Measure.STD_AUDIT, Measure.STD_MONITORING)
+KPI_MEASURES = (
+    *ANSWER_METRICS,
+    *SCORE_MEASURES,
+    Measure.RESPONSES,
+    Measure.INTERACTIONS,
+    Measure.LESSONS,
+    Measure.POINTS,
+)
+COMPARISON_MEASURES = (*ANSWER_METRICS, *SCORE_MEASURES)
+
+IMPRESSION_THRESHOLD = Decimal(70)
+EXECUTION_THRESHOLD = Decimal(70)
+MATRIX_MIN_N = 5
+QUADRANTS = {
+    "strength": "Strength",
+    "hidden_strength": "Hidden strength",
+    "blind_spot": "Blind spot",
+    "weakness": "Weakness",
+}
+
+_SUMS = {"n": Sum("n"), "total": Sum("total"), "top": Sum("top"), "bottom": Sum("bottom")}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whose figures, inside the caller's scope. All ``None``: the whole organization (as far as
+    the caller sees). ``employees`` (a tuple of ids) covers a team; the rollup has no team key."""
+
+    region: int | None = None
+    location: int | None = None
+    employee: int | None = None
+    employees: tuple[int, ...] | None = None
+
+    def q(self) -> Q:
+        q = Q()
+        if self.location is not None:
+            q &= Q(location_id=self.location)
+        if self.region is not None:
+            q &= Q(location__region_id=self.region)
+        if self.employee is not None:
+            q &= Q(employee_id=self.employee)
+        if self.employees is not None:
+            q &= Q(employee_id__in=list(self.employees))
+        return q
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+
+def _int(value) -> int:
+    return int(value or 0)
+
+
+def measure_value(measure: str, *, n, total=0, top=0, bottom=0) -> fm.Metric:
+    """The dashboard figure of summed rollup values (see the module docstring)."""
+    n, top, bottom = _int(n), _int(top), _int(bottom)
+    measure = str(measure)
+    if measure == Measure.NPS:
+        return fm.nps_from_counts(promoters=top, detractors=bottom, n=n)
+    if measure in (Measure.CSAT, Measure.FCR):
+        return fm.percent_from_counts(hits=top, n=n)
+    if measure in (Measure.RESPONSES, Measure.INTERACTIONS, Measure.LESSONS, Measure.LESSON_STD):
+        return fm.Metric(Decimal(n) if n else None, n)
+    if measure == Measure.POINTS:
+        return fm.Metric(Decimal(total or 0) if n else None, n)
+    # CES and every 0-100 score: the mean.
+    return fm.mean_from_sum(total=Decimal(total or 0), n=n)
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def on_time_rate(*, top, bottom) -> fm.Metric:
+    """% on time of completions that had a due date (no due date counts in neither)."""
+    due = _int(top) + _int(bottom)
+    return fm.percent_from_counts(hits=_int(top), n=due)
+
+
+# --- the rollup, scoped -----------------------------------------------------------------------
+
+
+def rollup_rows(caller: Caller, filters: DashboardFilters, measures, subject: Subject | None = None):
+    """The scoped, filtered rollup rows of these measures (unordered), for aggregation."""
+    qs = caller.scoped(Rollup.objects.all())
+    qs = qs.filter(filters.rollup_filter(measures))
+    if subject is not None:
+        qs = qs.filter(subject.q())
+    return qs.order_by()
+
+
+def bucket(grain: str):
+    """The period start of a rollup row's day: the day, its ISO week's Monday, or the month's 1st."""
+    if grain == "day":
+        return Trunc("day", "day", output_field=DateField())
+    return Trunc("day", grain, output_field=DateField())
+
+
+def _as_date(value) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+# --- trends ---------------------------------------------------------------------------------------
+
+
+def metric_trend(
+    caller: Caller, filters: DashboardFilters, subject: Subject, metrics=ANSWER_METRICS
+) -> list[dict]:
+    """NPS/CSAT/CES/FCR per period of ``filters.grain``: ``[{period, metric, value, n}]``.
+
+    One query; periods without answers are absent (a gap in the line, never a zero)."""
+    rows = (
+        rollup_rows(caller, filters, metrics, subject)
+        .annotate(period=bucket(filters.grain))
+        .values("period", "measure")
+        .annotate(**_SUMS)
+    )
+    out = []
+    for row in rows:
+        metric = measure_value(row["measure"], **{k: row[k] for k in _SUMS})
+        out.append(
+            {
+                "period": _as_date(row["period"]),
+                "metric": row["measure"],
+                "value": _float(metric.value),
+                "n": metric.n,
+            }
+        )
+    order = {str(m): i for i, m in enumerate(metrics)}
+    return sorted(out, key=lambda r: (r["period"], order.get(r["metric"], 99)))
+
+
+def score_trend(
+    caller: Caller, filters: DashboardFilters, subject: Subject, measures=SCORE_MEASURES
+) -> list[dict]:
+    """Mean audit (shop visit) and monitoring (call/chat evaluation) scores per period:
+    ``[{period, measure, value, n}]``, n = audits/evaluations published. One query."""
+    return metric_trend(caller, filters, subject, metrics=measures)
+
+
+# --- standards ----------------------------------------------------------------------------------
+
+
+def standard_names(ids) -> dict[int, dict]:
+    """``{id: {"code", "title"}}`` of these standards (reference data, one query)."""
+    ids = sorted({i for i in ids if i is not None})
+    if not ids:
+        return {}
+    return {
+        pk: {"code": code, "title": title}
+        for pk, code, title in Standard.objects.filter(pk__in=ids).values_list("pk", "code", "title")
+    }
+
+
+def standards_heatmap(
+    caller: Caller, filters: DashboardFilters, subject: Subject, measures=tuple(STANDARD_SOURCES)
+) -> list[dict]:
+    """Standard x week of 0-100 points: ``[{standard_id, standard_code, standard, week, source,
+    value, n}]``, one row per source (feedback / audit / monitoring) with data. Two queries.
+
+    The chart's cell is the mean of the sources present, each weighing the same, so hundreds
+    of survey answers do not drown a handful of audits (``heatmap_cells``)."""
+    rows = list(
+        rollup_rows(caller, filters, measures, subject)
+        .filter(standard_id__isnull=False)
+        .annotate(week=bucket("week"))
+        .values("standard_id", "week", "measure")
+        .annotate(n=Sum("n"), total=Sum("total"))
+    )
+    names = standard_names(r["standard_id"] for r in rows)
+    out = []
+    for r in rows:
+        metric = measure_value(r["measure"], n=r["n"], total=r["total"])
+        name = names.get(r["standard_id"], {"code": "", "title": f"#{r['standard_id']}"})
+        out.append(
+            {
+                "standard_id": r["standard_id"],
+                "standard_code": name["code"],
+                "standard": name["title"],
+                "week": _as_date(r["week"]),
+                "source": STANDARD_SOURCES[r["measure"]],
+                "value": _float(metric.value),
+                "n": metric.n,
+            }
+        )
+    return sorted(out, key=lambda r: (r["standard_code"], r["standard"], r["week"], r["source"]))
+
+
+def heatmap_cells(rows: list[dict]) -> dict[tuple[int, dt.date], float]:
+    """``{(standard_id, week): mean of the sources' values}`` for the heatmap chart."""
+    cells: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r["value"] is not None:
+            cells.setdefault((r["standard_id"], r["week"]), []).append(r["value"])
+    return {key: round(sum(values) / len(values), 2) for key, values in cells.items()}
+
+
+def quadrant(impression: Decimal | None, execution: Decimal | None) -> str | None:
+    if impression is None or execution is None:
+        return None
+    high_impression = impression >= IMPRESSION_THRESHOLD
+    high_execution = execution >= EXECUTION_THRESHOLD
+    if high_impression and high_execution:
+        return "strength"
+    if high_impression:
+        return "hidden_strength"
+    if high_execution:
+        return "blind_spot"
+    return "weakness"
+
+
+def impression_execution(caller: Caller, filters: DashboardFilters, subject: Subject) -> list[dict]:
+    """Per standard: customer impression vs execution and the quadrant (module docstring):
+    ``[{standard_id, standard_code, standard, impression, impression_n, execution,
+    execution_n, quadrant, reliable}]``. Two queries."""
+    rows = (
+        rollup_rows(caller, filters, STANDARD_SOURCES, subject)
+        .filter(standard_id__isnull=False)
+        .values("standard_id", "measure")
+        .annotate(n=Sum("n"), total=Sum("total"))
+    )
+    sums: dict[int, dict[str, list]] = {}
+    for r in rows:
+        side = "impression" if r["measure"] == Measure.STD_FEEDBACK else "execution"
+        acc = sums.setdefault(r["standard_id"], {"impression": [0, Decimal(0)], "execution": [0, Decimal(0)]})
+        acc[side][0] += _int(r["n"])
+        acc[side][1] += Decimal(r["total"] or 0)
+    names = standard_names(sums)
+    out = []
+    for std, acc in sums.items():
+        imp = fm.mean_from_sum(total=acc["impression"][1], n=acc["impression"][0])
+        exe = fm.mean_from_sum(total=acc["execution"][1], n=acc["execution"][0])
+        name = names.get(std, {"code": "", "title": f"#{std}"})
+        out.append(
+            {
+                "standard_id": std,
+                "standard_code": name["code"],
+                "standard": name["title"],
+                "impression": _float(imp.value),
+                "impression_n": imp.n,
+                "execution": _float(exe.value),
+                "execution_n": exe.n,
+                "quadrant": quadrant(imp.value, exe.value),
+                "reliable": imp.n >= MATRIX_MIN_N and exe.n >= MATRIX_MIN_N,
+            }
+        )
+    return sorted(out, key=lambda r: (r["standard_code"], r["standard"]))
+
+
+# --- tiles and comparison -----------------------------------------------------------------------
+
+
+def _by_measure(rows) -> dict[str, fm.Metric]:
+    return {r["measure"]: measure_value(r["measure"], **{k: r[k] for k in _SUMS}) for r in rows}
+
+
+def kpi_tiles(
+    caller: Caller, filters: DashboardFilters, subject: Subject, measures=KPI_MEASURES
+) -> list[dict]:
+    """``[{measure, label, value, n}]`` for each KPI measure (value None when n is 0). One query."""
+    found = _by_measure(rollup_rows(caller, filters, measures, subject).values("measure").annotate(**_SUMS))
+    labels = dict(Measure.choices)
+    out = []
+    for measure in measures:
+        metric = found.get(str(measure), fm.Metric(None, 0))
+        out.append(
+            {"measure": str(measure), "label": labels[measure], "value": _float(metric.value), "n": metric.n}
+        )
+    return out
+
+
+def comparison(
+    caller: Caller, filters: DashboardFilters, location: Location, measures=COMPARISON_MEASURES
+) -> list[dict]:
+    """This location beside its region and the company: ``[{measure, label, location, location_n,
+    region, region_n, company, company_n}]``. Two queries.
+
+    The location's figures are the caller's scoped view (an employee's own rows); the region and
+    company figures are aggregates of the whole region / organization, which any viewer of the
+    dashboard may compare against — only totals, never another location's figures."""
+    mine = _by_measure(
+        rollup_rows(caller, filters, measures, Subject(location=location.pk))
+        .values("measure")
+        .annotate(**_SUMS)
+    )
+    rows = (
+        Rollup.objects.filter(filters.rollup_filter(measures))
+        .order_by()
+        .values("measure")
+        .annotate(
+            **_SUMS,
+            **{f"r_{k}": Sum(k, filter=Q(location__region_id=location.region_id)) for k in _SUMS},
+        )
+    )
+    labels = dict(Measure.choices)
+    company, region = {}, {}
+    for r in rows:
+        company[r["measure"]] = measure_value(r["measure"], **{k: r[k] for k in _SUMS})
+        region[r["measure"]] = measure_value(r["measure"], **{k: r[f"r_{k}"] for k in _SUMS})
+    empty = fm.Metric(None, 0)
+    out = []
+    for measure in measures:
+        key = str(measure)
+        here, reg, comp = mine.get(key, empty), region.get(key, empty), company.get(key, empty)
+        out.append(
+            {
+                "measure": key,
+                "label": labels[measure],
+                "location": _float(here.value),
+                "location_n": here.n,
+                "region": _float(reg.value),
+                "region_n": reg.n,
+                "company": _float(comp.value),
+                "company_n": comp.n,
+            }
+        )
+    return out
+
+
+# --- people -------------------------------------------------------------------------------------
+
+
+def employee_names(ids) -> dict[int, str]:
+    ids = sorted({i for i in ids if i is not None})
+    if not ids:
+        return {}
+    return dict(Employee.objects.filter(pk__in=ids).values_list("pk", "name"))
+
+
+def points_awarded(caller: Caller, filters: DashboardFilters, subject: Subject) -> list[dict]:
+    """Points awarded (net of reversals) per employee: ``[{employee_id, employee, awards, points}]``,
+    most points first. Two queries."""
+    rows = list(
+        rollup_rows(caller, filters, [Measure.POINTS], subject)
+        .values("employee_id")
+        .annotate(n=Sum("n"), total=Sum("total"))
+    )
+    names = employee_names(r["employee_id"] for r in rows)
+    out = [
+        {
+            "employee_id": r["employee_id"],
+            "employee": names.get(r["employee_id"], "—"),
+            "awards": _int(r["n"]),
+            "points": _int(r["total"]),
+        }
+        for r in rows
+        if _int(r["n"])
+    ]
+    return sorted(out, key=lambda r: (-r["points"], r["employee"]))
+
+
+def training_status(caller: Caller, filters: DashboardFilters, subject: Subject) -> list[dict]:
+    """Lessons completed in the period per employee, with the on-time rate:
+    ``[{employee_id, employee, completed, on_time, late, on_time_rate}]``.
+
+    For a location, every current active employee of it the caller sees is listed (0 completed
+    too), so a manager spots who has done nothing. Two queries."""
+    rows = {
+        r["employee_id"]: r
+        for r in rollup_rows(caller, filters, [Measure.LESSONS], subject)
+        .values("employee_id")
+        .annotate(n=Sum("n"), top=Sum("top"), bottom=Sum("bottom"))
+    }
+    staff = caller.scoped(Employee.objects.all())
+    if subject.location is not None:
+        staff = staff.filter(Q(current_location_id=subject.location, active=True) | Q(pk__in=list(rows)))
+    else:
+        staff = staff.filter(pk__in=list(rows))
+    if subject.employee is not None:
+        staff = staff.filter(pk=subject.employee)
+    if subject.employees is not None:
+        staff = staff.filter(pk__in=list(subject.employees))
+    out = []
+    for pk, name in staff.order_by().values_list("pk", "name"):
+        r = rows.get(pk, {})
+        rate = on_time_rate(top=r.get("top"), bottom=r.get("bottom"))
+        out.append(
+            {
+                "employee_id": pk,
+                "employee": name,
+                "completed": _int(r.get("n")),
+                "on_time": _int(r.get("top")),
+                "late": _int(r.get("bottom")),
+                "on_time_rate": _float(rate.value),
+            }
+        )
+    return sorted(out, key=lambda r: (r["employee"], r["employee_id"]))
+
+
+# --- interactions -------------------------------------------------------------------------------
+
+
+def interaction_categories(caller: Caller, filters: DashboardFilters, subject: Subject) -> list[dict]:
+    """Interactions per touchpoint and category (Stabilizing / Critical / Planned):
+    ``[{touchpoint_id, touchpoint, category, category_label, n}]``. Two queries."""
+    rows = list(
+        rollup_rows(caller, filters, [Measure.INTERACTIONS], subject)
+        .values("touchpoint_id", "category")
+        .annotate(n=Sum("n"))
+    )
+    ids = sorted({r["touchpoint_id"] for r in rows if r["touchpoint_id"] is not None})
+    names = dict(Touchpoint.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
+    labels = dict(InteractionCategory.choices)
+    out = [
+        {
+            "touchpoint_id": r["touchpoint_id"],
+            "touchpoint": names.get(r["touchpoint_id"], "No touchpoint"),
+            "category": r["category"] or "",
+            "category_label": labels.get(r["category"], "Uncategorised"),
+            "n": _int(r["n"]),
+        }
+        for r in rows
+        if _int(r["n"])
+    ]
+    order = {c: i for i, c in enumerate(labels)}
+    return sorted(out, key=lambda r: (r["touchpoint"], order.get(r["category"], 9)))
+
+
+# --- alignment scores ---------------------------------------------------------------------------
+
+_GRAIN_PERIOD = {"day": PeriodKind.DAY, "week": PeriodKind.WEEK, "month": PeriodKind.MONTH}
+
+
+def alignment_scores(
+    caller: Caller, filters: DashboardFilters, *, scope: str, scope_id: int, period: str | None = None
+) -> list[dict]:
+    """The latest computed link scores of one scope (``ScopeKind``) for the period kind of the
+    grain (or ``period``) starting inside the filter's period: ``[{id, link, label, value, low,
+    high, n, period, period_start, missing}]``, in the order of ``Link``. One query; empty until
+    alignment.scores has computed some."""
+    period = period or _GRAIN_PERIOD.get(filters.grain, PeriodKind.MONTH)
+    base = caller.scoped(AlignmentScore.objects.all()).filter(scope=scope, scope_id=scope_id, period=period)
+    if filters.end is not None:
+        base = base.filter(period_start__lte=filters.end)
+    latest = base.order_by("-period_start").values("period_start")[:1]
+    rows = base.filter(period_start=Subquery(latest)).values(
+        "id", "link", "value", "low", "high", "n", "period", "period_start", "missing", "inputs"
+    )
+    labels = dict(Link.choices)
+    order = {link: i for i, link in enumerate(labels)}
+    out = [
+        {
+            **r,
+            "label": labels.get(r["link"], r["link"]),
+            "value": _float(r["value"]),
+            "low": _float(r["low"]),
+            "high": _float(r["high"]),
+        }
+        for r in rows
+    ]
+    return sorted(out, key=lambda r: order.get(r["link"], 99))
+
+
+# --- generic summary (the API) ------------------------------------------------------------------
+
+GROUPS = {
+    "day": None,
+    "week": None,
+    "month": None,
+    "location": "location_id",
+    "region": "location__region_id",
+    "employee": "employee_id",
+    "standard": "standard_id",
+    "channel": "channel_id",
+    "touchpoint": "touchpoint_id",
+    "segment": "segment_id",
+    "category": "category",
+}
+
+
+def summary(
+    caller: Caller, filters: DashboardFilters, subject: Subject, *, measures, group_by=()
+) -> list[dict]:
+    """Summed rollup values and the figure per group and measure: ``[{measure, <group keys>, n,
+    total, top, bottom, value}]``. ``group_by`` names keys of ``GROUPS`` (at most one of
+    day/week/month). One query."""
+    qs = rollup_rows(caller, filters, measures, subject)
+    keys = []
+    for name in group_by:
+        column = GROUPS[name]
+        if column is None:
+            qs = qs.annotate(**{f"g_{name}": bucket(name)})
+            keys.append((name, f"g_{name}"))
+        else:
+            keys.append((name, column))
+    rows = qs.values("measure", *[col for _, col in keys]).annotate(**_SUMS)
+    out = []
+    for r in rows:
+        metric = measure_value(r["measure"], **{k: r[k] for k in _SUMS})
+        item = {"measure": r["measure"]}
+        for name, col in keys:
+            value = r[col]
+            item[name] = _as_date(value) if name in ("day", "week", "month") else value
+        item.update(
+            n=_int(r["n"]),
+            total=Decimal(r["total"] or 0),
+            top=_int(r["top"]),
+            bottom=_int(r["bottom"]),
+            value=_float(metric.value),
+        )
+        out.append(item)
+    return sorted(out, key=lambda r: (*(_sortable(r.get(name)) for name, _ in keys), r["measure"]))
+
+
+def _sortable(value):
+    return (
+        value is None,
+        "" if value is None else str(value) if not isinstance(value, int) else f"{value:020d}",
+    )
+
+
+def location_in_scope(caller: Caller, location_id) -> Location | None:
+    """The location if the caller's scope reaches it (store managers: theirs; regional managers:
+    their region's), else None — the page and the API answer 404 either way."""
+    return caller.scoped(Location.objects.select_related("region")).filter(pk=location_id).first()
