@@ -3,6 +3,8 @@ from cem.permissions import role_can
 # (label, url name, required action). Navigation is data: a link shows only if the role may use it.
 NAVIGATION = [
     ("Home", "home", "organization.view"),
+    # Alignment dashboards: each viewer lands where their scope starts (store, region, company, self).
+    ("Dashboard", "alignment_home", "alignment.view"),
     ("Interactions", "interactions", "interactions.view"),
     ("Hierarchy", "locations", "hierarchy.view"),
     ("Employees", "employees", "hierarchy.view"),

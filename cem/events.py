@@ -80,6 +80,13 @@ EVENT_TYPES = {
     "AlignmentThresholdCrossed": "An overall alignment score crossed the organization's threshold (payload: "
     "score_id, scope, scope_id, location_id, period, period_start, value, previous, threshold, direction "
     "below|above).",
+    # Business data (alignment/business.py).
+    "BusinessMetricsImported": "Business metrics were created or changed by an import (payload: metric_ids, "
+    "location_ids, kinds, first_period_start, last_period_start).",
+    "CustomerTransactionsImported": "CRM transactions were created or changed by an import (payload: "
+    "transaction_ids, customer_ids, customers_created).",
+    "CustomerSegmentsAssigned": "A rule segment was applied and customers changed segment (payload: segment, "
+    "members, added, removed, changed, segment_ids, skipped_segments).",
     "PointsReversed": "An award was reversed (payload: transaction_id, reversed_transaction_id, employee_id, "
     "points, debt, written_off).",
     "PointsRedeemed": "A redemption was placed (payload: redemption_id, employee_id, item_id, points, "
