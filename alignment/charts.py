@@ -65,6 +65,16 @@ class Panel:
     body: str = ""  # a template rendered under the chart with ``panel`` and ``rows``
     rows: list = field(default_factory=list)
     filename: str = ""  # PNG/CSV base name; defaults to the key
+    columns: Columns = field(default_factory=list)  # (row key, header) of the CSV and the table
+
+    @property
+    def header(self) -> list[str]:
+        return [label for _, label in self.columns]
+
+    @property
+    def table(self) -> list[list]:
+        """The rows as lists in column order, for the generic table body (``_table.html``)."""
+        return [[row.get(key) for key, _ in self.columns] for row in self.rows]
 
     @property
     def dom_id(self) -> str:

@@ -70,6 +70,7 @@ __all__ = [
     "Subject",
     "alignment_scores",
     "comparison",
+    "filter_options",
     "heatmap_cells",
     "impression_execution",
     "interaction_categories",
@@ -385,14 +386,14 @@ def comparison(
         .order_by()
         .values("measure")
         .annotate(
-            **_SUMS,
+            **{f"c_{k}": Sum(k) for k in _SUMS},
             **{f"r_{k}": Sum(k, filter=Q(location__region_id=location.region_id)) for k in _SUMS},
         )
     )
     labels = dict(Measure.choices)
     company, region = {}, {}
     for r in rows:
-        company[r["measure"]] = measure_value(r["measure"], **{k: r[k] for k in _SUMS})
+        company[r["measure"]] = measure_value(r["measure"], **{k: r[f"c_{k}"] for k in _SUMS})
         region[r["measure"]] = measure_value(r["measure"], **{k: r[f"r_{k}"] for k in _SUMS})
     empty = fm.Metric(None, 0)
     out = []
@@ -610,3 +611,14 @@ def location_in_scope(caller: Caller, location_id) -> Location | None:
     """The location if the caller's scope reaches it (store managers: theirs; regional managers:
     their region's), else None — the page and the API answer 404 either way."""
     return caller.scoped(Location.objects.select_related("region")).filter(pk=location_id).first()
+
+
+def filter_options() -> dict[str, list[tuple[int, str]]]:
+    """Choices of the filter form: channels, touchpoints, segments (reference data; three queries)."""
+    from cem.models import Channel, Segment
+
+    return {
+        "channels": list(Channel.objects.order_by("name").values_list("pk", "name")),
+        "touchpoints": list(Touchpoint.objects.order_by("name").values_list("pk", "name")),
+        "segments": list(Segment.objects.order_by("name").values_list("pk", "name")),
+    }

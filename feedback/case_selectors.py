@@ -39,6 +39,14 @@ def cases_for_list(scoped_qs, *, params, now: dt.datetime):
     return qs.select_related("location", "assignee", "employee").order_by(*WORK_ORDER), view
 
 
+def open_cases(scoped_qs, *, location_id: int | None = None, limit: int = 10) -> list[Case]:
+    """The most urgent open and in-progress cases (work order), optionally of one location; one query."""
+    qs = scoped_qs.filter(status__in=ACTIVE_STATUSES)
+    if location_id is not None:
+        qs = qs.filter(location_id=location_id)
+    return list(qs.select_related("location").order_by(*WORK_ORDER)[:limit])
+
+
 def case_counts(scoped_qs, *, now: dt.datetime) -> dict:
     return scoped_qs.aggregate(
         active=Count("pk", filter=Q(status__in=ACTIVE_STATUSES)),
