@@ -39,6 +39,7 @@ NAVIGATION = [
     ("Exports", "feedback_exports", "exports.view"),
     ("Users", "members", "memberships.view"),
     ("API keys", "api_keys", "apikeys.view"),
+    ("Webhooks", "webhooks", "webhooks.view"),
     ("Audit log", "audit_log", "auditlog.view"),
 ]
 

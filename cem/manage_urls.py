@@ -3,6 +3,7 @@
 from django.urls import path
 
 from cem import views_manage as v
+from cem import views_webhooks as wh
 
 
 def crud(
@@ -85,6 +86,31 @@ urlpatterns = [
         "api-keys/<int:pk>/revoke/",
         v.ApiKeyRevokeView.for_record(v.API_KEYS).as_view(),
         name="api_key_revoke",
+    ),
+    # Outgoing webhooks
+    *crud(
+        "webhooks",
+        wh.WEBHOOKS,
+        list_view=wh.WebhookListView,
+        create_view=wh.WebhookCreateView,
+        update_view=wh.WebhookUpdateView,
+        delete_view=wh.WebhookDeleteView,
+    ),
+    path("webhooks/<int:pk>/", wh.WebhookDetailView.for_record(wh.WEBHOOKS).as_view(), name="webhook_detail"),
+    path(
+        "webhooks/<int:pk>/rotate/",
+        wh.WebhookRotateView.for_record(wh.WEBHOOKS).as_view(),
+        name="webhook_rotate",
+    ),
+    path(
+        "webhooks/<int:pk>/disable/",
+        wh.WebhookDisableView.for_record(wh.WEBHOOKS).as_view(),
+        name="webhook_disable",
+    ),
+    path(
+        "webhooks/deliveries/<int:pk>/redeliver/",
+        wh.WebhookRedeliverView.as_view(),
+        name="webhook_redeliver",
     ),
     # Audit log (read-only)
     *crud("audit-log", v.AUDIT_LOG, list_view=v.AuditLogListView, create_view=None, update_view=None),

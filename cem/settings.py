@@ -135,6 +135,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "events-sweep": {"task": "cem.events_sweep", "schedule": timedelta(seconds=30)},
     "idempotency-purge": {"task": "cem.idempotency_purge", "schedule": timedelta(hours=1)},
+    "webhooks-send-due": {"task": "cem.webhooks_send_due", "schedule": timedelta(seconds=30)},
 }
 CELERY_BEAT_SCHEDULE.update(_feedback_beat)
 CELERY_BEAT_SCHEDULE.update(_audits_beat)
@@ -217,6 +218,8 @@ SPECTACULAR_SETTINGS = {
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
 IDEMPOTENCY_TTL = timedelta(hours=24)
 BULK_INGEST_MAX_ROWS = 10_000
+# Outgoing webhooks may reach private and loopback addresses (a local test receiver) only outside production.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=not PRODUCTION)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 32 * 1024 * 1024
 
 # --- I18n -----------------------------------------------------------------------------------

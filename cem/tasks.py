@@ -6,6 +6,7 @@ from django.utils import timezone
 from cem import outbox
 from cem.tasking import TenantTask
 from cem.tenancy import unscoped
+from cem.webhook_tasks import webhooks_send, webhooks_send_due  # noqa: F401 - registered with the core's tasks
 
 
 @shared_task(name="cem.events_deliver", base=TenantTask)

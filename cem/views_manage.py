@@ -148,6 +148,7 @@ SECTIONS = {
     "admin": [
         ("Users", "members", "memberships.view"),
         ("API keys", "api_keys", "apikeys.view"),
+        ("Webhooks", "webhooks", "webhooks.view"),
         ("Audit log", "audit_log", "auditlog.view"),
     ],
 }

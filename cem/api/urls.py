@@ -3,6 +3,7 @@ from rest_framework.routers import DefaultRouter
 from alignment import api as alignment_api
 from audits import api as audits_api
 from cem.api import views
+from cem.api import webhooks as webhooks_api
 from feedback import api as feedback_api
 from incentives import api as incentives_api
 from learning import api as learning_api
@@ -26,6 +27,7 @@ router.register("memberships", views.MembershipViewSet)
 router.register("api-keys", views.ApiKeyViewSet)
 router.register("audit-log", views.AuditLogViewSet)
 router.register("events", views.OutboxEventViewSet)
+webhooks_api.register(router)
 
 # The apps add their routes to this one router, so the cross-tenant sweep, which walks it,
 # covers every API route in the product.

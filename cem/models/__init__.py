@@ -14,6 +14,7 @@ from .standards import (
     Standard,
     Touchpoint,
 )
+from .webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -40,4 +41,6 @@ __all__ = [
     "Standard",
     "Team",
     "Touchpoint",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
