@@ -160,6 +160,21 @@ def _path(level: str, obj, organization) -> list[tuple[str, int, str]]:
     return [*head, ("employee", obj.pk, obj.name)]
 
 
+def name_of(level: str, obj) -> str:
+    return obj.name
+
+
+def breadcrumbs(caller, organization, level: str, obj) -> list[Node]:
+    """The levels above ``obj`` from where the viewer's drill-down starts (none above it)."""
+    first_level, first_id = start(caller, organization)
+    crumbs, seen_start = [], False
+    for lvl, cid, name in _path(level, obj, organization)[:-1]:
+        seen_start = seen_start or (lvl == first_level and (lvl == "organization" or cid == first_id))
+        if seen_start:
+            crumbs.append(Node(lvl, cid, name))
+    return crumbs
+
+
 def _where(level: str, pk: int) -> dict:
     """The rollup filter of one node's own rows."""
     return {
@@ -237,16 +252,10 @@ def drill(caller, organization, filters, level: str, pk) -> Drill:
         ids = [node_id] if kind == level else [c.pk for k, c in children if k == kind]
         scores_of[kind] = sel.latest_scores(caller, filters, kind, ids)
     first_level, first_id = start(caller, organization)
-    path = _path(level, obj, organization)
-    crumbs, seen_start = [], False
-    for lvl, cid, name in path[:-1]:
-        seen_start = seen_start or (lvl == first_level and (lvl == "organization" or cid == first_id))
-        if seen_start:
-            crumbs.append(Node(lvl, cid, name))
     node = Node(
         level,
         node_id,
-        path[-1][2],
+        name_of(level, obj),
         figures=own,
         alignment=scores_of[level].get(node_id),
         kind=_kind_of(level, obj),
@@ -265,5 +274,9 @@ def drill(caller, organization, filters, level: str, pk) -> Drill:
         for kind, child in children
     ]
     return Drill(
-        node=node, breadcrumbs=crumbs, children=nodes, child_level=child_level, start=(first_level, first_id)
+        node=node,
+        breadcrumbs=breadcrumbs(caller, organization, level, obj),
+        children=nodes,
+        child_level=child_level,
+        start=(first_level, first_id),
     )

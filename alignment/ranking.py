@@ -106,7 +106,7 @@ def t_quantile(df: int) -> float:
 
 
 def _clip(x: float, low: float, high: float) -> float:
-    return max(low, min(high, x))
+    return float(max(low, min(high, x)))
 
 
 def nps_interval(*, n: int, promoters: int, detractors: int) -> Estimate:

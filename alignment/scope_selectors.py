@@ -185,9 +185,9 @@ def lesson_status_by_standard(caller, filters, **where) -> list[dict]:
     rows = (
         rollups(caller, filters, [Measure.LESSON_STD], **where)
         .order_by()
-        .values("standard_id", "standard__code", "standard__name")
+        .values("standard_id", "standard__code", "standard__title")
         .annotate(**_SUMS)
-        .order_by("standard__code")
+        .order_by("standard__code", "standard_id")
     )
     out = []
     for row in rows:
@@ -197,7 +197,7 @@ def lesson_status_by_standard(caller, filters, **where) -> list[dict]:
             {
                 "standard_id": row["standard_id"],
                 "code": row["standard__code"] or "",
-                "name": row["standard__name"] or "",
+                "name": row["standard__title"] or "",
                 "completed": sums.n,
                 "on_time": sums.top,
                 "late": sums.bottom,

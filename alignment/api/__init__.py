@@ -1,6 +1,8 @@
 """The alignment app's API routes, registered on the core router (cem.api.urls), one module per area."""
 
-AREAS: tuple = ()
+from alignment.api import overview
+
+AREAS: tuple = (overview,)
 
 
 def register(router) -> None:

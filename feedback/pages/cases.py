@@ -169,6 +169,8 @@ class ComplaintReviewPage(TenantPageMixin, TemplateView):
         now = timezone.now()
         ctx.update(now=now, **sel.complaint_review(self.scoped(Case.objects.all()), now=now))
         ctx["max_theme"] = max((n for _t, n in ctx["themes"]), default=0)
+        # Back to the executive / region dashboards, where the same locations are ranked.
+        ctx["dashboards"] = role_can(self.request.membership.role, "alignment.view")
         return ctx
 
 
