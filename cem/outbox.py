@@ -65,6 +65,15 @@ def record_failure(event_id: int, handler_name: str, exc: Exception) -> None:
     OutboxEvent.objects.filter(pk=event_id).update(last_error=f"{handler_name}: {exc!r}"[:2000])
 
 
+def undispatched_events(limit: int) -> list[tuple[int, int]]:
+    """Events no delivery has picked up yet, oldest first (read through the pending partial index)."""
+    return list(
+        OutboxEvent.objects.filter(completed_at__isnull=True, dispatch_count=0)
+        .order_by("created_at", "pk")
+        .values_list("organization_id", "pk")[:limit]
+    )
+
+
 def stale_events(cutoff, limit: int) -> list[tuple[int, int]]:
     return list(
         OutboxEvent.objects.filter(

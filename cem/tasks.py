@@ -1,3 +1,4 @@
+import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -7,6 +8,8 @@ from cem import outbox
 from cem.tasking import TenantTask
 from cem.tenancy import unscoped
 from cem.webhook_tasks import webhooks_send, webhooks_send_due  # noqa: F401 - registered with the core's tasks
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="cem.events_deliver", base=TenantTask)
@@ -36,6 +39,28 @@ def events_handle(self, tenant_id: int, event_id: int, handler_name: str) -> boo
     except Exception as exc:
         outbox.record_failure(event_id, handler_name, exc)
         raise self.retry(exc=exc) from exc
+
+
+@shared_task(name="cem.events_deliver_pending")
+def events_deliver_pending(limit: int = 1000) -> int:
+    """Dispatch every event committed but not yet dispatched (rung by cem.events' doorbell)."""
+    from django.core.cache import cache
+
+    from cem.events import DOORBELL_KEY
+
+    # Cleared before reading: an event committed from here on rings again and gets its own run.
+    cache.delete(DOORBELL_KEY)
+    with unscoped():
+        fresh = outbox.undispatched_events(limit)
+    for tenant_id, event_id in fresh:
+        try:
+            events_deliver(tenant_id, event_id)  # in this task: one hop less per event
+        except Exception:
+            # One bad event must not hold up the others; the sweep tries it again later.
+            logger.exception("dispatching event %s failed; left for the sweep", event_id)
+    if len(fresh) == limit:
+        events_deliver_pending.delay(limit)
+    return len(fresh)
 
 
 @shared_task(name="cem.events_sweep")

@@ -45,6 +45,15 @@ def count_hit(key: str, *, ttl: int) -> int:
         return 1
 
 
+def set_once(key: str, *, ttl: int) -> bool:
+    """SET NX with an expiry: whether this call set it (one round trip on Redis)."""
+    redis_cache = getattr(cache, "_cache", None)
+    if hasattr(redis_cache, "get_client"):
+        full_key = cache.make_and_validate_key(key)
+        return bool(_redis_client(redis_cache, full_key).set(full_key, 1, nx=True, ex=ttl))
+    return cache.add(key, 1, timeout=ttl)
+
+
 def window_limited(key: str, *, limit: int, window: int) -> int | None:
     """Count one hit in the current window; the seconds to wait when over ``limit``, else None."""
     now = time.time()

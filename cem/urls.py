@@ -15,6 +15,9 @@ def favicon(request):
 
 
 urlpatterns = [
+    # First: the API is the hot path (integrations post here), and its URL resolution walks the
+    # patterns in order.
+    path("api/v1/", include("cem.api.urls")),
     path("favicon.ico", favicon),
     path("", views.HomeView.as_view(), name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -30,7 +33,6 @@ urlpatterns = [
     path("shop/", include("audits.public_urls")),
     path("r/", include("feedback.public_urls")),
     path("healthz", healthz, name="healthz"),
-    path("api/v1/", include("cem.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api_docs"),
     path("admin/", admin.site.urls),

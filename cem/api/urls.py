@@ -8,7 +8,14 @@ from feedback import api as feedback_api
 from incentives import api as incentives_api
 from learning import api as learning_api
 
-router = DefaultRouter()
+
+class Router(DefaultRouter):
+    # No "<route>.json" twins: they doubled the patterns every API request is matched against
+    # (?format=json still works).
+    include_format_suffixes = False
+
+
+router = Router()
 router.register("organization", views.OrganizationViewSet, basename="organization")
 router.register("regions", views.RegionViewSet)
 router.register("locations", views.LocationViewSet)
