@@ -157,9 +157,14 @@ EMPTY_FIGURES = figures({})
 # --- alignment scores --------------------------------------------------------------------------
 
 
-def latest_scores(caller, filters, scope: str, ids=None, *, period: str = PeriodKind.MONTH) -> dict:
-    """``{scope_id: AlignmentScore}``: each scope's latest overall score of ``period`` kind whose
-    period starts within the filters' dates (one query; scoped by the score's hierarchy columns)."""
+GRAIN_PERIOD = {"day": PeriodKind.DAY, "week": PeriodKind.WEEK, "month": PeriodKind.MONTH}
+
+
+def latest_scores(caller, filters, scope: str, ids=None, *, period: str | None = None) -> dict:
+    """``{scope_id: AlignmentScore}``: each scope's latest overall score whose period starts within
+    the filters' dates, of the period kind of the filters' grain (as the store dashboard's scores
+    panel) unless ``period`` is given. One query; scoped by the score's hierarchy columns."""
+    period = period or GRAIN_PERIOD.get(filters.grain, PeriodKind.MONTH)
     qs = AlignmentScore.objects.filter(scope=scope, link=Link.OVERALL, period=period)
     if ids is not None:
         qs = qs.filter(scope_id__in=list(ids))

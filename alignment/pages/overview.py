@@ -666,6 +666,29 @@ TRAINER_PANELS = (
 # --- pages --------------------------------------------------------------------------------------
 
 
+def manager_links(role: str) -> list[dict]:
+    """The complaint review (open and recent cases of the same locations) and the trainer
+    dashboard, for those who may open them."""
+    out = []
+    if role_can(role, "cases.view"):
+        out.append(
+            {
+                "label": "Complaint review",
+                "url": optional_reverse("feedback_complaints"),
+                "testid": "complaint-review",
+            }
+        )
+    if role_can(role, "learning_analytics.view"):
+        out.append(
+            {
+                "label": "Training dashboard",
+                "url": reverse("alignment_trainer"),
+                "testid": "trainer-dashboard",
+            }
+        )
+    return [link for link in out if link["url"]]
+
+
 class OverviewPage(DashboardPage):
     """A dashboard of one drill-down node (``level`` / ``node_id``); see the module docstring."""
 
@@ -782,16 +805,7 @@ class ExecutivePage(OverviewPage):
         return "executive"
 
     def links(self) -> list[dict]:
-        out = []
-        if role_can(self.request.membership.role, "cases.view"):
-            out.append(
-                {
-                    "label": "Complaint review",
-                    "url": optional_reverse("feedback_complaints"),
-                    "testid": "complaint-review",
-                }
-            )
-        return [link for link in out if link["url"]]
+        return manager_links(self.request.membership.role)
 
 
 class RegionPage(OverviewPage):
@@ -818,16 +832,7 @@ class RegionPage(OverviewPage):
         return f"region-{self.node_obj.code}"
 
     def links(self) -> list[dict]:
-        out = []
-        if role_can(self.request.membership.role, "cases.view"):
-            out.append(
-                {
-                    "label": "Complaint review",
-                    "url": optional_reverse("feedback_complaints"),
-                    "testid": "complaint-review",
-                }
-            )
-        return [link for link in out if link["url"]]
+        return manager_links(self.request.membership.role)
 
 
 class LocationPeoplePage(OverviewPage):

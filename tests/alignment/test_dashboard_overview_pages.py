@@ -191,12 +191,21 @@ def test_alignment_scores_show_where_they_exist(world, data, client):
             computed_at=timezone.now(),
         )
     login(client, world, "admin")
+    # Monthly scores go with the monthly grain (weekly with weekly, as the scores panel).
     rows = csv_rows(
-        client.get(panel("alignment_region", "children", "format=csv", region_id=t.regions["north"].pk))
+        client.get(
+            panel("alignment_region", "children", "format=csv&grain=month", region_id=t.regions["north"].pk)
+        )
     )
     assert {r["name"]: r["alignment_overall"] for r in rows} == {"Acme a-n1": "", "Acme a-n2": "72.0"}
+    weekly = csv_rows(
+        client.get(panel("alignment_region", "children", "format=csv", region_id=t.regions["north"].pk))
+    )
+    assert {r["alignment_overall"] for r in weekly} == {""}
     ranked = csv_rows(
-        client.get(panel("alignment_executive", "ranking", "metric=alignment&format=csv&period=all"))
+        client.get(
+            panel("alignment_executive", "ranking", "metric=alignment&format=csv&period=all&grain=month")
+        )
     )
     assert (ranked[0]["location"], ranked[0]["rank"], ranked[0]["ci95_low"]) == ("Acme a-n2", "1", "65.0")
 
@@ -308,6 +317,9 @@ def test_trainer_dashboard_links_the_learning_analytics(world, client):
     )
     put(org, "lessons", location=t.locations["a-s1"], employee=t.employees["a-s1"], n=5, top=5)
     login(client, world, "trainer")
+    # Trainers land on the organization's dashboard (their scope), which leads here.
+    landing = client.get(reverse("alignment_executive")).content.decode()
+    assert f'href="{reverse("alignment_trainer")}"' in landing
     resp = client.get(reverse("alignment_trainer"))
     assert resp.status_code == 200
     body = resp.content.decode()
