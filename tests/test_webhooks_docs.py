@@ -55,3 +55,13 @@ def test_readme_states_the_header_tolerance_and_schedule():
     assert webhooks.TOLERANCE_SECONDS == 300 and webhooks.RETRY_WINDOW.days == 3
     for event_type in webhooks.WEBHOOK_EVENTS:
         assert f"`{event_type}`" in section
+
+
+def test_readme_example_request_verifies_with_its_secret():
+    section = README.read_text().split("### Webhooks (outgoing)", 1)[1].split("\n### ", 1)[0]
+    example = section.split("```\n", 2)[1]
+    header = re.search(r"^CEM-Signature: (\S+)$", example, flags=re.M).group(1)
+    body = example.rstrip("\n").rsplit("\n", 1)[1].encode()
+    t = int(re.search(r"t=(\d+)", header).group(1))
+    assert webhooks.verify("whsec_example", header, body, now=t)
+    assert not webhooks.verify("whsec_example", header, body, now=t + 301)
