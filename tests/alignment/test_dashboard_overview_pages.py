@@ -90,6 +90,10 @@ def test_ranking_metric_is_in_the_url_and_a_bad_one_is_a_400(world, data, client
     rows = csv_rows(client.get(panel("alignment_executive", "ranking", "metric=audit&format=csv")))
     assert {r["metric"] for r in rows} == {"audit"}
     assert [r["rank"] for r in rows] == ["1", "1", ""] and rows[0]["tied"] == "yes"
+    fragment = client.get(panel("alignment_executive", "ranking", "metric=audit&period=30"))
+    assert fragment.status_code == 200 and b'data-testid="panel-ranking"' in fragment.content
+    assert b"metric=audit" in fragment.content and b"format=csv" in fragment.content
+    assert b"<html" not in fragment.content  # only the panel: htmx swaps it alone
     bad = client.get(reverse("alignment_executive") + "?metric=revenue")
     assert bad.status_code == 400 and b"metric" in bad.content
     bad = client.get(reverse("alignment_executive") + "?channel=abc")
