@@ -1,3 +1,12 @@
 """Periodic tasks of the alignment app, merged into CELERY_BEAT_SCHEDULE by cem/settings.py (plain data)."""
 
+from celery.schedules import crontab
+
 BEAT_SCHEDULE: dict[str, dict] = {}
+
+# The nightly rollup check (alignment/rebuild.py): rebuild from raw data into scratch, compare,
+# repair. 03:15 UTC: after the day's traffic in Europe and the Americas' evening, before Asia's.
+BEAT_SCHEDULE["alignment-rollups-verify"] = {
+    "task": "alignment.rollups_verify_dispatch",
+    "schedule": crontab(minute=15, hour=3),
+}

@@ -213,6 +213,7 @@ SPECTACULAR_SETTINGS = {
         "LearningAssignmentStatusEnum": "learning.models.Assignment.Status",
         "LearningAssignmentSourceEnum": "learning.models.Assignment.Source",
         "GapRuleSourceEnum": "learning.models.GapRule.Source",
+        "DriverAnalysisOutcomeEnum": "alignment.models.DriverAnalysis.Outcome",
     },
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)

@@ -1,8 +1,8 @@
 """The alignment app's API routes, registered on the core router (cem.api.urls), one module per area."""
 
-from alignment.api import overview
+from alignment.api import drivers, journeys, overview
 
-AREAS: tuple = (overview,)
+AREAS: tuple = (overview, drivers, journeys)
 
 
 def register(router) -> None:
