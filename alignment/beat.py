@@ -10,3 +10,10 @@ BEAT_SCHEDULE["alignment-rollups-verify"] = {
     "task": "alignment.rollups_verify_dispatch",
     "schedule": crontab(minute=15, hour=3),
 }
+
+# Driver analysis (alignment/driver_tasks.py): a regression over months of answers moves slowly,
+# so nightly is enough; 02:40 UTC keeps it clear of the 03:15 rollup check.
+BEAT_SCHEDULE["alignment-drivers"] = {
+    "task": "alignment.drivers_dispatch",
+    "schedule": crontab(minute=40, hour=2),
+}

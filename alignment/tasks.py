@@ -1,3 +1,4 @@
 """Celery tasks of the alignment app. Each area keeps its tasks in its own module, imported here."""
 
+from alignment.driver_tasks import *  # noqa: F403  (driver analysis: nightly and on demand)
 from alignment.rebuild_tasks import *  # noqa: F403
