@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import F
@@ -72,7 +72,8 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "PointsRedeemed": "Points redeemed",
     "AlignmentThresholdCrossed": "Alignment threshold crossed",
 }
-assert set(WEBHOOK_EVENTS) <= set(EVENT_TYPES), "webhook events must be outbox event types"
+if _unknown := set(WEBHOOK_EVENTS) - set(EVENT_TYPES):
+    raise ImproperlyConfigured(f"webhook events missing from cem.events.EVENT_TYPES: {sorted(_unknown)}")
 
 SIGNATURE_HEADER = "CEM-Signature"
 TOLERANCE_SECONDS = 300

@@ -1,8 +1,8 @@
 """The alignment app's API routes, registered on the core router (cem.api.urls), one module per area."""
 
-from alignment.api import drivers, journeys, overview
+from alignment.api import drivers, journeys, overview, scores
 
-AREAS: tuple = (overview, drivers, journeys)
+AREAS: tuple = (overview, drivers, journeys, scores)
 
 
 def register(router) -> None:
