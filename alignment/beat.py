@@ -17,3 +17,15 @@ BEAT_SCHEDULE["alignment-drivers"] = {
     "task": "alignment.drivers_dispatch",
     "schedule": crontab(minute=40, hour=2),
 }
+
+# Alignment scores (alignment/score_tasks.py): the recent periods again after the rollup check, so
+# changes that raise no event (a new standard, lesson or reward rule) reach the current scores;
+# then last month's store scores are published once (the incentives' monthly alignment rules).
+BEAT_SCHEDULE["alignment-scores-refresh"] = {
+    "task": "alignment.scores_refresh_dispatch",
+    "schedule": crontab(minute=45, hour=3),
+}
+BEAT_SCHEDULE["alignment-month-close"] = {
+    "task": "alignment.month_close_dispatch",
+    "schedule": crontab(minute=30, hour=5),
+}

@@ -6,6 +6,8 @@
 - ``alignment.scores_refresh_dispatch``: beat, nightly — recent periods of every organization
   again, so changes that raise no rollup event (a new standard, lesson or reward rule, the
   hourly lesson-effect snapshots) reach the scores of the current periods.
+- ``alignment.month_close(tenant_id)`` / ``alignment.month_close_dispatch`` (beat, daily, after the
+  refresh): publish last month's store scores once (alignment/score_months.py).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
-from alignment import scores
+from alignment import score_months, scores
 from cem.models import Organization
 from cem.tasking import TenantTask
 from cem.tenancy import unscoped
 
-__all__ = ["scores_recompute", "scores_refresh_dispatch"]
+__all__ = ["month_close", "month_close_dispatch", "scores_recompute", "scores_refresh_dispatch"]
 
 REFRESH_DAYS = 35
 
@@ -37,4 +39,18 @@ def scores_refresh_dispatch() -> int:
         tenants = list(Organization.objects.order_by("pk").values_list("pk", flat=True))
     for tenant_id in tenants:
         scores_recompute.delay(tenant_id, since)
+    return len(tenants)
+
+
+@shared_task(name="alignment.month_close", base=TenantTask)
+def month_close(tenant_id: int) -> bool:
+    return score_months.month_close(tenant_id) is not None
+
+
+@shared_task(name="alignment.month_close_dispatch")
+def month_close_dispatch() -> int:
+    with unscoped():
+        tenants = list(Organization.objects.order_by("pk").values_list("pk", flat=True))
+    for tenant_id in tenants:
+        month_close.delay(tenant_id)
     return len(tenants)

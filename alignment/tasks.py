@@ -2,3 +2,4 @@
 
 from alignment.driver_tasks import *  # noqa: F403  (driver analysis: nightly and on demand)
 from alignment.rebuild_tasks import *  # noqa: F403
+from alignment.score_tasks import *  # noqa: F403  (alignment scores: recompute, nightly refresh, month close)

@@ -9,6 +9,7 @@ has no active rule for the trigger.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
@@ -308,6 +309,33 @@ def rewards_after_quiz(event) -> None:
         rewards.apply(org=_org(event), trigger=trigger, facts_list=[facts], rules=rules)
 
 
-# The alignment score trigger (T.ALIGNMENT_SCORE) has no event yet: the alignment issue will emit a
-# store's monthly score; its handler builds Facts(kind="alignment", pk="<location>:<month>",
-# score=…, location_id=…) and calls rewards.apply(trigger=T.ALIGNMENT_SCORE, …).
+# --- alignment ----------------------------------------------------------------------------------
+
+
+@handles("AlignmentMonthScored", name="incentives.rewards_after_alignment_month")
+def rewards_after_alignment_month(event) -> None:
+    """A month's store alignment scores (alignment/score_months.py): one source per store and month,
+    dated on the month's last day (the rule's dates are checked against it). Only rankable scores
+    count: a score resting on fewer data points than the organization's minimum sample is too
+    uncertain to pay out on."""
+    rules = rewards.rules_for(T.ALIGNMENT_SCORE)
+    if not rules:
+        return
+    payload = event.payload
+    month = payload.get("period_start", "")[:7]
+    last_day = dt.date.fromisoformat(payload["period_end"])
+    when = dt.datetime.combine(last_day, dt.time(12), tzinfo=rewards.org_zone(_org(event)))
+    facts_list = [
+        rewards.Facts(
+            kind="alignment",
+            pk=f"{row['location_id']}:{month}",
+            when=when,
+            label=f"store alignment score {row['value']} in {month}",
+            score=_decimal(row.get("value")),
+            location_id=row["location_id"],
+            region_id=row.get("region_id"),
+        )
+        for row in payload.get("scores") or []
+        if row.get("rankable") and row.get("value") is not None and row.get("location_id")
+    ]
+    rewards.apply(org=_org(event), trigger=T.ALIGNMENT_SCORE, facts_list=facts_list, rules=rules)

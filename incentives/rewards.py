@@ -89,9 +89,9 @@ RECIPIENTS: dict[str, set[str]] = {
     T.ALIGNMENT_SCORE: {R.LOCATION_EMPLOYEES, R.LOCATION_MANAGERS},
 }
 SCORED = {T.RESPONSE_SCORE, T.AUDIT_SCORE, T.EVALUATION_SCORE, T.ALIGNMENT_SCORE}
-# Waiting for the alignment issue: no spine event carries a store's monthly alignment score yet.
-# Rules can be defined now; apply(trigger=ALIGNMENT_SCORE, …) awards once that event exists.
-WAITING = {T.ALIGNMENT_SCORE: "waiting for the alignment scores (no event yet)"}
+# Triggers whose spine event does not exist yet (rule_status says so). None at present: store
+# alignment scores arrive with AlignmentMonthScored (incentives.handlers).
+WAITING: dict[str, str] = {}
 MANAGER_ROLES = (Employee.Role.STORE_MANAGER, Employee.Role.SUPERVISOR)
 CONDITION_FIELDS = ("standard", "channel", "touchpoint", "category", "location", "region")
 

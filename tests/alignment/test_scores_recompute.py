@@ -321,3 +321,19 @@ def test_the_rollup_handler_recomputes_the_scores_of_what_it_touched(world):
         message = rows.get(link=Link.MESSAGE_EXPECTATION)
         assert rows.count() == 6
     assert message.n == 3 and message.value is not None
+
+
+def test_tasks_are_named_and_scheduled(sw):
+    from django.conf import settings
+
+    from alignment import score_tasks
+
+    std = promised_standard(sw)
+    sw.put("std_feedback", [80, 90], standard=std)
+    assert score_tasks.scores_recompute.name == "alignment.scores_recompute"
+    assert score_tasks.scores_recompute.delay(sw.org.pk).get() == 6 * 4 * 3  # org, region, store x 4 periods
+    assert (
+        settings.CELERY_BEAT_SCHEDULE["alignment-scores-refresh"]["task"]
+        == "alignment.scores_refresh_dispatch"
+    )
+    assert settings.CELERY_BEAT_SCHEDULE["alignment-month-close"]["task"] == "alignment.month_close_dispatch"

@@ -319,12 +319,13 @@ def test_rule_shape_errors_name_the_fields():
     ) == {"min_score": "This trigger needs a minimum score."}
 
 
-def test_alignment_rules_wait_for_their_event(rw):
+def test_alignment_rules_are_active(rw):
     rule = rw.rule(trigger=T.ALIGNMENT_SCORE, recipients=R.LOCATION_EMPLOYEES, min_score=Decimal(80))
     with tenant_context(rw.org):
         rule = RewardRule.objects.select_related("budget").get(pk=rule.pk)
-        assert rewards.rule_status(rule).startswith("waiting for the alignment")
-        # The trigger itself works once the alignment app sends its facts.
+        # The alignment app publishes monthly store scores (AlignmentMonthScored; see
+        # tests/alignment/test_scores_incentives.py for the event end to end).
+        assert rewards.rule_status(rule) == "active"
         out = rewards.apply(
             org=rw.org,
             trigger=T.ALIGNMENT_SCORE,
