@@ -1,8 +1,8 @@
 """The alignment app's API routes, registered on the core router (cem.api.urls), one module per area."""
 
-from alignment.api import drivers, journeys, overview, scores
+from alignment.api import drivers, journeys, overview, rollups, scores
 
-AREAS: tuple = (overview, drivers, journeys, scores)
+AREAS: tuple = (rollups, overview, drivers, journeys, scores)
 
 
 def register(router) -> None:
