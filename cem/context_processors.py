@@ -36,6 +36,8 @@ NAVIGATION = [
     ("Approvals", "rewards_approvals", "redemptions.change"),
     ("Catalogue", "rewards_catalog_admin", "catalog.change"),
     ("Surveys", "feedback_surveys", "surveys.view"),
+    # Admins, executives, managers and integrators: business metrics, CRM data, segment rules.
+    ("Business data", "alignment_business", "business_data.view"),
     # Customer journey maps per segment (expected vs actual per touchpoint); driver analysis links from there.
     ("Journeys", "alignment_journeys", "business_data.view"),
     ("Exports", "feedback_exports", "exports.view"),

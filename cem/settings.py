@@ -214,6 +214,9 @@ SPECTACULAR_SETTINGS = {
         "LearningAssignmentSourceEnum": "learning.models.Assignment.Source",
         "GapRuleSourceEnum": "learning.models.GapRule.Source",
         "DriverAnalysisOutcomeEnum": "alignment.models.DriverAnalysis.Outcome",
+        "BusinessMetricKindEnum": "alignment.models.BusinessMetric.Kind",
+        # Day/week/month/quarter: business-metric periods and reward-rule cap periods alike.
+        "PeriodKindEnum": "alignment.models.PeriodKind",
     },
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)

@@ -21,8 +21,13 @@ per KPI and scope kind, however many participants):
   dimension of ``feedback.selectors``): answers and cases attributed to a member, audits and
   evaluations of a member, members' training. Facts with no employee cannot be attributed to a
   team and are not counted, so a KPI the team has no such data for is "insufficient data", never 0.
-- **Alignment score**, **sales vs target**, **average purchase**, **retention**: no source yet
-  (a later import); they show "no data yet", never 0.
+- **Sales vs target**, **average purchase**, **retention**: the imported business metrics of the
+  scope's locations (a team: its location) whose period lies inside the bonus period (so far) —
+  ``alignment.business_selectors.business_kpi_figures``: 100 x sales / sales target, sales /
+  transactions (n = transactions), the mean retention rate; n is otherwise the location-periods,
+  so set these KPIs' minimum sample in periods (e.g. 1). A scope with no such figures shows
+  "no data yet", never 0.
+- **Alignment score**: no source yet; it shows "no data yet", never 0.
 
 Normalisation: each value is mapped linearly to 0-100 between ``floor`` (0) and ``target`` (100)
 and clamped (a target below the floor means lower is better).
@@ -81,8 +86,10 @@ SCORED = "scored"
 INSUFFICIENT = "insufficient"
 NO_SOURCE = "no_data_yet"
 
-# KPIs with no data source in the platform yet (alignment and imported business metrics).
-NO_SOURCE_KPIS = frozenset({K.ALIGNMENT, K.SALES_VS_TARGET, K.AVERAGE_PURCHASE, K.RETENTION})
+# KPIs with no data source in the platform yet.
+NO_SOURCE_KPIS = frozenset({K.ALIGNMENT})
+# KPIs read from imported business metrics: a scope with none has "no data yet", not 0 of n.
+BUSINESS_KPIS = frozenset({K.SALES_VS_TARGET, K.AVERAGE_PURCHASE, K.RETENTION})
 MANAGER_ROLES = {Role.STORE_MANAGER, Role.REGIONAL_MANAGER}
 # Supervisors log in as employees; they are told apart by their employee record's role or by a
 # team on their membership.
@@ -346,7 +353,20 @@ def _training(kind: str, *, organization, start, end, scopes, now) -> dict[str, 
     }
 
 
+def _business(kpi: str, *, organization, start, end, scopes, now) -> dict[str, dict]:
+    from alignment.business_selectors import business_kpi_figures
+
+    tz = fs.org_tz(organization)
+    # Metric periods lying within the local days of [start, end): a month still running is out.
+    first_day = start.astimezone(tz).date()
+    last_day = (end - dt.timedelta(microseconds=1)).astimezone(tz).date()
+    found = business_kpi_figures(kpi=kpi, first_day=first_day, last_day=last_day, scopes=scopes)
+    return {dim: {k: fm.Metric(value, n) for k, (value, n) in m.items()} for dim, m in found.items()}
+
+
 def _source(kpi: str):
+    if kpi in BUSINESS_KPIS:
+        return _business
     if kpi in (K.NPS, K.CSAT, K.CASES_IN_SLA):
         return _feedback
     if kpi in (K.AUDIT_SCORE, K.MONITORING_SCORE):
@@ -384,7 +404,8 @@ def kpi_inputs(
         )
         for p in participants:
             dim, value = keys[p.pk]
-            out[p.pk][k.kpi] = found.get(dim, {}).get(value) or empty
+            missing = None if k.kpi in BUSINESS_KPIS else empty
+            out[p.pk][k.kpi] = found.get(dim, {}).get(value) or missing
     return out
 
 
