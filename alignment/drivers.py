@@ -525,8 +525,8 @@ def read_respondents(start: dt.date, end: dt.date, tz) -> Respondents:
     ans = ans[ans["response_id"].isin(nps.index)]
     if ans.empty:
         return Respondents(nps, pd.DataFrame(index=nps.index), {}, {}, since)
-    lows = ans["qtype"].map({t: s[0] for t, s in GAP_SCALES.items()}).fillna(ans["smin"]).astype(float)
-    highs = ans["qtype"].map({t: s[1] for t, s in GAP_SCALES.items()}).fillna(ans["smax"]).astype(float)
+    lows = ans["qtype"].map({str(t): s[0] for t, s in GAP_SCALES.items()}).fillna(ans["smin"]).astype(float)
+    highs = ans["qtype"].map({str(t): s[1] for t, s in GAP_SCALES.items()}).fillna(ans["smax"]).astype(float)
     usable = highs > lows  # a rating question without a usable scale cannot be put on 0-100
     ans = ans[usable]
     ans = ans.assign(
@@ -861,6 +861,8 @@ def business_analysis(
         return _refusal(location_id, kind, start, method, exc, what)
     unit = UNITS[kind].format(period=PeriodKind(panel.period).label.lower())
     drivers = drivers_json(result, labels=labels, unit=f"{unit} per point on the standard", outcome_index=0)
+    for driver in drivers:  # the fit saw demeaned scores: report the standards' own level
+        driver["mean"] = _num(float(rows[driver["standard_id"]].mean()), 2)
     value = {
         "outcome": kind,
         "unit": unit,

@@ -192,7 +192,7 @@ class DriversPage(TenantPageMixin, TemplateView):
             min_respondents=drivers.MIN_RESPONDENTS,
             min_standard_n=drivers.MIN_STANDARD_N,
             max_standards=drivers.MAX_STANDARDS,
-            max_responses=drivers.MAX_RESPONSES,
+            max_responses=f"{drivers.MAX_RESPONSES:,}",
             window_days=drivers.WINDOW_DAYS,
             business_window_days=drivers.BUSINESS_WINDOW_DAYS,
             min_location_periods=drivers.MIN_LOCATION_PERIODS,

@@ -17,8 +17,8 @@ from tests import factories as f
 
 
 class DriverWorld:
-    """Org A: standards A (drives NPS) and B (does not), a survey asking NPS and one rating
-    question (0-10) per standard."""
+    """Org A: standards A (drives NPS) and B (does not), a survey asking NPS, a rating question
+    (0-10) on A and a CSAT question (1-5) on B."""
 
     def __init__(self, world, *, name="acme drivers"):
         self.world = world
@@ -36,9 +36,7 @@ class DriverWorld:
             self.q_a = self._question(
                 "greet", "rating", self.std_a, text="Acme greeted you warmly", smin=0, smax=10
             )
-            self.q_b = self._question(
-                "tidy", "rating", self.std_b, text="The acme store was tidy", smin=0, smax=10
-            )
+            self.q_b = self._question("tidy", "csat", self.std_b, text="The acme store was tidy")
 
     def _question(self, key, qtype, standard, *, text, smin=None, smax=None):
         return fm.Question.objects.create(
@@ -53,10 +51,10 @@ class DriverWorld:
         )
 
     def respondents(self, n, *, seed=7, location="a-n1", effect_a=0.7, effect_b=0.0, noise=1.0, days_ago=10):
-        """``n`` respondents: ratings on A and B (0-10), NPS = 1 + effect_a x A + effect_b x B + noise."""
+        """``n`` respondents: A rated 0-10, B on CSAT 1-5; NPS = 1 + effect_a x A + effect_b x B + noise."""
         rng = np.random.default_rng(seed)
         a = rng.integers(0, 11, n)
-        b = rng.integers(0, 11, n)
+        b = rng.integers(1, 6, n)  # CSAT 1-5
         nps = np.clip(np.rint(1 + effect_a * a + effect_b * b + rng.normal(0, noise, n)), 0, 10).astype(int)
         t = self.world.a
         loc = t.locations[location]

@@ -208,6 +208,7 @@ def test_value_of_one_point_from_constructed_business_metrics(dw):
     assert sales.n == 80 and "fixed effects" in sales.method
     [driver] = sales.drivers
     assert driver["standard_id"] == dw.std_a.pk
+    assert 45 < driver["mean"] < 95  # the standard's own level, not the demeaned one
     [value] = sales.value_per_point["values"]
     assert value["outcome"] == "sales" and "per location per month" in value["unit"]
     # sales = 300 x NPS and NPS = 2 x A - 100: one point on A is worth ~600, one NPS point ~300.
