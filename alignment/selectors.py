@@ -49,13 +49,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlencode
 
+from django.core.cache import cache
 from django.db.models import DateField, Q, Subquery, Sum
 from django.db.models.functions import Trunc
 
 from alignment.filters import DashboardFilters
 from alignment.models import AlignmentScore, Link, Measure, PeriodKind, Rollup, ScopeKind
 from cem.models import Employee, InteractionCategory, Location, Standard, Touchpoint
+from cem.tenancy import current_tenant_id
 from feedback import metrics as fm
 from feedback.selectors import Caller
 
@@ -81,6 +84,7 @@ __all__ = [
     "on_time_rate",
     "points_awarded",
     "quadrant",
+    "region_totals",
     "rollup_rows",
     "score_trend",
     "standards_heatmap",
@@ -367,39 +371,83 @@ def kpi_tiles(
     return out
 
 
+COMPARISON_CACHE_SECONDS = 60
+
+
+def region_totals(filters: DashboardFilters, measures=COMPARISON_MEASURES) -> dict[tuple, tuple]:
+    """``{(region_id, measure): (n, total, top, bottom)}`` over the whole organization (region
+    None: rows with no location, e.g. points of an employee with no workplace that day).
+
+    One query over the (organization, measure, day) index, which reads every location's rows
+    of the period: the costliest read of a store dashboard, and the same for every store and
+    viewer with the same filters, so it is cached for ``COMPARISON_CACHE_SECONDS`` (keyed by
+    tenant, measures and the resolved filter state — relative periods by their dates)."""
+    key = "alignment:region_totals:" + ":".join(
+        [
+            str(current_tenant_id()),
+            ",".join(sorted(str(m) for m in measures)),
+            str(filters.start),
+            str(filters.end),
+            urlencode(sorted(filters.dimension_values.items())),
+        ]
+    )
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    rows = (
+        Rollup.objects.filter(filters.rollup_filter(measures))
+        .order_by()
+        .values("location__region_id", "measure")
+        .annotate(**_SUMS)
+    )
+    totals = {
+        (r["location__region_id"], r["measure"]): (
+            _int(r["n"]),
+            Decimal(r["total"] or 0),
+            _int(r["top"]),
+            _int(r["bottom"]),
+        )
+        for r in rows
+    }
+    cache.set(key, totals, COMPARISON_CACHE_SECONDS)
+    return totals
+
+
 def comparison(
     caller: Caller, filters: DashboardFilters, location: Location, measures=COMPARISON_MEASURES
 ) -> list[dict]:
     """This location beside its region and the company: ``[{measure, label, location, location_n,
-    region, region_n, company, company_n}]``. Two queries.
+    region, region_n, company, company_n}]``. One query, plus ``region_totals`` (cached).
 
     The location's figures are the caller's scoped view (an employee's own rows); the region and
     company figures are aggregates of the whole region / organization, which any viewer of the
-    dashboard may compare against — only totals, never another location's figures."""
+    dashboard may compare against — only totals, never another location's figures. They may lag
+    new data by up to ``COMPARISON_CACHE_SECONDS``."""
     mine = _by_measure(
         rollup_rows(caller, filters, measures, Subject(location=location.pk))
         .values("measure")
         .annotate(**_SUMS)
     )
-    rows = (
-        Rollup.objects.filter(filters.rollup_filter(measures))
-        .order_by()
-        .values("measure")
-        .annotate(
-            **{f"c_{k}": Sum(k) for k in _SUMS},
-            **{f"r_{k}": Sum(k, filter=Q(location__region_id=location.region_id)) for k in _SUMS},
-        )
-    )
+    company_sums: dict[str, list] = {}
+    region_sums: dict[str, list] = {}
+    for (region_id, measure), values in region_totals(filters, measures).items():
+        for acc in (company_sums, region_sums) if region_id == location.region_id else (company_sums,):
+            held = acc.setdefault(measure, [0, Decimal(0), 0, 0])
+            for i, v in enumerate(values):
+                held[i] += v
     labels = dict(Measure.choices)
-    company, region = {}, {}
-    for r in rows:
-        company[r["measure"]] = measure_value(r["measure"], **{k: r[f"c_{k}"] for k in _SUMS})
-        region[r["measure"]] = measure_value(r["measure"], **{k: r[f"r_{k}"] for k in _SUMS})
     empty = fm.Metric(None, 0)
+
+    def figure(sums: dict, measure: str) -> fm.Metric:
+        if measure not in sums:
+            return empty
+        n, total, top, bottom = sums[measure]
+        return measure_value(measure, n=n, total=total, top=top, bottom=bottom)
+
     out = []
     for measure in measures:
         key = str(measure)
-        here, reg, comp = mine.get(key, empty), region.get(key, empty), company.get(key, empty)
+        here, reg, comp = mine.get(key, empty), figure(region_sums, key), figure(company_sums, key)
         out.append(
             {
                 "measure": key,

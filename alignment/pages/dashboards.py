@@ -322,6 +322,7 @@ class StoreDashboardPage(DashboardPage):
             page_url=self.request.path,
             region_url=optional_reverse("alignment_region", self.location.region_id)
             or optional_reverse("alignment_region"),
+            people_url=optional_reverse("alignment_location_people", self.location.pk),
         )
         return ctx
 

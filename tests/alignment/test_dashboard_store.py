@@ -9,6 +9,7 @@ import datetime as dt
 import io
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -513,6 +514,7 @@ def _panel_queries(client, world) -> dict[str, int]:
     counts = {}
     for panel in PANELS:
         for query in ("", "format=csv"):
+            cache.clear()  # the comparison's organization totals are cached: count them each time
             with CaptureQueriesContext(connection) as ctx:
                 resp = client.get(panel_url(world, panel, query=query))
             assert resp.status_code == 200
@@ -560,10 +562,12 @@ def test_panels_run_a_constant_number_of_queries(world, client):
     small = _panel_queries(client, world)
     _grow(world, 6)
     assert _panel_queries(client, world) == small
+    cache.clear()
     with CaptureQueriesContext(connection) as ctx:
         client.get(store_url(world))
     page = len(ctx.captured_queries)
     _grow(world, 3)
+    cache.clear()
     with CaptureQueriesContext(connection) as ctx:
         client.get(store_url(world))
     assert len(ctx.captured_queries) == page
@@ -620,3 +624,21 @@ def test_selectors_are_reusable_outside_a_request(world):
         }
     assert (tiles["nps"]["value"], tiles["nps"]["n"]) == (33.33, 3)
     assert north["nps"]["n"] == 0
+
+
+def test_region_and_company_totals_are_read_once_per_filter_state(world, client):
+    """The organization-wide scan behind the comparison is shared by every store for a minute."""
+    a = world.a
+    put(a.org, [{"measure": "nps", "location": a.locations["a-s1"].pk, **nps_counts([0])}])
+    login(client, world, "regional")
+    url = panel_url(world, "comparison", query="format=csv")
+    with CaptureQueriesContext(connection) as first:
+        rows = csv_rows(client.get(url))
+    with CaptureQueriesContext(connection) as second:
+        assert csv_rows(client.get(panel_url(world, "comparison", "a-n2", "format=csv"))) == rows
+    assert len(second.captured_queries) == len(first.captured_queries) - 1
+    nps = next(r for r in rows if r["measure"] == "nps")
+    assert (nps["region_n"], nps["company"], nps["company_n"]) == ("0", "-100.0", "1")
+    # Another filter state is its own entry.
+    other = csv_rows(client.get(panel_url(world, "comparison", query="format=csv&period=7")))
+    assert next(r for r in other if r["measure"] == "nps")["company_n"] == "1"
