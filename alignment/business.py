@@ -190,8 +190,8 @@ class _Locations:
             code = r.get("location")
             if isinstance(code, str) and code.strip():
                 codes.add(code.strip())
-            elif isinstance(code, int) and not isinstance(code, bool):
-                ids.add(code)  # a JSON number names the location's id
+            elif (number := _id(code)) is not None:
+                ids.add(number)  # a JSON number names the location's id
             ident = _id(r.get("location_id"))
             if ident is not None:
                 ids.add(ident)
@@ -208,10 +208,14 @@ class _Locations:
                 errors["location_id"] = [f"Unknown location id {str(ident)[:20]!r}."]
                 return None
         if isinstance(code, int) and not isinstance(code, bool):
-            code, by_id = None, by_id or code
-            if by_id not in self.ids:
-                errors["location"] = [f"Unknown location id {by_id}."]
+            number = _id(code)
+            if number is None or number not in self.ids:
+                errors["location"] = [f"Unknown location id {str(code)[:20]}."]
                 return None
+            if by_id is not None and by_id != number:
+                errors["location"] = ["location and location_id name different locations."]
+                return None
+            code, by_id = None, number
         text = clean_text(code, "location", errors, required=False, max_length=40)
         by_code = None
         if text:
@@ -297,16 +301,16 @@ def _clean_metric(index: int, raw, locations: _Locations, default_source: str):
         return None, result
     location_id = locations.resolve(raw, errors, required=True)
     period = raw.get("period") or PeriodKind.MONTH
-    if period not in _PERIODS:
+    if not isinstance(period, str) or period not in _PERIODS:
         errors["period"] = [f"Must be one of {', '.join(PeriodKind.values)}."]
     start = _date(raw.get("period_start"), "period_start", errors, required=True)
     if start is not None:
         if not _EARLIEST <= start < _LATEST_PERIOD:
             errors["period_start"] = ["Must lie between 1970 and 2099."]
-        elif period in _PERIODS and (why := period_start_error(period, start)):
+        elif "period" not in errors and (why := period_start_error(period, start)):
             errors["period_start"] = [why]
     kind = raw.get("kind")
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         errors["kind"] = [
             "This field is required."
             if kind in (None, "")

@@ -298,3 +298,34 @@ def test_transactions_bulk_over_the_limit_is_refused(world, api):
     assert resp.status_code == 413
     with tenant_context(world.a.org):
         assert not CustomerTransaction.objects.exists()
+
+
+def test_values_of_the_wrong_type_are_field_errors_not_server_errors(world, api):
+    rows = [
+        {"location": 10**30, "period": ["month"], "period_start": 20260101, "kind": {"k": 1}, "value": [1]},
+        {
+            "location": world.a.locations["a-n1"].pk,
+            "location_id": world.a.locations["a-n2"].pk,
+            **metric_row(),
+        },
+        {**metric_row(), "location": world.a.locations["a-n1"].pk},  # a number names the id
+        {**metric_row(kind="returns"), "location": True},
+    ]
+    body = api(key=world.a.api_key).post(f"{METRICS}bulk/", rows, format="json").json()
+    assert set(body["results"][0]["errors"]) == {"location", "period", "period_start", "kind", "value"}
+    assert body["results"][1]["errors"] == {
+        "location": ["location and location_id name different locations."]
+    }
+    assert body["results"][2]["status"] == "created"
+    assert list(body["results"][3]["errors"]) == ["location"]
+    txs = [
+        {"external_id": ["x"], "customer": {"a": 1}, "occurred_on": 5, "amount": {"v": 1}, "location": 1.5}
+    ]
+    body = api(key=world.a.api_key).post(f"{TRANSACTIONS}bulk/", txs, format="json").json()
+    assert set(body["results"][0]["errors"]) == {
+        "external_id",
+        "customer",
+        "occurred_on",
+        "amount",
+        "location",
+    }

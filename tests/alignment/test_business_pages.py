@@ -44,7 +44,7 @@ def test_metrics_page_lists_and_filters(metrics, world, client):
     assert resp.status_code == 200
     html = resp.content.decode()
     assert html.count('data-testid="metric-row"') == 6
-    assert 'data-testid="metric-upload"' in html and 'data-testid="transaction-upload"' not in html
+    assert 'data-testid="metric-upload"' in html and 'data-testid="transaction-upload"' in html
     loc = world.a.locations["a-n2"].pk
     html = client.get(PAGE, {"location": loc, "kind": "returns"}).content.decode()
     assert html.count('data-testid="metric-row"') == 1 and "Returns" in html
