@@ -73,10 +73,29 @@ class StepForm(forms.Form):
         self.fields["expectation"].queryset = CustomerExpectation.objects.order_by("name")
 
 
-class StepEditForm(StepForm):
-    def __init__(self, *args, **kwargs):
+class StepEditForm(forms.Form):
+    """A step's expectation and note. One form per step on the page: the expectation choices are
+    read once and handed to every form (a ModelChoiceField would query once per step)."""
+
+    expectation = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    note = forms.CharField(max_length=300, required=False)
+
+    def __init__(self, *args, choices, **kwargs):
         super().__init__(*args, **kwargs)
-        del self.fields["touchpoint"]
+        self.fields["expectation"].choices = [("", "— none —"), *choices]
+
+    def clean_expectation(self):
+        pk = self.cleaned_data["expectation"]
+        if pk is None:
+            return None
+        expectation = CustomerExpectation.objects.filter(pk=pk).first()
+        if expectation is None:
+            raise forms.ValidationError("Unknown expectation.")
+        return expectation
+
+
+def expectation_choices() -> list[tuple[int, str]]:
+    return list(CustomerExpectation.objects.order_by("name").values_list("pk", "name"))
 
 
 # --- charts --------------------------------------------------------------------------------------
@@ -240,10 +259,12 @@ class JourneyDetailPage(JourneyPageMixin, View):
         query_string = "&".join(f"{k}={v}" for k, v in query.items())
         edit_forms = {}
         if can_change:
+            choices = expectation_choices()
             for row in rows:
                 edit_forms[row["step_id"]] = StepEditForm(
                     initial={"expectation": row["expectation_id"], "note": row["note"]},
                     prefix=f"s{row['step_id']}",
+                    choices=choices,
                 )
         for row in rows:
             row["edit_form"] = edit_forms.get(row["step_id"])
@@ -324,7 +345,7 @@ class JourneyStepsPage(JourneyDetailPage):
                 if action == "remove":
                     svc.step_remove(organization=self.organization, actor=self.actor, step=step)
                 elif action == "save":
-                    form = StepEditForm(request.POST, prefix=f"s{step.pk}")
+                    form = StepEditForm(request.POST, prefix=f"s{step.pk}", choices=expectation_choices())
                     if not form.is_valid():
                         raise ValidationError({k: list(v) for k, v in form.errors.items()})
                     svc.step_update(

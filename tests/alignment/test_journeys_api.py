@@ -363,3 +363,37 @@ def test_org_b_pages_404(world, client, tps):
     assert client.post(f"/alignment/journeys/{j.pk}/delete/").status_code == 404
     assert b"acme" not in client.get("/alignment/journeys/").content.lower()
     assert len(steps_of(world, j)) == 3
+
+
+def test_detail_page_queries_do_not_grow_with_steps(world, client):
+    org, channel = world.a.org, world.a.channel
+    many = [
+        f.TouchpointFactory(organization=org, channel=channel, code=f"acme-q-{i}", name=f"Acme q {i}")
+        for i in range(6)
+    ]
+    small, big = journey(world, many[:1], name="acme small"), journey(world, many, name="acme big")
+    client.force_login(world.users["admin"])  # with the editing forms
+    assert _count(client, f"/alignment/journeys/{big.pk}/") == _count(
+        client, f"/alignment/journeys/{small.pk}/"
+    )
+
+
+def test_step_expectation_and_note_are_edited_in_place(world, client, tps, expectation):
+    j = journey(world, tps[:2])
+    first = steps_of(world, j)[0][0]
+    client.force_login(world.users["admin"])
+    url = f"/alignment/journeys/{j.pk}/steps/"
+    resp = client.post(
+        url,
+        {"op": f"save-{first}", f"s{first}-expectation": expectation.pk, f"s{first}-note": "acme noted"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert resp.status_code == 200 and "acme noted" in resp.content.decode()
+    with tenant_context(world.a.org):
+        step = JourneyStep.objects.get(pk=first)
+    assert (step.expectation_id, step.note, step.position) == (expectation.pk, "acme noted", 1)
+    other = f.ExpectationFactory(organization=world.b.org, name="beta expectation")
+    resp = client.post(url, {"op": f"save-{first}", f"s{first}-expectation": other.pk})
+    assert resp.status_code == 400 and "expectation" in resp.content.decode()
+    with tenant_context(world.a.org):
+        assert JourneyStep.objects.get(pk=first).expectation_id == expectation.pk
