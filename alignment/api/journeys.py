@@ -184,7 +184,9 @@ class JourneyMapViewSet(RenderStoredMixin, TenantModelViewSet):
         svc.journey_delete(organization=self.organization, actor=self.actor, journey=instance)
 
     @extend_schema(
-        summary="Put the steps in a new order", request=JourneyReorderSerializer, responses=JourneyMapSerializer
+        summary="Put the steps in a new order",
+        request=JourneyReorderSerializer,
+        responses=JourneyMapSerializer,
     )
     @action(detail=True, methods=["post"])
     def reorder(self, request, pk=None):
