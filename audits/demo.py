@@ -8,8 +8,9 @@
   mixed types linked to the standards, one critical item) and scenarios; 40 shoppers (applied,
   approved and certified, approved with an expired certification, rejected, suspended), one of
   them ``shopper@northwind.demo`` with jobs open on the board, assigned and returned; ~3,000
-  published audits over six months whose scores differ by store (a few clearly better or worse)
-  and by standard (some weaker), with StandardScore rows; a few disputes (open, accepted with a
+  published audits over six months whose scores differ by store (a few clearly better or worse;
+  the misaligned stores of alignment/demo.py among the best) and by standard (some weaker), with
+  StandardScore rows; a few disputes (open, accepted with a
   ScoreChange, rejected).
 * **Contoso Care**: a monitoring programme with a form, weekly samples (drawn as ``sample_draw`` does) for the
   last four weeks, ~400 published evaluations across agents and one closed calibration session
@@ -37,6 +38,7 @@ from django.db.models import Avg, OuterRef, Subquery
 from django.db.models.functions import Round
 from django.utils import timezone
 
+from alignment.demo import MISALIGNED_AUDIT_EFFECT, MISALIGNED_STORES
 from audits import form_services, monitoring
 from audits.audit_services import _points, scoring_item
 from audits.models import (
@@ -540,6 +542,10 @@ class AuditSeeder:
         if len(stores) >= 6:  # a few stores clearly stand out
             effects[1], effects[7 % len(stores)] = 1.1, 0.9
             effects[4], effects[len(stores) - 3] = -1.1, -0.9
+        # The misaligned stores shine in audits while their customers are unhappy (feedback/demo.py).
+        for k, (_, code) in enumerate(stores):
+            if code in MISALIGNED_STORES:
+                effects[k] = MISALIGNED_AUDIT_EFFECT
         shopper_q = {s.pk: rng.gauss(0, 0.2) for s in shoppers}
         users = get_user_model().objects.filter(
             username__in=["evaluator@northwind.demo", "manager@northwind.demo"]

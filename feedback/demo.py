@@ -6,8 +6,9 @@
   triggers on channels / touchpoints (Northwind: store visit, support call, web checkout;
   Contoso: support call), a QR link per store, and default alert rules;
 * six months of responses (~200,000 over both organizations at ``--scale 1``) whose scores
-  differ between stores (a few clearly better or worse than the rest) and employees, with
-  comments in both languages carrying sentiment and topics;
+  differ between stores (a few clearly better or worse than the rest, and the misaligned stores
+  of alignment/demo.py rated poorly although their audits are strong), employees, customer
+  segments and touchpoints, with comments in both languages carrying sentiment and topics;
 * a few hundred cases on recent detractors, most still open.
 
 The seed loads *history*, like an import: rows go straight into the fact tables with
@@ -34,8 +35,9 @@ import psycopg
 from django.db import connection
 from django.utils import timezone
 
+from alignment.demo import MISALIGNED_FEEDBACK_EFFECT, MISALIGNED_STORES
 from cem import services
-from cem.models import Channel, Customer, Employee, Location, Membership, Role, Standard, Touchpoint
+from cem.models import Channel, Customer, Employee, Location, Membership, Role, Segment, Standard, Touchpoint
 from cem.principals import Actor
 from feedback import text_analytics
 from feedback.models import AlertRule, AnonymousLink, Question, Survey, SurveyTrigger, SurveyVersion
@@ -597,6 +599,18 @@ CONTOSO = (
     ),
 )
 SPECS = {"northwind": NORTHWIND, "contoso": CONTOSO}
+# Latent score shifts by customer segment and touchpoint (by name / code), on top of the store's
+# and the employee's: newcomers are harder to please, best customers warmer, and the moments
+# where something went wrong score lower, so the journey maps differ by segment and step.
+SEGMENT_EFFECT = {"New customers": -0.3, "VIP": 0.25, "At risk": -0.35, "Business": 0.1}
+TOUCHPOINT_EFFECT = {
+    "store-greeting": 0.1,
+    "store-returns-desk": -0.35,
+    "store-click-collect": -0.2,
+    "phone-complaint-call": -0.3,
+    "complaint-call": -0.3,
+    "cancellation-call": -0.4,
+}
 
 ALERT_RULES = (
     # name, condition, category, priority, sla hours
@@ -726,25 +740,17 @@ class FeedbackSeeder:
                     employee_pick[i] = staff[rng.randrange(len(staff))]
         emp_effect = ctx["employee_effect"]
         person = np.array([emp_effect.get(e, 0.0) for e in employee_pick])
-        latent = spec.mood + store_effect + person + trend + g.normal(0, 1, size=n)
+        noise = g.normal(0, 1, size=n)
         fifth = g.normal(0, 1, size=n)  # what the other questions see beyond the overall mood
-        nps = np.clip(np.rint(8.3 + 1.9 * latent), 0, 10).astype(int)
-        csat = np.clip(np.rint(3.95 + 0.95 * (0.8 * latent + 0.6 * fifth)), 1, 5).astype(int)
-        ces = np.clip(np.rint(5.4 + 1.3 * (0.6 * latent + 0.8 * fifth)), 1, 7).astype(int)
-        rating = np.clip(np.rint(3.8 + 0.9 * (0.7 * latent + 0.7 * fifth)), 1, 5).astype(int)
-        fcr = (g.random(n) < 1 / (1 + np.exp(-(1.1 + 1.3 * latent)))).astype(int)
-        commented = g.random(n) < np.where(nps <= 6, 0.45, np.where(nps >= 9, 0.25, 0.18))
+        fcr_draw = g.random(n)
+        comment_draw = g.random(n)
         sources = [s for s, _ in spec.sources]
         source_pick = g.choice(len(sources), size=n, p=[w for _, w in spec.sources])
         uniform = g.random((n, 4))
-
-        comments = COMMENTS[spec.comments]
+        # Who answered, and at which touchpoint, come before the scores: customer segments and
+        # touchpoints have their own effect (the journey maps compare them).
         customers, cust_by_locale = ctx["customers"], ctx["customers_by_locale"]
-        detractors = []
-        response_ids = reserve_response_ids(n)
-        batch = ResponseBatch()
-        answers_total = 0
-        second_from = versions[-1][2].timestamp() if len(versions) > 1 else None
+        picks = []
         for i in range(n):
             source = sources[source_pick[i]]
             customer = None
@@ -755,11 +761,35 @@ class FeedbackSeeder:
                 locale = "es" if uniform[i, 0] < spec.es_share_anonymous else "en"
                 if source == "ivr" and locale == "es" and cust_by_locale.get("es"):
                     customer = rng.choice(cust_by_locale["es"])
+            picks.append((source, customer, locale, tps[rng.randrange(len(tps))] if tps else None))
+        segment_effect, tp_effect = ctx["segment_effect"], ctx["touchpoint_effect"]
+        where_who = np.array(
+            [
+                (segment_effect.get(customer[1], 0.0) if customer else 0.0)
+                + (tp_effect.get(tp[0], 0.0) if tp else 0.0)
+                for _, customer, _, tp in picks
+            ]
+        )
+        latent = spec.mood + store_effect + person + trend + where_who + noise
+        nps = np.clip(np.rint(8.3 + 1.9 * latent), 0, 10).astype(int)
+        csat = np.clip(np.rint(3.95 + 0.95 * (0.8 * latent + 0.6 * fifth)), 1, 5).astype(int)
+        ces = np.clip(np.rint(5.4 + 1.3 * (0.6 * latent + 0.8 * fifth)), 1, 7).astype(int)
+        rating = np.clip(np.rint(3.8 + 0.9 * (0.7 * latent + 0.7 * fifth)), 1, 5).astype(int)
+        fcr = (fcr_draw < 1 / (1 + np.exp(-(1.1 + 1.3 * latent)))).astype(int)
+        commented = comment_draw < np.where(nps <= 6, 0.45, np.where(nps >= 9, 0.25, 0.18))
+
+        comments = COMMENTS[spec.comments]
+        detractors = []
+        response_ids = reserve_response_ids(n)
+        batch = ResponseBatch()
+        answers_total = 0
+        second_from = versions[-1][2].timestamp() if len(versions) > 1 else None
+        for i in range(n):
+            source, customer, locale, tp = picks[i]
             version, questions, _ = (
                 versions[-1] if second_from is None or epoch[i] >= second_from else versions[0]
             )
             store = stores[loc_pick[i]] if loc_pick[i] >= 0 else None
-            tp = tps[rng.randrange(len(tps))] if tps else None
             employee = employee_pick[i]
             answers = []
             score = int(nps[i])
@@ -892,6 +922,10 @@ class FeedbackSeeder:
             # A few stores clearly stand out, so the demo's "best and worst" is obvious.
             effects[[1, 7]] = [0.7, 0.6]
             effects[[4, len(locations) - 3]] = [-0.7, -0.6]
+        # The misaligned stores: customers rate them poorly while their audits are strong.
+        for k, (_, code, _) in enumerate(locations):
+            if code in MISALIGNED_STORES:
+                effects[k] = MISALIGNED_FEEDBACK_EFFECT
         for (loc_id, code, name), effect in zip(locations, effects, strict=True):
             stores.append(
                 {
@@ -917,7 +951,18 @@ class FeedbackSeeder:
             )
         }
         everyone = sorted(e for staff in employees_at.values() for e in staff)
+        segment_effect = {
+            pk: SEGMENT_EFFECT[name]
+            for pk, name in Segment.objects.values_list("pk", "name")
+            if name in SEGMENT_EFFECT
+        }
         return {
+            "segment_effect": segment_effect,
+            "touchpoint_effect": {
+                pk: TOUCHPOINT_EFFECT[code]
+                for code, (pk, _, _) in touchpoints.items()
+                if code in TOUCHPOINT_EFFECT
+            },
             "employee_effect": dict(
                 zip(everyone, g.normal(0, 0.25, size=len(everyone)).tolist(), strict=True)
             ),

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import zoneinfo
 from io import StringIO
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
-from django.db.models import Avg, Max, Min
+from django.db.models import Avg, Max, Min, Sum
 from django.test import RequestFactory
+from django.utils import timezone
 
+from alignment import models as alm
+from alignment.business import rule_matches
+from alignment.demo import MISALIGNED_STORES
+from alignment.selectors import quadrant
 from audits import models as am
 from cem import models as m
 from cem.management.commands.seed_demo import PASSWORD, PERSONAS, SUPERUSER_EMAIL
 from cem.principals import api_key_from_header
-from cem.tenancy import unscoped
+from cem.tenancy import tenant_context, unscoped
 from feedback import models as fm
 from incentives import models as im
 from learning import models as lm
@@ -91,6 +97,12 @@ COUNTED = (
     im.PointsLot,
     im.Redemption,
     lm.PathCertificate,
+    alm.BusinessMetric,
+    alm.CustomerTransaction,
+    alm.JourneyMap,
+    alm.JourneyStep,
+    alm.Rollup,
+    alm.RollupSource,
 )
 
 
@@ -182,6 +194,18 @@ def snapshot() -> dict:
                     "user__username",
                     "reason",
                     "progress",
+                )
+            ),
+            list(
+                alm.BusinessMetric.objects.filter(organization_id__in=orgs.values())
+                .order_by("location__code", "period_start", "kind")
+                .values_list("location__code", "period_start", "kind", "value")
+            ),
+            list(
+                alm.CustomerTransaction.objects.filter(organization_id__in=orgs.values())
+                .order_by("external_id")
+                .values_list(
+                    "external_id", "customer__external_id", "location__code", "occurred_on", "amount"
                 )
             ),
         )
@@ -365,6 +389,80 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
     code, report = ledger_check()
     assert code == 0, report
 
+    # Alignment: six complete months of business metrics per store, CRM transactions that make
+    # the seeded segments' rules true, a journey map per segment, and the rollup the dashboards
+    # read, built from everything above. S001 (the only store at this scale, and the store
+    # manager persona's) is one of the misaligned stores: strong audits, weak customer scores.
+    assert counts["northwind.BusinessMetric"] == 1 * 6 * len(alm.BusinessMetric.Kind)
+    assert counts["northwind.CustomerTransaction"] > counts["northwind.Customer"]
+    assert counts["northwind.JourneyMap"] == 3 and counts["northwind.JourneyStep"] == 15
+    assert counts["contoso.BusinessMetric"] == counts["contoso.JourneyMap"] == 0
+    assert counts["northwind.Rollup"] > 0 and counts["contoso.Rollup"] > 0
+    assert "business metrics" in output and "rows in SQL" in output
+    with tenant_context(northwind):
+        metrics = alm.BusinessMetric.objects.all()
+        months = sorted(set(metrics.values_list("period_start", flat=True)))
+        assert len(months) == 6 and all(m_.day == 1 for m_ in months)
+        month_index = [d.year * 12 + d.month for d in months]
+        today = timezone.now().astimezone(zoneinfo.ZoneInfo(northwind.time_zone)).date()
+        last_complete = today.year * 12 + today.month - 1
+        assert month_index == list(range(last_complete - 5, last_complete + 1))
+        assert set(metrics.values_list("kind", flat=True)) == set(alm.BusinessMetric.Kind.values)
+        retention = metrics.filter(kind="retention_rate").aggregate(lo=Min("value"), hi=Max("value"))
+        assert 35 <= retention["lo"] <= retention["hi"] <= 85
+        # "Under $100" splits the purchases into two real groups.
+        transactions = alm.CustomerTransaction.objects.all()
+        under = transactions.filter(amount__lt=100).count()
+        assert 0.4 < under / transactions.count() < 0.9
+        assert transactions.filter(location__isnull=False).exists()
+        # The CRM data is the seeded segments' truth: applying each rule moves nobody.
+        segments = m.Segment.objects.exclude(rule=[])
+        assert segments.count() == 3
+        for segment in segments:
+            members = set(m.Customer.objects.filter(segment=segment).values_list("pk", flat=True))
+            matched = rule_matches(organization=northwind, rule=segment.rule).values_list("pk", flat=True)
+            assert members == set(matched), segment.name
+        journeys = alm.JourneyMap.objects.select_related("segment")
+        assert {j.segment.name for j in journeys} == {"New customers", "Regulars", "VIP"}
+        for journey in journeys:
+            positions = list(journey.steps.order_by("position").values_list("position", flat=True))
+            assert positions == [1, 2, 3, 4, 5]
+            assert journey.steps.filter(expectation__isnull=False).count() == 5
+        # The rollup holds every response, audit and interaction (built in SQL at the end).
+        rollups = alm.Rollup.objects.all()
+
+        def rolled_up(measure):
+            return rollups.filter(measure=measure).aggregate(n=Sum("n"))["n"]
+
+        assert rolled_up("responses") == counts["northwind.Response"]
+        assert rolled_up("audit") == published.count()
+        assert rolled_up("interactions") == counts["northwind.Interaction"]
+        # Misaligned: every standard both audited and rated by customers at S001 is a blind spot
+        # on the impression x execution matrix, and the store's audit score is high while its NPS
+        # is low.
+        assert "S001" in MISALIGNED_STORES
+        s001 = m.Location.objects.get(code="S001")
+        at_store = rollups.filter(location=s001, standard__isnull=False)
+        sides = {}
+        for row in at_store.values("standard_id", "measure").annotate(n=Sum("n"), total=Sum("total")):
+            sides.setdefault(row["standard_id"], {})[row["measure"]] = row["total"] / row["n"]
+        both = {std: v for std, v in sides.items() if {"std_feedback", "std_audit"} <= v.keys()}
+        assert len(both) >= 2, sides
+        for std, v in both.items():
+            assert quadrant(v["std_feedback"], v["std_audit"]) == "blind_spot", (std, v)
+        audit = rollups.filter(location=s001, measure="audit").aggregate(n=Sum("n"), total=Sum("total"))
+        assert audit["total"] / audit["n"] >= 80
+        nps = rollups.filter(location=s001, measure="nps").aggregate(
+            n=Sum("n"), top=Sum("top"), bottom=Sum("bottom")
+        )
+        assert 100 * (nps["top"] - nps["bottom"]) / nps["n"] < 20
+        # The latest periods' alignment scores are there for the dashboards (the rest of the
+        # history is queued for the worker when the seed commits).
+        store_scores = alm.AlignmentScore.objects.filter(scope="location", scope_id=s001.pk, link="overall")
+        assert {"day", "week", "month", "quarter"} <= set(store_scores.values_list("period", flat=True))
+    logins = (tmp_path / "logins.txt").read_text()
+    assert "Misaligned stores at Northwind Retail" in logins and "S001" in logins
+
     # Every persona authenticates with the demo password and holds the advertised role.
     request = RequestFactory().post("/accounts/login/")
     for _key, email, role, slug, _scope in PERSONAS:
@@ -410,5 +508,7 @@ def test_seed_demo_loads_once_deterministically_with_working_logins(tmp_path):
         "contoso.CalibrationSession",
         "northwind.Lesson",
         "northwind.Quiz",
+        "northwind.BusinessMetric",
+        "northwind.JourneyStep",
     ):
         assert other["counts"][name] == first["counts"][name]
