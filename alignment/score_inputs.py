@@ -27,7 +27,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import Case, Count, IntegerField, Max, OuterRef, Subquery, Sum, Value, When
+from django.db import connection
+from django.db.models import Case, Count, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from alignment import score_periods as periods
@@ -93,6 +94,7 @@ class Reference:
     employees: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)  # -> (loc, team)
     team_location: dict[int, int] = field(default_factory=dict)
     team_members: dict[int, list[int]] = field(default_factory=dict)
+    memo: dict = field(default_factory=dict)  # figures the same for every scope (alignment.scores)
 
     def category_weight(self, category: str) -> float:
         """Weight of a data point's interaction category; uncategorised points weigh 1."""
@@ -364,25 +366,25 @@ def _member_of(scope: Scope, location_id, employee_id) -> int | None:
     return None
 
 
+_PERIOD_SUMS = """
+SELECT location_id, employee_id, standard_id, category, measure,
+       SUM(n), SUM(total), SUM(sumsq), SUM(top), SUM(bottom)
+  FROM alignment_rollup
+ WHERE organization_id = %s AND day >= %s AND day < %s
+ GROUP BY location_id, employee_id, standard_id, category, measure
+"""
+
+
 def gather_all(ref: Reference, kind: str, start: dt.date, previous: list[dict[Scope, ScopeData]]) -> dict:
     """Every scope with rollup data in the period; ``previous`` = the two periods before, newest first."""
     end = periods.end_of(kind, start)
     data: dict[Scope, ScopeData] = {}
-    rows = (
-        Rollup.objects.filter(day__gte=start, day__lt=end)
-        .order_by()
-        .values("location_id", "employee_id", "standard_id", "category", "measure")
-        .annotate(**SUMS)
-    )
-    for row in rows.iterator(chunk_size=5000):
-        loc, emp, std, cat, measure = (
-            row["location_id"],
-            row["employee_id"],
-            row["standard_id"],
-            row["category"],
-            row["measure"],
-        )
-        values = _values(row)
+    with connection.cursor() as cur:
+        # Raw: a period of the whole organization is many rows, and the ORM's per-value
+        # converters cost more than the sums themselves.
+        cur.execute(_PERIOD_SUMS, [ref.org_id, start, end])
+        rows = cur.fetchall()
+    for loc, emp, std, cat, measure, *values in rows:
         for scope in _scopes_of_row(ref, loc, emp):
             sd = data.get(scope)
             if sd is None:
@@ -433,13 +435,20 @@ def gather_touched(ref: Reference, kind: str, start: dt.date, scopes: Iterable[S
         default=Value(2),
         output_field=IntegerField(),
     )
+    # Link 4 reads only lessons (lesson_std) in the previous period and only execution in the one
+    # before it: the rest of those periods is not read.
+    wanted_rows = (
+        Q(day__gte=start, day__lt=end, measure__in=STANDARD_MEASURES)
+        | Q(day__gte=previous, day__lt=start, measure=Measure.LESSON_STD.value)
+        | Q(day__gte=first, day__lt=previous, measure__in=EXECUTION)
+    )
     parts = []
     for scope in scopes:
         filters = _scope_filter(ref, scope)
         if filters is None:
             continue
         parts.append(
-            Rollup.objects.filter(day__gte=first, day__lt=end, measure__in=STANDARD_MEASURES, **filters)
+            Rollup.objects.filter(wanted_rows, **filters)
             .order_by()
             .annotate(
                 scope_code=Value(_KIND_CODE[scope[0]], output_field=IntegerField()),

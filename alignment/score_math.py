@@ -65,11 +65,12 @@ class Agg:
     bottom: float = 0
 
     def add(self, n=0, total=0, sumsq=0, top=0, bottom=0) -> Agg:
-        self.n += n
+        # Database sums arrive as Decimal (numeric); everything here is int or float.
+        self.n += int(n)
         self.total += float(total)
         self.sumsq += float(sumsq)
-        self.top += top
-        self.bottom += bottom
+        self.top += int(top)
+        self.bottom += int(bottom)
         return self
 
     def merge(self, other: Agg) -> Agg:

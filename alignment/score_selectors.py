@@ -7,15 +7,21 @@ from __future__ import annotations
 from alignment import score_periods as periods
 from alignment.models import AlignmentScore, Link, ScopeKind
 
+# Missing pieces that are lists of reference rows are stored once per kind, as ids (the names
+# are looked up when shown): {"kind", "ids" (at most MISSING_IDS), "count", "label"}.
+GROUPED = {
+    "message_without_standard": ("message", "brand message(s) carried by no active standard"),
+    "standard_without_question": ("standard", "standard(s) asked by no question of an active survey"),
+    "standard_without_item": ("standard", "standard(s) scored by no audit or monitoring form item"),
+    "standard_without_expectation": ("standard", "standard(s) serving no customer expectation"),
+    "standard_without_feedback": ("standard", "standard(s) with no customer answers here in this period"),
+    "expectation_without_standard": ("expectation", "customer expectation(s) with no service standard"),
+    "standard_without_lesson": ("standard", "standard(s) with no published lesson"),
+    "critical_without_rule": ("standard", "Critical standard(s) covered by no active reward rule"),
+}
+MISSING_IDS = 50
+
 _SENTENCES = {
-    "message_without_standard": "Brand message “{label}” is carried by no active service standard.",
-    "standard_without_question": "Standard {label} is asked by no question of an active survey.",
-    "standard_without_item": "Standard {label} is scored by no audit or monitoring form item.",
-    "standard_without_expectation": "Standard {label} serves no customer expectation "
-    "(importance taken as 3).",
-    "standard_without_feedback": "Standard {label} has no customer answers here in this period.",
-    "expectation_without_standard": "Customer expectation “{label}” has no service standard.",
-    "standard_without_lesson": "Standard {label} has no published lesson.",
     "gap_not_followed": "{count} gap(s) led to no training: {label}",
     "late_completions": "{count} lesson completion(s) on a standard were late.",
     "no_training": "No lesson on a standard was completed here in the previous period, so there is "
@@ -27,7 +33,6 @@ _SENTENCES = {
     "too_few_members": "Only {members} {label}(s) with execution data (at least {needed} needed for a "
     "correlation).",
     "no_spread": "Execution or points do not vary across the {members} {label}s, so there is no correlation.",
-    "critical_without_rule": "Critical standard {label} is covered by no active reward rule in this period.",
     "link_without_value": "{label}: no value in this period, left out of the overall score.",
 }
 
@@ -37,16 +42,51 @@ class _Blank(dict):
         return "?"
 
 
-def describe(entry: dict) -> str:
-    """One missing piece in a sentence."""
+def reference_labels(entries=None) -> dict[str, dict[int, str]]:
+    """Names of the reference rows grouped missing pieces point at: those in ``entries``, or all
+    of the organization's (one query per kind of row, however many scores)."""
+    from cem.models import BrandMessage, CustomerExpectation, Standard
+
+    wanted: dict[str, set] = {"standard": set(), "expectation": set(), "message": set()}
+    if entries is not None:
+        for entry in entries:
+            group = GROUPED.get(entry.get("kind"))
+            if group:
+                wanted[group[0]].update(entry.get("ids") or [])
+    out: dict[str, dict[int, str]] = {}
+    for key, model, fields in (
+        ("standard", Standard, ("code", "title")),
+        ("expectation", CustomerExpectation, ("name",)),
+        ("message", BrandMessage, ("title",)),
+    ):
+        if entries is not None and not wanted[key]:
+            out[key] = {}
+            continue
+        qs = model.objects.all() if entries is None else model.objects.filter(pk__in=sorted(wanted[key]))
+        out[key] = {row[0]: " ".join(str(v) for v in row[1:]) for row in qs.values_list("pk", *fields)}
+    return out
+
+
+def describe(entry: dict, labels: dict | None = None) -> str:
+    """One missing piece in a sentence (names of grouped rows from ``labels``)."""
+    group = GROUPED.get(entry.get("kind"))
+    if group:
+        model, what = group
+        names = [(labels or {}).get(model, {}).get(pk, f"#{pk}") for pk in entry.get("ids") or []]
+        more = int(entry.get("count", len(names))) - len(names)
+        tail = f" and {more} more" if more > 0 else ""
+        return f"{entry.get('count', len(names))} {what}: {', '.join(names)}{tail}."
     if entry.get("more"):
         return f"… and {entry['more']} more of the same kind."
     template = _SENTENCES.get(entry.get("kind"), "{label}")
     return template.format_map(_Blank(entry))
 
 
-def missing_text(entries) -> list[dict]:
-    return [{**entry, "text": describe(entry)} for entry in entries or []]
+def missing_text(entries, labels: dict | None = None) -> list[dict]:
+    entries = list(entries or [])
+    if labels is None:
+        labels = reference_labels(entries)
+    return [{**entry, "text": describe(entry, labels)} for entry in entries]
 
 
 def rankable(score: AlignmentScore) -> bool:
@@ -154,3 +194,28 @@ def bonus_kpi_figures(*, first_day, last_day, through, scopes: dict[str, set]) -
         value = weighted / n if n else plain / count
         out.setdefault(scope, {})[pk] = (value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), n)
     return out
+
+
+def named_inputs(score: AlignmentScore) -> dict:
+    """The score's inputs with each per-standard row's names (stored as ids): one query at most."""
+    from cem.models import Standard
+
+    inputs = dict(score.inputs or {})
+    rows = inputs.get("standards")
+    if not isinstance(rows, list) or not rows:
+        return inputs
+    names = {
+        pk: (f"{code} {title}", message or "")
+        for pk, code, title, message in Standard.objects.filter(
+            pk__in=[r["standard"] for r in rows]
+        ).values_list("pk", "code", "title", "brand_message__title")
+    }
+    inputs["standards"] = [
+        {
+            **r,
+            "label": names.get(r["standard"], (f"#{r['standard']}", ""))[0],
+            "message": names.get(r["standard"], ("", ""))[1],
+        }
+        for r in rows
+    ]
+    return inputs

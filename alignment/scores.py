@@ -59,7 +59,8 @@ rankable. A score with no data has no value and says why in ``missing``.
 **Incremental.** :func:`recompute_touched` is called by the rollup handlers with the (day,
 location, employee) keys a change touched and recomputes only those scopes (the location, its
 region, the employee, their current team, the organization) in the periods holding each day — and
-the two following periods when they have begun (link 4 reads the two periods before its own).
+refreshes those scopes' existing scores in the two following periods (link 4 reads the two
+periods before its own; none are created there for a scope with no data in them).
 Its queries depend on the keys, not on history (score_inputs.gather_touched). A transaction
 advisory lock per organization orders concurrent recomputes, so the later one reads the earlier
 one's rollup change. When an overall score crosses ``alert_threshold`` (from below to at-or-above
@@ -69,11 +70,13 @@ or back) ``AlignmentThresholdCrossed`` is written to the outbox in the same tran
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -95,6 +98,7 @@ from alignment.score_math import (
     spearman,
     weighted_mean,
 )
+from alignment.score_selectors import GROUPED, MISSING_IDS
 from alignment.score_settings import settings_for
 from cem.events import emit
 from cem.models import Employee, InteractionCategory, Team
@@ -119,21 +123,34 @@ class Result:
 
 
 class _Missing(list):
-    """Missing pieces, at most MISSING_CAP of each kind listed; the rest counted in one entry."""
+    """Missing pieces. Lists of reference rows (score_selectors.GROUPED) become one entry per kind
+    holding their ids; other kinds are listed one by one, at most MISSING_CAP of each."""
 
     def __init__(self):
         super().__init__()
         self.counts: dict[str, int] = defaultdict(int)
+        self.groups: dict[str, list] = {}
 
     def add(self, kind: str, label: str = "", id=None, **extra) -> None:
         self.counts[kind] += 1
-        if self.counts[kind] <= MISSING_CAP:
+        if kind in GROUPED:
+            self.groups.setdefault(kind, []).append(id)
+        elif self.counts[kind] <= MISSING_CAP:
             self.append({"kind": kind, "id": id, "label": label, **extra})
 
     def done(self) -> list[dict]:
-        out = list(self)
+        out = [
+            {
+                "kind": kind,
+                "ids": ids[:MISSING_IDS],
+                "count": len(ids),
+                "label": f"{len(ids)} {GROUPED[kind][1]}",
+            }
+            for kind, ids in self.groups.items()
+        ]
+        out += list(self)
         for kind, n in self.counts.items():
-            if n > MISSING_CAP:
+            if kind not in GROUPED and n > MISSING_CAP:
                 out.append({"kind": kind, "id": None, "label": "", "more": n - MISSING_CAP})
         return out
 
@@ -162,37 +179,46 @@ def _execution(ref: si.Reference, sums: dict[tuple, Agg], std_id) -> Estimate:
 # --- the five links ------------------------------------------------------------------------------
 
 
+def _message_structure(ref: si.Reference) -> tuple[list, list[tuple[str, int]]]:
+    """Standards carrying a brand message, and the link's structural gaps (the same for every scope)."""
+    if "message" not in ref.memo:
+        promised = [s for s in ref.standards.values() if s.brand_message_id]
+        carried = {s.brand_message_id for s in promised}
+        gaps = [
+            ("message_without_standard", pk)
+            for pk, _title in sorted(ref.brand_messages.items(), key=lambda kv: kv[1])
+            if pk not in carried
+        ]
+        for s in promised:
+            if s.id not in ref.question_standards:
+                gaps.append(("standard_without_question", s.id))
+            if ref.importance(s.id) is None:
+                gaps.append(("standard_without_expectation", s.id))
+        ref.memo["message"] = (promised, gaps)
+    return ref.memo["message"]
+
+
 def link_message(ref: si.Reference, sd: si.ScopeData) -> Result:
     missing = _Missing()
-    promised = [s for s in ref.standards.values() if s.brand_message_id]
-    carried = {s.brand_message_id for s in promised}
-    for pk, title in sorted(ref.brand_messages.items(), key=lambda kv: kv[1]):
-        if pk not in carried:
-            missing.add("message_without_standard", title, pk)
+    promised, gaps = _message_structure(ref)
+    for kind, pk in gaps:
+        missing.add(kind, id=pk)
     answers = defaultdict(list)
     for (std, cat, measure), agg in sd.std[0].items():
         if measure == Measure.STD_FEEDBACK and std is not None:
             answers[std].append((ref.category_weight(cat), agg))
     parts, rows = [], []
     for s in promised:
-        label = _std_label(ref, s.id)
-        if s.id not in ref.question_standards:
-            missing.add("standard_without_question", label, s.id)
-        importance = ref.importance(s.id)
-        if importance is None:
-            missing.add("standard_without_expectation", label, s.id)
-            importance = NEUTRAL_IMPORTANCE
+        importance = ref.importance(s.id) or NEUTRAL_IMPORTANCE
         perceived = weighted_mean(answers.get(s.id, ()))
         if not perceived.ok:
-            missing.add("standard_without_feedback", label, s.id)
+            missing.add("standard_without_feedback", id=s.id)
             continue
         weight = importance * reliability(perceived.n_eff)
         parts.append((weight, perceived))
         rows.append(
             {
                 "standard": s.id,
-                "label": label,
-                "message": ref.brand_messages.get(s.brand_message_id, ""),
                 "importance": importance,
                 "perceived": _r(perceived.value),
                 "low": _r(perceived.low),
@@ -206,6 +232,13 @@ def link_message(ref: si.Reference, sd: si.ScopeData) -> Result:
 
 
 def link_coverage(ref: si.Reference) -> Result:
+    """The same for every scope and period: computed once per recompute."""
+    if "coverage" not in ref.memo:
+        ref.memo["coverage"] = _coverage(ref)
+    return ref.memo["coverage"]
+
+
+def _coverage(ref: si.Reference) -> Result:
     missing = _Missing()
     by_expectation = defaultdict(list)
     for s in ref.standards.values():
@@ -213,27 +246,26 @@ def link_coverage(ref: si.Reference) -> Result:
             by_expectation[s.expectation_id].append(s.id)
     covered_weight = total_weight = 0.0
     covered = 0
-    for pk, (name, importance) in sorted(ref.expectations.items(), key=lambda kv: kv[1][0]):
+    for pk, (_name, importance) in sorted(ref.expectations.items(), key=lambda kv: kv[1][0]):
         total_weight += importance
         if by_expectation.get(pk):
             covered_weight += importance
             covered += 1
         else:
-            missing.add("expectation_without_standard", name, pk, importance=importance)
+            missing.add("expectation_without_standard", id=pk)
     measured_weight = standards_weight = 0.0
     with_question = with_item = 0
     for s in ref.standards.values():
-        label = _std_label(ref, s.id)
         asked = s.id in ref.question_standards
         scored = s.id in ref.audit_standards or s.id in ref.monitoring_standards
         with_question += asked
         with_item += scored
         if not asked:
-            missing.add("standard_without_question", label, s.id)
+            missing.add("standard_without_question", id=s.id)
         if not scored:
-            missing.add("standard_without_item", label, s.id)
+            missing.add("standard_without_item", id=s.id)
         if s.expectation_id is None:
-            missing.add("standard_without_expectation", label, s.id)
+            missing.add("standard_without_expectation", id=s.id)
         weight = ref.category_weight(s.category) * (ref.importance(s.id) or NEUTRAL_IMPORTANCE)
         standards_weight += weight
         measured_weight += weight * (int(asked) + int(scored)) / 2
@@ -262,17 +294,27 @@ def link_coverage(ref: si.Reference) -> Result:
     )
 
 
+def _lesson_coverage(ref: si.Reference) -> tuple[Estimate, list[int]]:
+    if "lessons" not in ref.memo:
+        with_lesson_weight = all_weight = 0.0
+        without = []
+        for s in ref.standards.values():
+            weight = ref.category_weight(s.category)
+            all_weight += weight
+            if ref.lesson_counts.get(s.id):
+                with_lesson_weight += weight
+            else:
+                without.append(s.id)
+        value = 100 * with_lesson_weight / all_weight if all_weight else None
+        ref.memo["lessons"] = (exact(value, len(ref.standards)), without)
+    return ref.memo["lessons"]
+
+
 def link_training(ref: si.Reference, sd: si.ScopeData) -> Result:
     missing = _Missing()
-    with_lesson_weight = all_weight = 0.0
-    for s in ref.standards.values():
-        weight = ref.category_weight(s.category)
-        all_weight += weight
-        if ref.lesson_counts.get(s.id):
-            with_lesson_weight += weight
-        else:
-            missing.add("standard_without_lesson", _std_label(ref, s.id), s.id)
-    coverage = exact(100 * with_lesson_weight / all_weight if all_weight else None, len(ref.standards))
+    coverage, without = _lesson_coverage(ref)
+    for pk in without:
+        missing.add("standard_without_lesson", id=pk)
     gaps = sd.gaps
     followed = gaps.assigned + gaps.in_flight
     gap_part = proportion([(1.0, followed, followed + gaps.not_followed)])
@@ -338,7 +380,6 @@ def link_execution(ref: si.Reference, sd: si.ScopeData) -> Result:
         effect_size = common_language(before, after, drift)
         row = {
             "standard": std,
-            "label": label,
             "completions": int(trained[std]),
             "before": _r(before.value),
             "before_n": int(before.n),
@@ -385,6 +426,19 @@ def _members(ref: si.Reference, scope: si.Scope, sd: si.ScopeData) -> tuple[str,
     return what, out
 
 
+def _rule_coverage(ref: si.Reference, kind: str, start: dt.date) -> tuple[Estimate, int, list[int]]:
+    """(share of active Critical standards with a reward rule in effect in the period, how many
+    Critical standards, those without), once per period."""
+    key = ("rules", kind, start)
+    if key not in ref.memo:
+        critical = [s.id for s in ref.standards.values() if s.category == InteractionCategory.CRITICAL]
+        ruled = ref.rules_in(start, periods.end_of(kind, start))
+        unruled = [pk for pk in critical if pk not in ruled]
+        value = 100 * (len(critical) - len(unruled)) / len(critical) if critical else None
+        ref.memo[key] = (exact(value, len(critical)), len(critical), unruled)
+    return ref.memo[key]
+
+
 def link_incentives(
     ref: si.Reference, scope: si.Scope, sd: si.ScopeData, kind: str, start: dt.date
 ) -> Result:
@@ -407,14 +461,9 @@ def link_incentives(
             sum(m["execution"].n for m in members),
             se=25 * (high - low) / 1.96,
         )
-    critical = [s for s in ref.standards.values() if s.category == InteractionCategory.CRITICAL]
-    ruled = ref.rules_in(start, periods.end_of(kind, start))
-    for s in critical:
-        if s.id not in ruled:
-            missing.add("critical_without_rule", _std_label(ref, s.id), s.id)
-    coverage = exact(
-        100 * sum(1 for s in critical if s.id in ruled) / len(critical) if critical else None, len(critical)
-    )
+    coverage, critical, unruled = _rule_coverage(ref, kind, start)
+    for pk in unruled:
+        missing.add("critical_without_rule", id=pk)
     inputs = {
         "members": what,
         "correlation": {
@@ -429,8 +478,8 @@ def link_incentives(
         ],
         "critical_coverage": {
             **_est(coverage),
-            "critical": len(critical),
-            "with_rule": len(critical) - sum(1 for s in critical if s.id not in ruled),
+            "critical": critical,
+            "with_rule": critical - len(unruled),
         },
     }
     estimate = combine_bounds([(1.0, correlation), (1.0, coverage)], weakest=False)
@@ -526,19 +575,103 @@ def _rows(ref, scope, kind, start, results: list[Result], now) -> list[Alignment
     return out
 
 
-_UPDATE = [
-    "region",
-    "location",
-    "team",
-    "employee",
-    "value",
-    "low",
-    "high",
-    "n",
-    "inputs",
-    "missing",
-    "computed_at",
-]
+_UPSERT_VALUES = """
+INSERT INTO alignment_alignmentscore
+    (organization_id, scope, scope_id, region_id, location_id, team_id, employee_id, period, period_start,
+     link, value, low, high, n, inputs, missing, computed_at)
+VALUES {values}
+ON CONFLICT (organization_id, scope, scope_id, period, period_start, link)
+DO UPDATE SET region_id = EXCLUDED.region_id, location_id = EXCLUDED.location_id, team_id = EXCLUDED.team_id,
+              employee_id = EXCLUDED.employee_id, value = EXCLUDED.value, low = EXCLUDED.low,
+              high = EXCLUDED.high, n = EXCLUDED.n, inputs = EXCLUDED.inputs, missing = EXCLUDED.missing,
+              computed_at = EXCLUDED.computed_at
+"""
+_VALUES_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s::date, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s)"
+_LOAD_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS alignment_score_load (
+    organization_id bigint, scope varchar(12), scope_id bigint, region_id bigint, location_id bigint,
+    team_id bigint, employee_id bigint, period varchar(8), period_start date, link varchar(24),
+    value numeric(6, 2), low numeric(6, 2), high numeric(6, 2), n integer, inputs jsonb, missing jsonb,
+    computed_at timestamptz
+) ON COMMIT DELETE ROWS
+"""
+_COPY = """
+COPY alignment_score_load
+    (organization_id, scope, scope_id, region_id, location_id, team_id, employee_id, period, period_start,
+     link, value, low, high, n, inputs, missing, computed_at)
+FROM STDIN
+"""
+_UPSERT_LOADED = """
+INSERT INTO alignment_alignmentscore
+    (organization_id, scope, scope_id, region_id, location_id, team_id, employee_id, period, period_start,
+     link, value, low, high, n, inputs, missing, computed_at)
+SELECT organization_id, scope, scope_id, region_id, location_id, team_id, employee_id, period, period_start,
+       link, value, low, high, n, inputs, missing, computed_at
+  FROM alignment_score_load
+ ORDER BY scope, scope_id, period, period_start, link
+ON CONFLICT (organization_id, scope, scope_id, period, period_start, link)
+DO UPDATE SET region_id = EXCLUDED.region_id, location_id = EXCLUDED.location_id, team_id = EXCLUDED.team_id,
+              employee_id = EXCLUDED.employee_id, value = EXCLUDED.value, low = EXCLUDED.low,
+              high = EXCLUDED.high, n = EXCLUDED.n, inputs = EXCLUDED.inputs, missing = EXCLUDED.missing,
+              computed_at = EXCLUDED.computed_at
+"""
+# Above this many rows (a full recompute) COPY into a scratch table and upsert from it in one
+# statement; an event's few hundred go as one VALUES list.
+COPY_FROM = 2000
+
+
+def _upsert(rows: list[AlignmentScore]) -> None:
+    """Insert or update the rows by their key (Django's bulk_create quoted the JSON inside arrays
+    character by character: most of a full recompute's time)."""
+    params = [
+        (
+            r.organization_id,
+            r.scope,
+            r.scope_id,
+            r.region_id,
+            r.location_id,
+            r.team_id,
+            r.employee_id,
+            r.period,
+            r.period_start,
+            r.link,
+            r.value,
+            r.low,
+            r.high,
+            r.n,
+            json.dumps(r.inputs, cls=DjangoJSONEncoder),
+            json.dumps(r.missing, cls=DjangoJSONEncoder),
+            r.computed_at,
+        )
+        for r in rows
+    ]
+    with connection.cursor() as cur:
+        if len(params) < COPY_FROM:
+            values = ", ".join([_VALUES_ROW] * len(params))
+            cur.execute(_UPSERT_VALUES.format(values=values), [v for row in params for v in row])
+            return
+        cur.execute(_LOAD_TABLE)
+        cur.execute("DELETE FROM alignment_score_load")
+        with cur.cursor.copy(_COPY) as copy:
+            for row in params:
+                copy.write_row(row)
+        cur.execute(_UPSERT_LOADED)
+
+
+def _ids(rows: list[AlignmentScore]) -> None:
+    """Set the ids of stored rows (one query)."""
+    if not rows:
+        return
+    by_key = {(r.scope, r.scope_id, r.period, r.period_start, r.link): r for r in rows}
+    found = AlignmentScore.objects.filter(
+        period_start__in=sorted({r.period_start for r in rows}),
+        scope_id__in=sorted({r.scope_id for r in rows}),
+        link__in=sorted({r.link for r in rows}),
+    ).values_list("pk", "scope", "scope_id", "period", "period_start", "link")
+    for pk, *key in found:
+        row = by_key.get(tuple(key))
+        if row is not None:
+            row.pk = pk
 
 
 def _previous_overall(keys: set[tuple]) -> dict[tuple, Decimal | None]:
@@ -546,8 +679,11 @@ def _previous_overall(keys: set[tuple]) -> dict[tuple, Decimal | None]:
     if not keys:
         return {}
     rows = AlignmentScore.objects.filter(
-        link=Link.OVERALL,
+        # Every column of the (organization, period, period_start, scope, link) index constrained.
+        period__in=sorted({k[2] for k in keys}),
         period_start__in=sorted({k[3] for k in keys}),
+        scope__in=sorted({k[0] for k in keys}),
+        link=Link.OVERALL,
         scope_id__in=sorted({k[1] for k in keys}),
     ).values_list("scope", "scope_id", "period", "period_start", "value")
     return {tuple(r[:4]): r[4] for r in rows if tuple(r[:4]) in keys}
@@ -559,8 +695,10 @@ def _stored_scopes(candidates: dict[tuple[str, dt.date], set]) -> dict[tuple[str
     if not candidates:
         return {}
     rows = AlignmentScore.objects.filter(
-        link=Link.OVERALL,
+        period__in=sorted({kind for kind, _ in candidates}),
         period_start__in=sorted({start for _, start in candidates}),
+        scope__in=sorted({scope for scopes in candidates.values() for scope, _ in scopes}),
+        link=Link.OVERALL,
         scope_id__in=sorted({pk for scopes in candidates.values() for _, pk in scopes}),
     ).values_list("period", "period_start", "scope", "scope_id")
     found = defaultdict(set)
@@ -576,18 +714,15 @@ def _save(ref: si.Reference, rows: list[AlignmentScore]) -> list[AlignmentScore]
         return []
     overall_rows = [r for r in rows if r.link == Link.OVERALL]
     previous = _previous_overall({(r.scope, r.scope_id, r.period, r.period_start) for r in overall_rows})
-    saved = AlignmentScore.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=["organization", "scope", "scope_id", "period", "period_start", "link"],
-        update_fields=_UPDATE,
-        batch_size=1000,
-    )
+    _upsert(rows)
     threshold = Decimal(ref.settings.alert_threshold)
-    for row in (r for r in saved if r.link == Link.OVERALL):
+    crossed = []
+    for row in overall_rows:
         before = previous.get((row.scope, row.scope_id, row.period, row.period_start))
-        if before is None or row.value is None or (before < threshold) == (row.value < threshold):
-            continue
+        if before is not None and row.value is not None and (before < threshold) != (row.value < threshold):
+            crossed.append((row, before))
+    _ids([row for row, _ in crossed])
+    for row, before in crossed:
         emit(
             organization=ref.org_id,
             event_type=EVENT,
@@ -607,7 +742,7 @@ def _save(ref: si.Reference, rows: list[AlignmentScore]) -> list[AlignmentScore]
             },
             aggregate=row,
         )
-    return saved
+    return rows
 
 
 def _lock(org_id: int) -> None:

@@ -85,7 +85,10 @@ class AlignmentScoreSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(MissingPieceSerializer(many=True))
     def get_missing(self, obj) -> list[dict]:
-        return sel.missing_text(obj.missing)
+        # The names of the reference rows are read once per request, however many scores.
+        if "reference_labels" not in self.context:
+            self.context["reference_labels"] = sel.reference_labels()
+        return sel.missing_text(obj.missing, labels=self.context["reference_labels"])
 
     def get_explanation_url(self, obj) -> str:
         return reverse("alignment_score_explain", args=[obj.pk])

@@ -75,7 +75,7 @@ class ScoreExplainPage(TenantPageMixin, DetailView):
     def get_context_data(self, **kwargs):
         score = self.object
         names = sel.pair_names(score, self.scoped)
-        inputs = score.inputs or {}
+        inputs = sel.named_inputs(score)
         pairs = [
             {
                 "id": p[0],

@@ -30,9 +30,14 @@ def compute(sw, scope="location", scope_id=None, period="month", day=DAY) -> dic
 
 
 def kinds(score) -> dict[str, list]:
+    """kind -> ids of the missing pieces (lists of reference rows are stored as one entry with ids)."""
     out: dict[str, list] = {}
     for entry in score.missing:
-        out.setdefault(entry["kind"], []).append(entry.get("id"))
+        if "ids" in entry:
+            assert entry["count"] == len(entry["ids"]) and entry["label"].startswith(str(entry["count"]))
+            out.setdefault(entry["kind"], []).extend(entry["ids"])
+        else:
+            out.setdefault(entry["kind"], []).append(entry.get("id"))
     return out
 
 
