@@ -23,9 +23,11 @@ metrics per store, CRM transactions, journey maps for the three customer segment
 misaligned stores (S001, S013, S024: strong audits, weak customer scores, which the feedback
 and audits generators produce); at the end of each organization its rollup is built from the
 raw tables in SQL and the latest alignment scores computed, so the dashboards have data at
-once. The whole seed takes about 22 s at
-``--scale 1``; learning added 12 s when measured on a shared 2-core machine at load average 7,
-where the rest of the seed took 110 s instead of 22 (so roughly 3 s unloaded).
+once. The whole seed took about 22 s at ``--scale 1`` before learning; learning added 12 s when
+measured on a shared 2-core machine at load average 7, where the rest of the seed took 110 s
+instead of 22 (so roughly 3 s unloaded). With everything, the seed took 163 s on that machine at
+load average 3.5, of which the alignment part 85 s (65 s building the rollup of ~1M rows and its
+RollupSource rows, 9 s the latest scores).
 
 Everything comes from one ``random.Random(seed)``, so a seed always yields the same rows (dates
 are relative to the day of the run). ``--scale`` shrinks the volume counts (stores, employees,
