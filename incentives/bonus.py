@@ -27,7 +27,11 @@ per KPI and scope kind, however many participants):
   transactions (n = transactions), the mean retention rate; n is otherwise the location-periods,
   so set these KPIs' minimum sample in periods (e.g. 1). A scope with no such figures shows
   "no data yet", never 0.
-- **Alignment score**: no source yet; it shows "no data yet", never 0.
+- **Alignment score**: the overall alignment score (``alignment.scores``) of the scope (a team,
+  location or region) over the bonus period, read as the calendar periods that tile it (a quarter
+  is one quarter's score; Feb-Mar the two monthly scores, weighted by their n) —
+  ``alignment.score_selectors.bonus_kpi_figures``; n is the data points the scores rest on. A
+  scope with no scores yet shows "no data yet", never 0.
 
 Normalisation: each value is mapped linearly to 0-100 between ``floor`` (0) and ``target`` (100)
 and clamped (a target below the floor means lower is better).
@@ -56,6 +60,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -87,9 +92,11 @@ INSUFFICIENT = "insufficient"
 NO_SOURCE = "no_data_yet"
 
 # KPIs with no data source in the platform yet.
-NO_SOURCE_KPIS = frozenset({K.ALIGNMENT})
+NO_SOURCE_KPIS: frozenset = frozenset()
 # KPIs read from imported business metrics: a scope with none has "no data yet", not 0 of n.
 BUSINESS_KPIS = frozenset({K.SALES_VS_TARGET, K.AVERAGE_PURCHASE, K.RETENTION})
+# KPIs whose figures are snapshots another app computes: a scope without one has "no data yet".
+SNAPSHOT_KPIS = BUSINESS_KPIS | {K.ALIGNMENT}
 MANAGER_ROLES = {Role.STORE_MANAGER, Role.REGIONAL_MANAGER}
 # Supervisors log in as employees; they are told apart by their employee record's role or by a
 # team on their membership.
@@ -364,9 +371,22 @@ def _business(kpi: str, *, organization, start, end, scopes, now) -> dict[str, d
     return {dim: {k: fm.Metric(value, n) for k, (value, n) in m.items()} for dim, m in found.items()}
 
 
+def _alignment(kpi: str, *, organization, start, end, scopes, now, period: BonusPeriod) -> dict[str, dict]:
+    from alignment.score_selectors import bonus_kpi_figures
+
+    # The whole bonus period decides which calendar periods tile it; "so far" is what has begun.
+    through = (end - dt.timedelta(microseconds=1)).astimezone(fs.org_tz(organization)).date()
+    found = bonus_kpi_figures(
+        first_day=period.starts_on, last_day=period.ends_on, through=through, scopes=scopes
+    )
+    return {dim: {k: fm.Metric(value, n) for k, (value, n) in m.items()} for dim, m in found.items()}
+
+
 def _source(kpi: str):
     if kpi in BUSINESS_KPIS:
         return _business
+    if kpi == K.ALIGNMENT:
+        return _alignment
     if kpi in (K.NPS, K.CSAT, K.CASES_IN_SLA):
         return _feedback
     if kpi in (K.AUDIT_SCORE, K.MONITORING_SCORE):
@@ -399,12 +419,14 @@ def kpi_inputs(
             for p in participants:
                 out[p.pk][k.kpi] = None
             continue
+        if source is _alignment:
+            source = functools.partial(source, period=period)
         found = source(
             k.kpi, organization=organization, start=start, end=min(end, now), scopes=dict(scopes), now=now
         )
         for p in participants:
             dim, value = keys[p.pk]
-            missing = None if k.kpi in BUSINESS_KPIS else empty
+            missing = None if k.kpi in SNAPSHOT_KPIS else empty
             out[p.pk][k.kpi] = found.get(dim, {}).get(value) or missing
     return out
 

@@ -27,7 +27,7 @@ DEMO_SCORECARD = [
     (K.MONITORING_SCORE, 10, 70, 95, 5),
     (K.TRAINING_ON_TIME, 15, 60, 100, 10),
     (K.CASES_IN_SLA, 10, 50, 100, 5),
-    (K.ALIGNMENT, 10, 0, 80, 1),  # no data yet: shown, left out
+    (K.ALIGNMENT, 10, 0, 80, 1),  # the store's overall alignment score over the period
     (K.SALES_VS_TARGET, 10, 80, 110, 1),  # from the imported business metrics ("no data yet" without)
 ]
 STORE_TARGET = Decimal("5000.00")

@@ -120,3 +120,39 @@ def test_bonus_reads_the_overall_score_of_the_participants_scope_over_the_bonus_
             scopes={"location": {t.locations["a-n1"].pk}},
         )
     assert two_months["location"][t.locations["a-n1"].pk] == (Decimal("75.00"), 40)
+
+
+def test_bonus_scorecard_alignment_kpi_is_the_scopes_overall_score(sw):
+    from incentives import bonus
+    from incentives.models import BonusKpi
+    from tests.incentives.bonus_data import add_participant, make_period
+
+    period = make_period(
+        sw.org,
+        name="acme Q1 alignment",
+        starts_on=dt.date(2025, 1, 1),
+        ends_on=dt.date(2025, 3, 31),
+        kpis=[(BonusKpi.Kpi.ALIGNMENT, 100, 0, 100, 10)],
+    )
+    manager = add_participant(sw.org, period, sw.world.users["manager"])
+    regional = add_participant(sw.org, period, sw.world.users["regional"])
+    with tenant_context(sw.org):
+        cards = {c.participant.pk: c for c in bonus.scorecards(period=period, now=APRIL_5)}
+    [store_line] = cards[manager.pk].lines
+    assert (store_line.value, store_line.n, store_line.status) == (Decimal("75.00"), 40, bonus.SCORED)
+    assert cards[manager.pk].score == Decimal("75.00")
+    [region_line] = cards[regional.pk].lines
+    assert (region_line.value, region_line.n) == (Decimal("76.40"), 43)
+
+    later = make_period(
+        sw.org,
+        name="acme Q2 alignment",
+        starts_on=dt.date(2025, 4, 1),
+        ends_on=dt.date(2025, 6, 30),
+        kpis=[(BonusKpi.Kpi.ALIGNMENT, 100, 0, 100, 10)],
+    )
+    nobody = add_participant(sw.org, later, sw.world.users["manager"])
+    with tenant_context(sw.org):
+        [card] = bonus.scorecards(period=later, participants=[nobody], now=APRIL_5)
+    assert (card.lines[0].status, card.lines[0].note) == (bonus.NO_SOURCE, "no data yet")  # never 0
+    assert card.score is None
