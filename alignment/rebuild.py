@@ -610,7 +610,8 @@ def replace(org, *, sources: bool = True) -> dict:
         cur.execute("DELETE FROM alignment_rollup WHERE organization_id = %s", [org_id])
         cur.execute(
             f"INSERT INTO alignment_rollup (organization_id, {_KEY}, {', '.join(VALUE_COLUMNS)}, updated_at) "
-            f"SELECT %s, {_KEY}, {', '.join(VALUE_COLUMNS)}, now() FROM {SCRATCH}",
+            # In the unique key's order: its index is then filled left to right (half the time).
+            f"SELECT %s, {_KEY}, {', '.join(VALUE_COLUMNS)}, now() FROM {SCRATCH} ORDER BY {_KEY}",
             [org_id],
         )
         timings["rollup_rows"] = cur.rowcount
@@ -625,7 +626,7 @@ def replace(org, *, sources: bool = True) -> dict:
                 f"""INSERT INTO alignment_rollupsource (organization_id, kind, source_id, rows, updated_at)
                     SELECT %(org)s, kind, source_id, jsonb_agg(jsonb_build_array({items})), now()
                       FROM ({_source_rows_sql(None)}) g ({", ".join(("kind", "source_id", *KEY_COLUMNS, *VALUE_COLUMNS))})
-                     GROUP BY kind, source_id""",
+                     GROUP BY kind, source_id ORDER BY kind, source_id""",
                 _params(org_id, None),
             )
             timings["source_rows"] = cur.rowcount
