@@ -8,3 +8,8 @@ class AlignmentConfig(AppConfig):
 
     def ready(self):
         from alignment import handlers  # noqa: F401 - registers the app's event handlers
+        from alignment.score_settings import stored_category_weights
+        from cem.category_weights import register_reader
+
+        # The weights live in the alignment settings; feedback reads them through cem.
+        register_reader(stored_category_weights)

@@ -34,6 +34,17 @@ def settings_for(org) -> AlignmentSettings:
         return AlignmentSettings.objects.get(organization_id=org_id)
 
 
+def stored_category_weights(organization_id: int) -> dict | None:
+    """The stored interaction-category weights, or None (read-only: nothing is created). The
+    reader behind ``cem.category_weights`` (registered in ``AlignmentConfig.ready``), through
+    which feedback raises the priority of cases from the heaviest category."""
+    return (
+        AlignmentSettings.objects.filter(organization_id=organization_id)
+        .values_list("category_weights", flat=True)
+        .first()
+    )
+
+
 def _weights(value, *, keys: tuple[str, ...], what: str) -> dict[str, float]:
     if not isinstance(value, dict):
         raise ValueError(f"An object mapping each {what} to a weight, e.g. {{{keys[0]!r}: 2}}.")

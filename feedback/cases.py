@@ -13,8 +13,10 @@ then shortest SLA, then name) opens the case: a detractor who also left a rude c
 customer to call back, not three tickets. The database keeps (response, rule) unique, so a
 redelivered ``ResponseReceived`` can never open a second case.
 
-**Priority.** The rule's priority, one level higher (capped at Urgent) when the interaction was
-Critical, so Critical complaints sort first in every list (lists order by priority desc).
+**Priority.** The rule's priority, one level higher (capped at Urgent) when the interaction's
+category is the organization's heaviest (``cem.category_weights``: the weights of the alignment
+settings; Critical by default, none when all weigh the same), so Critical complaints sort first in
+every list (lists order by priority desc).
 
 **Who gets the case** (the escalation ladder; level = index):
 
@@ -39,6 +41,7 @@ import datetime as dt
 import logging
 import operator
 from collections import defaultdict
+from collections.abc import Mapping
 from decimal import Decimal
 
 from django.conf import settings
@@ -51,8 +54,9 @@ from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from cem.category_weights import category_weights, raises_priority
 from cem.events import emit, handles
-from cem.models import Customer, Employee, InteractionCategory, Location, Membership, Role
+from cem.models import Customer, Employee, Location, Membership, Role
 from cem.permissions import role_can
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write, record_create, record_update
@@ -142,8 +146,9 @@ def _urgency(rule: AlertRule) -> tuple:
     return (-rule.priority, rule.sla_hours, rule.name)
 
 
-def case_priority(rule: AlertRule, category: str) -> int:
-    if category == InteractionCategory.CRITICAL:
+def case_priority(rule: AlertRule, category: str, *, weights: Mapping[str, float]) -> int:
+    """``weights``: the organization's ``cem.category_weights.category_weights``."""
+    if raises_priority(weights, category):
         return min(rule.priority + 1, AlertRule.Priority.URGENT)
     return rule.priority
 
@@ -313,6 +318,7 @@ def cases_open_for_responses(*, organization, response_ids, now: dt.datetime | N
     responses = [r for r in responses if r.pk not in already]
     if not responses:
         return []
+    weights = category_weights(org_id)
     answers: dict[int, list[Answer]] = defaultdict(list)
     for answer in Answer.objects.filter(response_id__in=[r.pk for r in responses]).order_by("pk"):
         answers[answer.response_id].append(answer)
@@ -335,7 +341,7 @@ def cases_open_for_responses(*, organization, response_ids, now: dt.datetime | N
             location=location,
             employee_id=response.employee_id,
             assignee_id=assignee_id,
-            priority=case_priority(rule, response.category),
+            priority=case_priority(rule, response.category, weights=weights),
             category=response.category,
             sla_due_at=now + dt.timedelta(hours=rule.sla_hours),
             escalation_level=level,

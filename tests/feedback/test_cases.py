@@ -12,8 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from alignment.score_settings import settings_update
 from cem import models as m
 from cem import outbox
+from cem.category_weights import category_weights
 from cem.principals import Actor
 from cem.tenancy import tenant_context
 from feedback import cases
@@ -165,10 +167,40 @@ def test_critical_interactions_are_raised_a_level_and_listed_first(sw, api):
     assert (calm.priority, critical.priority) == (AlertRule.Priority.HIGH, AlertRule.Priority.URGENT)
     urgent_rule = _rule(org, name="Urgent already", condition={"topic": "rude"}, priority=4)
     with tenant_context(org):
-        assert cases.case_priority(urgent_rule, "critical") == AlertRule.Priority.URGENT  # capped
+        weights = category_weights(org.pk)
+        assert cases.case_priority(urgent_rule, "critical", weights=weights) == AlertRule.Priority.URGENT
 
     body = api(sw.world.users["manager"]).get("/api/v1/cases/").json()
     assert [c["id"] for c in body["results"]] == [critical.pk, calm.pk]
+
+
+def test_the_organizations_heaviest_category_raises_priority_as_its_settings_say(sw):
+    """The raise follows the interaction-category weights an admin edits in the alignment
+    settings (the same weights as in the overall scores), not a hard-coded Critical."""
+    org, admin = sw.world.a.org, _user_actor(sw.world.users["admin"])
+    _rule(org, priority=AlertRule.Priority.NORMAL)
+
+    def priorities():
+        return {category: _open(sw, category=category).priority for category in ("critical", "planned")}
+
+    assert priorities() == {"critical": AlertRule.Priority.HIGH, "planned": AlertRule.Priority.NORMAL}
+    with tenant_context(org):
+        settings_update(
+            organization=org,
+            actor=admin,
+            data={"category_weights": {"critical": 2, "stabilizing": 1, "planned": 3}},
+        )
+    assert priorities() == {"critical": AlertRule.Priority.NORMAL, "planned": AlertRule.Priority.HIGH}
+    with tenant_context(org):
+        settings_update(
+            organization=org,
+            actor=admin,
+            data={"category_weights": {"critical": 1, "stabilizing": 1, "planned": 1}},
+        )
+    assert priorities() == {"critical": AlertRule.Priority.NORMAL, "planned": AlertRule.Priority.NORMAL}
+    # Another organization's settings change nothing here.
+    with tenant_context(sw.world.b.org):
+        assert category_weights(sw.world.b.org.pk)["critical"] == 2.0
 
 
 # --- who is responsible ----------------------------------------------------------------------------
