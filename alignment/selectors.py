@@ -57,6 +57,7 @@ from django.db.models.functions import Trunc
 
 from alignment.filters import DashboardFilters
 from alignment.models import AlignmentScore, Link, Measure, PeriodKind, Rollup, ScopeKind
+from cem.category_weights import category_weights, raises_priority
 from cem.models import Employee, InteractionCategory, Location, Standard, Touchpoint
 from cem.tenancy import current_tenant_id
 from feedback import metrics as fm
@@ -537,8 +538,10 @@ def training_status(caller: Caller, filters: DashboardFilters, subject: Subject)
 
 
 def interaction_categories(caller: Caller, filters: DashboardFilters, subject: Subject) -> list[dict]:
-    """Interactions per touchpoint and category (Stabilizing / Critical / Planned):
-    ``[{touchpoint_id, touchpoint, category, category_label, n}]``. Two queries."""
+    """Interactions per touchpoint and category (Stabilizing / Critical / Planned) with the
+    organization's weight of the category (``cem.category_weights``: in the overall scores, and
+    the heaviest raises case priority): ``[{touchpoint_id, touchpoint, category, category_label,
+    weight, raises_priority, n}]``. Three queries."""
     rows = list(
         rollup_rows(caller, filters, [Measure.INTERACTIONS], subject)
         .values("touchpoint_id", "category")
@@ -547,12 +550,15 @@ def interaction_categories(caller: Caller, filters: DashboardFilters, subject: S
     ids = sorted({r["touchpoint_id"] for r in rows if r["touchpoint_id"] is not None})
     names = dict(Touchpoint.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
     labels = dict(InteractionCategory.choices)
+    weights = category_weights(current_tenant_id()) if rows else {}
     out = [
         {
             "touchpoint_id": r["touchpoint_id"],
             "touchpoint": names.get(r["touchpoint_id"], "No touchpoint"),
             "category": r["category"] or "",
             "category_label": labels.get(r["category"], "Uncategorised"),
+            "weight": weights.get(r["category"]),
+            "raises_priority": raises_priority(weights, r["category"]),
             "n": _int(r["n"]),
         }
         for r in rows

@@ -22,9 +22,10 @@ from django.urls import path
 from django.utils import timezone
 from django.views.generic import TemplateView
 
-from alignment import charts
+from alignment import charts, drilldown
 from alignment import selectors as sel
 from alignment.models import ScopeKind
+from alignment.pages.overview import CATEGORIES
 from alignment.pages.panels import DashboardPage, PanelSpec, optional_reverse
 from cem.models import Employee, Location
 from cem.pages import TenantPageMixin
@@ -271,28 +272,7 @@ STORE_PANELS = (
         body="alignment/panels/_table.html",
         measures=sel.COMPARISON_MEASURES,
     ),
-    PanelSpec(
-        key="categories",
-        title="Interaction categories in use",
-        rows=lambda v: sel.interaction_categories(v.caller, v.filters, v.subject),
-        columns=[
-            ("touchpoint_id", "touchpoint_id"),
-            ("touchpoint", "touchpoint"),
-            ("category", "category"),
-            ("n", "interactions"),
-        ],
-        chart=lambda rows: charts.stacked_bar_figure(
-            rows,
-            x="touchpoint",
-            stack="category",
-            y="n",
-            colours=charts.CATEGORY_COLOURS,
-            labels={r["category"]: r["category_label"] for r in rows},
-        ),
-        measures=("interactions",),
-        empty="No interactions recorded for these filters.",
-        note="Stabilizing / Critical / Planned interactions per touchpoint.",
-    ),
+    CATEGORIES,  # the same panel as the executive and region dashboards
 )
 
 
@@ -320,11 +300,18 @@ class StoreDashboardPage(DashboardPage):
             title=self.location.name,
             location=self.location,
             page_url=self.request.path,
-            region_url=optional_reverse("alignment_region", self.location.region_id)
-            or optional_reverse("alignment_region"),
-            people_url=optional_reverse("alignment_location_people", self.location.pk),
+            # Up to the region and down to the staff, with the filters, where the viewer may go
+            # (a store manager's drill-down starts at the store; an employee's at themselves).
+            region_url=self._drill_url("region", "alignment_region", self.location.region_id),
+            people_url=self._drill_url("location", "alignment_location_people", self.location.pk),
         )
         return ctx
+
+    def _drill_url(self, level: str, name: str, pk: int) -> str | None:
+        if not drilldown.may_open(self.caller, level):
+            return None
+        target = optional_reverse(name, pk)
+        return self.filters.url(target) if target else None
 
 
 class HomePage(TenantPageMixin, TemplateView):

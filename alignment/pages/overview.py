@@ -454,6 +454,17 @@ RANKING = PanelSpec(
     ),
     empty="No locations in your scope.",
 )
+
+
+def _category_legend(row: dict) -> str:
+    """The legend of a category, e.g. "Critical · weight 2 · raises case priority" (the
+    organization's setting, not a constant)."""
+    if row["weight"] is None:
+        return row["category_label"]
+    label = f"{row['category_label']} · weight {row['weight']:g}"
+    return f"{label} · raises case priority" if row["raises_priority"] else label
+
+
 CATEGORIES = PanelSpec(
     key="categories",
     title="Interaction categories in use",
@@ -463,6 +474,8 @@ CATEGORIES = PanelSpec(
         ("touchpoint", "touchpoint"),
         ("category", "category"),
         ("n", "interactions"),
+        ("weight", "weight"),
+        ("raises_priority", "raises_case_priority"),
     ],
     chart=lambda rows: charts.stacked_bar_figure(
         rows,
@@ -470,13 +483,14 @@ CATEGORIES = PanelSpec(
         stack="category",
         y="n",
         colours=charts.CATEGORY_COLOURS,
-        labels={r["category"]: r["category_label"] for r in rows},
+        labels={r["category"]: _category_legend(r) for r in rows},
     ),
     measures=("interactions",),
     empty="No interactions recorded for these filters.",
     note=(
-        "Stabilizing / Critical / Planned interactions per touchpoint "
-        "(Critical weighs more in overall scores)."
+        "Stabilizing / Critical / Planned interactions per touchpoint, each category with the "
+        "organization's weight in the overall scores (alignment settings); the heaviest raises "
+        "the priority of the cases it opens."
     ),
 )
 SCORES = PanelSpec(

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
+import re
 
 import pytest
 from django.core.cache import cache
@@ -16,8 +18,10 @@ from django.urls import reverse
 
 from alignment import rollups
 from alignment.pages.panels import optional_reverse
+from alignment.score_settings import settings_update
 from alignment.selectors import Caller, Subject
 from cem import models as m
+from cem.principals import Actor
 from cem.tenancy import tenant_context
 from feedback import models as fm
 from feedback import selectors as fsel
@@ -355,6 +359,8 @@ def test_training_points_categories_and_comparison_panels(world, client):
     assert [(r["employee_id"], r["awards"], r["points"]) for r in points] == [(str(emp), "2", "40")]
     cats = csv_rows(client.get(panel_url(world, "categories", query="format=csv")))
     assert [(r["category"], r["interactions"]) for r in cats] == [("critical", "7"), ("planned", "2")]
+    # Each category with the organization's weight; the heaviest raises case priority.
+    assert [(r["weight"], r["raises_case_priority"]) for r in cats] == [("2.0", "yes"), ("1.0", "no")]
     comparison = {
         r["measure"]: r for r in csv_rows(client.get(panel_url(world, "comparison", query="format=csv")))
     }
@@ -362,6 +368,70 @@ def test_training_points_categories_and_comparison_panels(world, client):
     assert (nps["store"], nps["store_n"]) == ("100.0", "2")
     assert (nps["region"], nps["region_n"]) == ("0.0", "4")  # north: a-n1 + a-n2
     assert (nps["company"], nps["company_n"]) == ("0.0", "8")
+
+
+def test_categories_panel_shows_the_organizations_own_weights(world, client):
+    """Weights edited in the alignment settings show on every dashboard's categories panel."""
+    a = world.a
+    put(
+        a.org,
+        [
+            {
+                "measure": "interactions",
+                "location": a.locations[code].pk,
+                "touchpoint": a.touchpoint.pk,
+                "category": category,
+                "n": 3,
+            }
+            for code in ("a-n1", "a-s1")
+            for category in ("critical", "planned")
+        ],
+    )
+    with tenant_context(a.org):
+        settings_update(
+            organization=a.org,
+            actor=Actor(user_id=world.users["admin"].pk),
+            data={"category_weights": {"critical": 1, "stabilizing": 1, "planned": 2.5}},
+        )
+    login(client, world, "admin")
+    urls = (
+        panel_url(world, "categories", query="format=csv"),
+        reverse("alignment_executive_panel", args=["categories"]) + "?format=csv",
+        reverse("alignment_region_panel", args=[a.locations["a-n1"].region_id, "categories"]) + "?format=csv",
+    )
+    for url in urls:
+        cats = {r["category"]: r for r in csv_rows(client.get(url))}
+        assert (cats["critical"]["weight"], cats["critical"]["raises_case_priority"]) == ("1.0", "no")
+        assert (cats["planned"]["weight"], cats["planned"]["raises_case_priority"]) == ("2.5", "yes")
+    fragment = client.get(panel_url(world, "categories")).content.decode()
+    figure = json.loads(re.search(r'<script id="chart-categories"[^>]*>(.*?)</script>', fragment, re.S)[1])
+    assert sorted(trace["name"] for trace in figure["data"]) == [
+        "Critical · weight 1",
+        "Planned · weight 2.5 · raises case priority",
+    ]
+
+
+def test_store_links_carry_the_filters_and_only_where_the_viewer_may_go(world, client):
+    """The region and staff links sit in the swapped body, so they follow a filter change; a
+    store manager (whose drill-down starts at the store) gets no dead link to the region."""
+    loc = world.a.locations["a-n1"]
+    region = reverse("alignment_region", args=[loc.region_id]) + "?period=30&amp;category=critical"
+    people = reverse("alignment_location_people", args=[loc.pk]) + "?period=30&amp;category=critical"
+    login(client, world, "regional")
+    body = client.get(store_url(world) + "?period=30&category=critical", HTTP_HX_REQUEST="true")
+    html = body.content.decode()
+    assert "<html" not in html and f'href="{region}"' in html and f'href="{people}"' in html
+    assert "Last 30 days" in html
+    login(client, world, "manager")
+    html = client.get(store_url(world) + "?period=30&category=critical").content.decode()
+    assert 'data-testid="region-link"' not in html and f'href="{people}"' in html
+    assert client.get(reverse("alignment_region", args=[loc.region_id])).status_code == 404
+
+
+def test_scores_panel_links_how_scores_are_computed(world, client):
+    login(client, world, "manager")
+    fragment = client.get(panel_url(world, "scores")).content.decode()
+    assert f'href="{reverse("alignment_methods")}"' in fragment
 
 
 def test_open_cases_panel_links_to_the_case(gw, client):
