@@ -5,7 +5,8 @@
 - ``period``: a preset (``7``, ``30``, ``90``, ``180``, ``365`` days ending today in the
   organization's time zone, or ``all``), default ``90``; ``from`` / ``to`` (``YYYY-MM-DD``, both
   days included) override the preset and make the period ``custom``;
-- ``grain``: ``day``, ``week`` (Monday-start) or ``month`` — the bucket of trend charts, default ``week``;
+- ``grain``: ``day``, ``week`` (Monday-start), ``month`` or ``quarter`` — the bucket of trend charts
+  and the period kind of the alignment scores shown, default ``week``;
 - ``channel``, ``touchpoint``, ``segment``: one id each;
 - ``category``: an interaction category (``stabilizing``, ``critical``, ``planned``).
 
@@ -49,7 +50,7 @@ PERIODS = {
     "custom": "Custom dates",
 }
 DEFAULT_PERIOD = "90"
-GRAINS = {"day": "Day", "week": "Week", "month": "Month"}
+GRAINS = {"day": "Day", "week": "Week", "month": "Month", "quarter": "Quarter"}
 DEFAULT_GRAIN = "week"
 CATEGORIES = dict(InteractionCategory.choices)
 ID_PARAMS = ("channel", "touchpoint", "segment")

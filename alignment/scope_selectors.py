@@ -157,7 +157,12 @@ EMPTY_FIGURES = figures({})
 # --- alignment scores --------------------------------------------------------------------------
 
 
-GRAIN_PERIOD = {"day": PeriodKind.DAY, "week": PeriodKind.WEEK, "month": PeriodKind.MONTH}
+GRAIN_PERIOD = {
+    "day": PeriodKind.DAY,
+    "week": PeriodKind.WEEK,
+    "month": PeriodKind.MONTH,
+    "quarter": PeriodKind.QUARTER,
+}
 
 
 def latest_scores(caller, filters, scope: str, ids=None, *, period: str | None = None) -> dict:

@@ -55,7 +55,7 @@ from django.core.cache import cache
 from django.db.models import DateField, Q, Subquery, Sum
 from django.db.models.functions import Trunc
 
-from alignment.filters import DashboardFilters
+from alignment.filters import GRAINS, DashboardFilters
 from alignment.models import AlignmentScore, Link, Measure, PeriodKind, Rollup, ScopeKind
 from cem.category_weights import category_weights, raises_priority
 from cem.models import Employee, InteractionCategory, Location, Standard, Touchpoint
@@ -193,7 +193,8 @@ def rollup_rows(caller: Caller, filters: DashboardFilters, measures, subject: Su
 
 
 def bucket(grain: str):
-    """The period start of a rollup row's day: the day, its ISO week's Monday, or the month's 1st."""
+    """The period start of a rollup row's day: the day, its ISO week's Monday, the month's or the
+    quarter's 1st."""
     if grain == "day":
         return Trunc("day", "day", output_field=DateField())
     return Trunc("day", grain, output_field=DateField())
@@ -570,7 +571,12 @@ def interaction_categories(caller: Caller, filters: DashboardFilters, subject: S
 
 # --- alignment scores ---------------------------------------------------------------------------
 
-_GRAIN_PERIOD = {"day": PeriodKind.DAY, "week": PeriodKind.WEEK, "month": PeriodKind.MONTH}
+_GRAIN_PERIOD = {
+    "day": PeriodKind.DAY,
+    "week": PeriodKind.WEEK,
+    "month": PeriodKind.MONTH,
+    "quarter": PeriodKind.QUARTER,
+}
 
 
 def alignment_scores(
@@ -609,6 +615,7 @@ GROUPS = {
     "day": None,
     "week": None,
     "month": None,
+    "quarter": None,
     "location": "location_id",
     "region": "location__region_id",
     "employee": "employee_id",
@@ -625,7 +632,7 @@ def summary(
 ) -> list[dict]:
     """Summed rollup values and the figure per group and measure: ``[{measure, <group keys>, n,
     total, top, bottom, value}]``. ``group_by`` names keys of ``GROUPS`` (at most one of
-    day/week/month). One query."""
+    day/week/month/quarter). One query."""
     qs = rollup_rows(caller, filters, measures, subject)
     keys = []
     for name in group_by:
@@ -642,7 +649,7 @@ def summary(
         item = {"measure": r["measure"]}
         for name, col in keys:
             value = r[col]
-            item[name] = _as_date(value) if name in ("day", "week", "month") else value
+            item[name] = _as_date(value) if name in GRAINS else value
         item.update(
             n=_int(r["n"]),
             total=Decimal(r["total"] or 0),

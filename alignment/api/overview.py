@@ -202,7 +202,10 @@ class RankingViewSet(_OverviewViewSet):
             OpenApiParameter("region", OpenApiTypes.INT, description="Only this region's locations."),
             *FILTER_PARAMS,
         ],
-        responses={200: LocationRankingSerializer, 400: OpenApiResponse(description="The parameter at fault")},
+        responses={
+            200: LocationRankingSerializer,
+            400: OpenApiResponse(description="The parameter at fault"),
+        },
     )
     def list(self, request):
         filters = _filters(request, self.organization)

@@ -215,8 +215,8 @@ class RollupViewSet(TenantReadOnlyViewSet):
         group_by = [g.strip() for g in (request.query_params.get("group_by") or "").split(",") if g.strip()]
         if any(g not in sel.GROUPS for g in group_by) or len(set(group_by)) != len(group_by):
             raise ValidationError({"group_by": [f"Comma-separated, of: {', '.join(sel.GROUPS)}."]})
-        if sum(g in ("day", "week", "month") for g in group_by) > 1:
-            raise ValidationError({"group_by": ["At most one of day, week, month."]})
+        if sum(g in GRAINS for g in group_by) > 1:
+            raise ValidationError({"group_by": [f"At most one of {', '.join(GRAINS)}."]})
         subject = sel.Subject(
             location=_ids_param(request, "location"),
             region=_ids_param(request, "region"),

@@ -214,6 +214,61 @@ def test_alignment_scores_show_where_they_exist(world, data, client):
     assert (ranked[0]["location"], ranked[0]["rank"], ranked[0]["ci95_low"]) == ("Acme a-n2", "1", "65.0")
 
 
+def test_quarterly_scores_show_with_the_quarter_grain(world, data, client):
+    """Scores are computed per quarter too; the quarter grain shows them (and buckets trends)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    org, t = world.a.org, world.a
+    quarter = dt.date(DAY.year, 3 * ((DAY.month - 1) // 3) + 1, 1)
+    with tenant_context(org):
+        AlignmentScore.objects.create(
+            organization=org,
+            scope="location",
+            scope_id=t.locations["a-n2"].pk,
+            location=t.locations["a-n2"],
+            region=t.regions["north"],
+            period="quarter",
+            period_start=quarter,
+            link="overall",
+            value=64,
+            low=60,
+            high=68,
+            n=400,
+            computed_at=timezone.now(),
+        )
+    login(client, world, "admin")
+    region = t.regions["north"].pk
+    rows = csv_rows(
+        client.get(
+            panel("alignment_region", "children", "format=csv&period=365&grain=quarter", region_id=region)
+        )
+    )
+    assert {r["name"]: r["alignment_overall"] for r in rows} == {"Acme a-n1": "", "Acme a-n2": "64.0"}
+    monthly = csv_rows(
+        client.get(
+            panel("alignment_region", "children", "format=csv&period=365&grain=month", region_id=region)
+        )
+    )
+    assert {r["alignment_overall"] for r in monthly} == {""}
+    store_scores = csv_rows(
+        client.get(
+            reverse("alignment_store_panel", args=[t.locations["a-n2"].pk, "scores"])
+            + "?format=csv&period=365&grain=quarter"
+        )
+    )
+    assert [(r["period"], r["period_start"], r["value"]) for r in store_scores] == [
+        ("quarter", quarter.isoformat(), "64.0")
+    ]
+    trend = csv_rows(
+        client.get(panel("alignment_region", "nps", "format=csv&grain=quarter", region_id=region))
+    )
+    assert trend and {r["period_start"][5:] for r in trend} <= {"01-01", "04-01", "07-01", "10-01"}
+    page = client.get(reverse("alignment_executive") + "?grain=quarter").content.decode()
+    assert '<option value="quarter" selected>' in page
+
+
 # --- agent / employee / me ---------------------------------------------------------------------------
 
 

@@ -133,6 +133,10 @@ def test_trend_buckets_by_grain_and_the_csv_has_one_row_per_period_and_metric(wo
     assert {r["period_start"] for r in by_day} == {monday.isoformat(), old.isoformat()}
     month = csv_rows(client.get(panel_url(world, "nps", query="format=csv&period=30&grain=month")))
     assert {r["period_start"][-2:] for r in month} == {"01"}
+    quarter = csv_rows(client.get(panel_url(world, "nps", query="format=csv&period=30&grain=quarter")))
+    starts = {dt.date(d.year, 3 * ((d.month - 1) // 3) + 1, 1).isoformat() for d in (monday, old)}
+    assert {r["period_start"] for r in quarter} == starts
+    assert sum(int(r["n"]) for r in quarter if r["metric"] == "nps") == 4
 
 
 def test_filters_narrow_the_figures(world, client):

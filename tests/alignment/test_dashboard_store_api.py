@@ -98,6 +98,7 @@ def test_list_filters_and_scope(data, api):
         (SUMMARY, {"measure": "vibes"}, "measure"),
         (SUMMARY, {"measure": "nps", "group_by": "colour"}, "group_by"),
         (SUMMARY, {"measure": "nps", "group_by": "week,month"}, "group_by"),
+        (SUMMARY, {"measure": "nps", "group_by": "month,quarter"}, "group_by"),
         (SUMMARY, {"measure": "nps", "period": "13"}, "period"),
         (SUMMARY, {"measure": "nps", "location": "x"}, "location"),
         ("store:nps", {"grain": "hour"}, "grain"),
@@ -127,6 +128,9 @@ def test_summary_groups_with_the_feedback_definitions(data, api):
     weekly = _results(admin.get(SUMMARY, {"measure": "nps,csat", "group_by": "week", "period": "30"}))
     assert {r["measure"] for r in weekly} == {"nps", "csat"}
     assert all(dt.date.fromisoformat(r["week"]).weekday() == 0 for r in weekly)
+    quarterly = _results(admin.get(SUMMARY, {"measure": "nps", "group_by": "quarter", "period": "all"}))
+    assert sum(r["n"] for r in quarterly) == sum(r["n"] for r in rows)
+    assert {r["quarter"][5:] for r in quarterly} <= {"01-01", "04-01", "07-01", "10-01"}
     # Scoped: the store manager's summary is their store's.
     mine = _results(api(world.users["manager"]).get(SUMMARY, {"measure": "nps"}))
     assert [(r["n"], r["value"]) for r in mine] == [(4, 0.0)]
