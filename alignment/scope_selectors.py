@@ -20,6 +20,7 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
+from alignment import score_periods
 from alignment.models import AlignmentScore, AlignmentSettings, Link, Measure, PeriodKind
 from alignment.ranking import (
     DEFAULT_METRIC,
@@ -166,15 +167,17 @@ GRAIN_PERIOD = {
 
 
 def latest_scores(caller, filters, scope: str, ids=None, *, period: str | None = None) -> dict:
-    """``{scope_id: AlignmentScore}``: each scope's latest overall score whose period starts within
-    the filters' dates, of the period kind of the filters' grain (as the store dashboard's scores
-    panel) unless ``period`` is given. One query; scoped by the score's hierarchy columns."""
+    """``{scope_id: AlignmentScore}``: each scope's latest overall score whose period overlaps
+    the filters' dates (the period holding the first day counts: the quarter grain over the last
+    90 days still shows this quarter), of the period kind of the filters' grain (as the store
+    dashboard's scores panel) unless ``period`` is given. One query; scoped by the score's
+    hierarchy columns."""
     period = period or GRAIN_PERIOD.get(filters.grain, PeriodKind.MONTH)
     qs = AlignmentScore.objects.filter(scope=scope, link=Link.OVERALL, period=period)
     if ids is not None:
         qs = qs.filter(scope_id__in=list(ids))
     if filters.start is not None:
-        qs = qs.filter(period_start__gte=filters.start)
+        qs = qs.filter(period_start__gte=score_periods.start_of(period, filters.start))
     if filters.end is not None:
         qs = qs.filter(period_start__lte=filters.end)
     qs = caller.scoped(qs).order_by("scope_id", "-period_start").distinct("scope_id")

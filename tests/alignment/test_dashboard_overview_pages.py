@@ -246,6 +246,19 @@ def test_quarterly_scores_show_with_the_quarter_grain(world, data, client):
         )
     )
     assert {r["name"]: r["alignment_overall"] for r in rows} == {"Acme a-n1": "", "Acme a-n2": "64.0"}
+    # The quarter holding the period's first day counts, even when it began before it.
+    last_week = csv_rows(
+        client.get(
+            panel("alignment_region", "children", "format=csv&period=7&grain=quarter", region_id=region)
+        )
+    )
+    assert {r["name"]: r["alignment_overall"] for r in last_week}["Acme a-n2"] == "64.0"
+    ranked = csv_rows(
+        client.get(
+            panel("alignment_executive", "ranking", "metric=alignment&format=csv&period=7&grain=quarter")
+        )
+    )
+    assert (ranked[0]["location"], ranked[0]["value"]) == ("Acme a-n2", "64.0")
     monthly = csv_rows(
         client.get(
             panel("alignment_region", "children", "format=csv&period=365&grain=month", region_id=region)
