@@ -492,6 +492,31 @@ def build_rollup(owner, w: World, args) -> dict:
     return timings
 
 
+def nightly_check(owner, w: World) -> dict:
+    """The nightly job (alignment.rebuild.verify) on this history, with one rollup row of the
+    bench store corrupted first: the full SQL rebuild into scratch, the compare, the confirming
+    pass, the repair of that day, the check again."""
+    from alignment import rebuild
+    from cem.tenancy import tenant_context
+
+    owner.execute(
+        "UPDATE alignment_rollup SET n = n + 1 WHERE id = (SELECT id FROM alignment_rollup"
+        " WHERE organization_id = %s AND location_id = %s AND measure = 'nps' ORDER BY day DESC LIMIT 1)",
+        [w.org.pk, w.store.pk],
+    )
+    owner.commit()
+    t0 = time.perf_counter()
+    with tenant_context(w.org):
+        check = rebuild.verify(w.org)
+    return {
+        "seconds": time.perf_counter() - t0,
+        "steps": check.seconds,
+        "rows_compared": check.rows_compared,
+        "differences": check.differences,
+        "repaired": check.repaired,
+    }
+
+
 def compute_scores(w: World, days: int) -> dict:
     from alignment import scores
     from cem.tenancy import tenant_context
@@ -997,6 +1022,8 @@ def main() -> int:
             r = step["rebuild"]
             print(f"  SQL rebuild: {r['rollup_rows']:,} rollup rows, {r.get('source_rows', 0):,} sources in {r['total']:.0f} s "
                   f"(scratch {r['scratch']:.0f} s, swap {r['swap']:.0f} s, sources {r.get('sources', 0):.0f} s)", flush=True)  # fmt: skip
+            step["nightly"] = nightly_check(owner, w)
+            print(f"  nightly check: {step['nightly']}", flush=True)
             step["scores"] = compute_scores(w, args.scores_days)
             print(f"  alignment scores: {step['scores']}", flush=True)
             step["handler"] = bench_handler(w, args.handler_runs)
@@ -1069,6 +1096,15 @@ def print_report(r: dict, args) -> None:
           f"{s['rebuild']['sources_bytes'] / 1e6:,.0f}", f"{s['rebuild']['raw_bytes'] / 1e6:,.0f}", s["load_after"]]
          for s in steps],
     )  # fmt: skip
+    print("\nThe nightly check (alignment.rebuild.verify) with one rollup row corrupted:\n")
+    table(
+        ["responses", "rows compared", "differences", "repaired", "total s", "rebuild + compare s", "confirm s",
+         "repair s", "check again s", "scores s"],
+        [[f"{s['responses']:,}", f"{s['nightly']['rows_compared']:,}", str(s["nightly"]["differences"]),
+          str(s["nightly"]["repaired"]), f"{s['nightly']['seconds']:.0f}",
+          *(f"{s['nightly']['steps'].get(k, 0):.1f}" for k in ("check", "confirm", "repair", "recheck", "scores"))]
+         for s in steps],
+    )  # fmt: skip
     for s in steps:
         if "dashboard" not in s:
             continue
@@ -1113,6 +1149,8 @@ def print_report(r: dict, args) -> None:
             row += [ms(pct(e["post"], 0.5)), ms(pct(e["rollup"], 0.5)), ms(pct(e["rollup"], 0.95)),
                     ms(pct(e["score"], 0.5)) if e["score"] else "—", ms(pct(e["score"], 0.95)) if e["score"] else "—",
                     str(len(e["rollup"]))]  # fmt: skip
+        else:
+            row += ["—"] * 6
         rows.append([*row, s["load_after"]])
     print("\nEvent → rollup and alignment score (a real worker through Redis), and the handler's own work:\n")
     table(
