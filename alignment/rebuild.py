@@ -61,9 +61,6 @@ KEY_COLUMNS = (
     "measure",
 )
 VALUE_COLUMNS = ("n", "total", "sumsq", "top", "bottom")
-# Handlers take their timestamp before they commit; a source written this long before a repair
-# began but committed after it started reading is still found (see repair_days).
-_CLOCK_MARGIN = dt.timedelta(minutes=10)
 # The scratch GROUP BY over millions of answers sorts or hashes in memory rather than on disk.
 WORK_MEM = "256MB"
 
