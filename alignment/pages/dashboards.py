@@ -16,6 +16,8 @@ their region's), else 404. Figures come from ``alignment.selectors`` over the ro
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import path
@@ -25,29 +27,21 @@ from django.views.generic import TemplateView
 from alignment import charts, drilldown
 from alignment import selectors as sel
 from alignment.models import ScopeKind
-from alignment.pages.overview import CATEGORIES
+from alignment.pages.overview import (
+    CATEGORIES,
+    POINTS,
+    TRAINING,
+    TREND_COLUMNS,
+    _explain_url,
+    _score_chart,
+    _trend_chart,
+)
 from alignment.pages.panels import DashboardPage, PanelSpec, optional_reverse
 from cem.models import Employee, Location
 from cem.pages import TenantPageMixin
 from cem.scoping import scope_level
 from feedback import case_selectors
 from feedback.models import Case
-
-METRIC_LABELS = {"nps": "NPS", "csat": "CSAT", "ces": "CES (right axis)", "fcr": "FCR"}
-SCORE_LABELS = {"audit": "Mystery shopping", "monitoring": "Monitoring"}
-
-TREND_COLUMNS = [("period", "period_start"), ("metric", "metric"), ("value", "value"), ("n", "n")]
-
-
-def _trend_chart(rows):
-    return charts.trend_figure(rows, labels=METRIC_LABELS, secondary=("ces",))
-
-
-def _score_chart(rows):
-    fig = charts.trend_figure(rows, labels=SCORE_LABELS)
-    if fig is not None:
-        fig["layout"].setdefault("yaxis", {})["range"] = [0, 100]
-    return fig
 
 
 def _heatmap_chart(rows):
@@ -99,12 +93,6 @@ def _scores(view):
             str(m.get("label", m)) if isinstance(m, dict) else str(m) for m in r["missing"]
         )
     return rows
-
-
-def _explain_url(score_id: int) -> str | None:
-    return optional_reverse("alignment_score_explain", pk=score_id) or optional_reverse(
-        "alignment_score_explain", score_id
-    )
 
 
 def _comparison(view):
@@ -203,39 +191,10 @@ STORE_PANELS = (
         action="cases.view",
         empty="No open cases.",
     ),
-    PanelSpec(
-        key="training",
-        title="Training status of staff",
-        rows=lambda v: sel.training_status(v.caller, v.filters, v.subject),
-        columns=[
-            ("employee_id", "employee_id"),
-            ("employee", "employee"),
-            ("completed", "lessons_completed"),
-            ("on_time", "on_time"),
-            ("late", "late"),
-            ("on_time_rate", "on_time_pct"),
-        ],
-        chart=lambda rows: charts.bar_figure(rows, x="employee", y="completed", horizontal=True),
-        body="alignment/panels/_table.html",
-        measures=("lessons",),
-        empty="No staff or lessons completed in this period.",
+    replace(
+        TRAINING, title="Training status of staff", empty="No staff or lessons completed in this period."
     ),
-    PanelSpec(
-        key="points",
-        title="Points awarded",
-        rows=lambda v: sel.points_awarded(v.caller, v.filters, v.subject),
-        columns=[
-            ("employee_id", "employee_id"),
-            ("employee", "employee"),
-            ("awards", "awards"),
-            ("points", "points"),
-        ],
-        chart=lambda rows: charts.bar_figure(
-            rows, x="employee", y="points", colour="#ef6c00", horizontal=True
-        ),
-        measures=("points",),
-        empty="No points awarded in this period.",
-    ),
+    POINTS,
     PanelSpec(
         key="scores",
         title="Alignment scores",

@@ -30,6 +30,8 @@ training by standard), so the page, its fragments, its CSVs and the API agree.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import plotly.graph_objects as go
 from django.http import Http404
 from django.shortcuts import redirect
@@ -548,6 +550,22 @@ POINTS = PanelSpec(
     empty="No points awarded in this period.",
 )
 
+LESSONS = PanelSpec(
+    key="lessons",
+    title="Lessons completed",
+    rows=_lesson_periods,
+    columns=[
+        ("period", "period_start"),
+        ("completed", "completed"),
+        ("on_time", "on_time"),
+        ("late", "late"),
+        ("undated", "no_due_date"),
+    ],
+    chart=lambda rows: _stacked(rows, x="period", parts=LESSON_PARTS),
+    measures=("lessons",),
+    empty="No lessons completed in this period.",
+)
+
 PERSON_PANELS = (
     PanelSpec(
         key="kpis",
@@ -592,21 +610,7 @@ PERSON_PANELS = (
         measures=(Measure.FCR, Measure.CES),
         empty="No FCR or CES answers for these filters.",
     ),
-    PanelSpec(
-        key="lessons",
-        title="Lessons completed",
-        rows=_lesson_periods,
-        columns=[
-            ("period", "period_start"),
-            ("completed", "completed"),
-            ("on_time", "on_time"),
-            ("late", "late"),
-            ("undated", "no_due_date"),
-        ],
-        chart=lambda rows: _stacked(rows, x="period", parts=LESSON_PARTS),
-        measures=("lessons",),
-        empty="No lessons completed in this period.",
-    ),
+    LESSONS,
     PanelSpec(
         key="lessons_by_standard",
         title="Lessons by standard",
@@ -640,21 +644,7 @@ TRAINER_PANELS = (
         note="Lesson completions on each standard the lesson is tagged with: on time, late, no due date.",
         empty="No lessons on a standard completed in this period.",
     ),
-    PanelSpec(
-        key="lessons",
-        title="Lessons completed over time",
-        rows=_lesson_periods,
-        columns=[
-            ("period", "period_start"),
-            ("completed", "completed"),
-            ("on_time", "on_time"),
-            ("late", "late"),
-            ("undated", "no_due_date"),
-        ],
-        chart=lambda rows: _stacked(rows, x="period", parts=LESSON_PARTS),
-        measures=("lessons",),
-        empty="No lessons completed in this period.",
-    ),
+    replace(LESSONS, title="Lessons completed over time"),
     PanelSpec(
         key="by_location",
         title="Training by location",
