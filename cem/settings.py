@@ -8,9 +8,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 from alignment.beat import BEAT_SCHEDULE as _alignment_beat
 from audits.beat import BEAT_SCHEDULE as _audits_beat
+from cem.queues import DEFAULT as DEFAULT_QUEUE
+from cem.queues import QUEUES
 from feedback.beat import BEAT_SCHEDULE as _feedback_beat
 from incentives.beat import BEAT_SCHEDULE as _incentives_beat
 from learning.beat import BEAT_SCHEDULE as _learning_beat
@@ -131,6 +134,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=TESTING)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Queues by priority (cem/queues.py): alerts, rollups, bulk, default. A worker started without -Q
+# consumes all four (./run); production runs a pool per queue (docker-compose.yml).
+# Each queue bound under its own key (left out, Celery binds all four under "default", so anything
+# published to that exchange by key would be copied into every queue).
+CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in QUEUES)
+CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
+CELERY_TASK_ROUTES = ("cem.queues.route",)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "events-sweep": {"task": "cem.events_sweep", "schedule": timedelta(seconds=30)},
