@@ -26,7 +26,7 @@ def _queue_of(name, args=(), kwargs=None) -> str:
 
 def test_every_registered_task_is_named_and_no_name_is_stale(registered_tasks):
     assert registered_tasks - set(queues.TASK_QUEUES) == set(), "add new tasks to cem/queues.py TASK_QUEUES"
-    assert set(queues.TASK_QUEUES) - registered_tasks == set(), "TASK_QUEUES names a task that no longer exists"
+    assert set(queues.TASK_QUEUES) - registered_tasks == set(), "TASK_QUEUES names a task that is gone"
     assert set(queues.TASK_QUEUES.values()) <= set(queues.QUEUES)
     for name in registered_tasks:
         assert _queue_of(name) == queues.TASK_QUEUES[name]
