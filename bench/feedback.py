@@ -737,6 +737,42 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def raw_post_statements(w: World, bench_url: str) -> list[str]:
+    """The SQL one real POST ran, with its values inlined: what raw PostgreSQL replays in (d)."""
+    import psycopg
+    from django.db import connection
+    from django.test import Client
+
+    captured: list[tuple] = []
+
+    def capture(execute, sql, params, many, context):
+        captured.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        r = Client().post("/api/v1/responses/", post_body(w), content_type="application/json", headers=headers(w))
+    assert r.status_code == 201, r.content
+    with psycopg.connect(bench_url) as conn, psycopg.ClientCursor(conn) as cur:
+        return [cur.mogrify(sql, params) for sql, params in captured]
+
+
+def bench_raw_post(bench_url: str, statements: list[str], clients: int, seconds: int) -> float:
+    """Responses/s when pgbench sends the POST's statements itself: no HTTP, no Python, no RLS
+    (the owner), parsed and planned per statement as a client without prepared statements would."""
+    script = Path(tempfile.mkstemp(suffix=".sql")[1])
+    script.write_text("".join(" ".join(s.split()) + ";\n" for s in statements))
+    try:
+        out = subprocess.run(  # noqa: S603 - our own command line
+            [shutil.which("pgbench") or "pgbench", "-n", "-M", "simple", "-c", str(clients), "-j", str(min(clients, 2)),
+             "-T", str(seconds), "-f", str(script), bench_url],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        script.unlink()
+    tps = [line for line in out.splitlines() if line.startswith("tps")]
+    return float(tps[0].split("=")[1].split()[0])
+
+
 def bench_post(
     owner, w: World, bench_url: str, seconds: int, workers: int = 4, threads: int = 0
 ) -> list[tuple]:
@@ -815,6 +851,12 @@ def bench_post(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    if shutil.which("pgbench"):
+        statements = raw_post_statements(w, bench_url)
+        for i, clients in enumerate((1, 8)):
+            rate = bench_raw_post(bench_url, statements, clients, seconds)
+            print(f"  raw pgbench clients={clients}: {rate:,.0f}/s; load {os.getloadavg()[0]:.2f}", flush=True)
+            results[i] = (*results[i], rate)
     return results
 
 
@@ -950,11 +992,11 @@ def print_post(r: dict, args) -> None:
             f"{args.post_seconds} s per run)\n"
         )
         table(
-            ["clients", "responses/s", "requests", "not 201", "stored", "CPU ms/request: gunicorn", "postgres", "client"],
+            ["clients", "responses/s", "raw pgbench/s", "requests", "not 201", "stored", "CPU ms/request: gunicorn", "postgres", "client"],
             [
-                [str(c), f"{rate:,.0f}", str(total), str(bad), str(stored), f"{cpu['web']:.2f}", f"{cpu['db']:.2f}",
-                 f"{cpu['client']:.2f}"]
-                for c, rate, total, bad, stored, _, cpu in r["post"]
+                [str(c), f"{rate:,.0f}", f"{raw[0]:,.0f}" if raw else "—", str(total), str(bad), str(stored),
+                 f"{cpu['web']:.2f}", f"{cpu['db']:.2f}", f"{cpu['client']:.2f}"]
+                for c, rate, total, bad, stored, _, cpu, *raw in r["post"]
             ],
         )  # fmt: skip
 
