@@ -421,7 +421,7 @@ def _metrics_upsert(org_id: int, rows: list[_Metric]) -> dict[tuple, tuple[int, 
                 SET value = EXCLUDED.value, source = EXCLUDED.source, updated_at = EXCLUDED.updated_at
                 WHERE m.value IS DISTINCT FROM EXCLUDED.value
             RETURNING id, location_id, period, period_start, kind, (xmax = 0)
-            """,  # noqa: S608 - the model's table name
+            """,  # noqa: S608 - the model's table name  # nosec B608
             [
                 org_id,
                 [r.location_id for r in rows],
@@ -445,7 +445,7 @@ def _metric_ids(org_id: int, rows: list[_Metric]) -> dict[tuple, int]:
                 AS t(location_id, period, period_start, kind)
                 USING (location_id, period, period_start, kind)
             WHERE m.organization_id = %s
-            """,  # noqa: S608 - the model's table name
+            """,  # noqa: S608 - the model's table name  # nosec B608
             [
                 [r.location_id for r in rows],
                 [r.period for r in rows],
@@ -596,7 +596,7 @@ def _transactions_upsert(
                     IS DISTINCT FROM (EXCLUDED.customer_id, EXCLUDED.location_id, EXCLUDED.occurred_on,
                                       EXCLUDED.amount)
             RETURNING id, external_id, (xmax = 0)
-            """,  # noqa: S608 - the model's table name
+            """,  # noqa: S608 - the model's table name  # nosec B608
             [
                 org_id,
                 [r.external_id for r in rows],

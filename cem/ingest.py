@@ -414,7 +414,7 @@ def ids_by_external_id(table: str, org_id: int, refs) -> dict[str, int]:
     with connection.cursor() as cur:
         cur.execute(
             f"SELECT external_id, id FROM {connection.ops.quote_name(table)}"  # noqa: S608 - model's table name
-            " WHERE organization_id = %s AND external_id = ANY(%s::text[])",
+            " WHERE organization_id = %s AND external_id = ANY(%s::text[])",  # nosec B608 # the identifiers are the models' own table names; every value is a bound parameter
             [org_id, list(refs)],
         )
         return dict(cur.fetchall())

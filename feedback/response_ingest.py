@@ -287,7 +287,7 @@ LEFT JOIN LATERAL (
 ) v ON true
 LEFT JOIN {Question._meta.db_table} q ON q.organization_id = %(org)s AND q.version_id = v.id
 ORDER BY q.page, q.position, q.id
-"""  # noqa: S608 - the models' own table and column names
+"""  # noqa: S608 - the models' own table and column names  # nosec B608
 
 
 def _split_multi(questions: list[Question], values: dict) -> dict:
@@ -511,7 +511,7 @@ WITH ins AS (
 )
 SELECT ins.id, ev.id, (SELECT json_agg(json_build_array(ans.question_id, ans.id)) FROM ans)::text
 FROM ins, ev
-"""  # noqa: S608 - the models' own table names
+"""  # noqa: S608 - the models' own table names  # nosec B608
 
 
 def _record_one(organization, org_id: int, actor: Actor, row: _Clean, questions) -> Response | None:
@@ -813,7 +813,7 @@ def _write(organization, org_id: int, rows: list[_Clean], now: dt.datetime) -> d
                 JOIN r ON r.id = a.response_id
             )
             SELECT r.row_no, ins.id FROM ins JOIN r USING (id)
-            """,  # noqa: S608 - table names are the models' own
+            """,  # noqa: S608 - table names are the models' own  # nosec B608
             {"org": org_id, **r_cols, **a_cols},
         )
         return dict(cur.fetchall())

@@ -1373,7 +1373,7 @@ class LearningSeeder:
                  WHERE organization_id = %s AND standard_id = ANY(%s) AND employee_id IS NOT NULL
                    AND number IS NOT NULL AND question_type = ANY(%s)
                  ORDER BY standard_id, employee_id, submitted_at
-                """,  # noqa: S608 - the table name is the model's, the values are parameters
+                """,  # noqa: S608 - the table name is the model's, the values are parameters  # nosec B608
                 [self.org.pk, std_ids, list(GAP_TYPES)],
             )
             for std, emp, at, number in cur.fetchall():
@@ -1705,7 +1705,7 @@ class LearningSeeder:
                               %s::numeric[], %s::numeric[]) AS v(std, emp, t0, t1, delta, high)
                  WHERE a.organization_id = %s AND a.standard_id = v.std AND a.employee_id = v.emp
                    AND a.submitted_at >= v.t0 AND a.submitted_at < v.t1 AND a.number IS NOT NULL
-                """,  # noqa: S608 - the table name is the model's, the values are parameters
+                """,  # noqa: S608 - the table name is the model's, the values are parameters  # nosec B608
                 [
                     list(cols[0]),
                     list(cols[1]),
