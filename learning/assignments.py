@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from cem import webhooks
 from cem.models import Employee, Location, Membership, Organization, OutboxEvent, Role, Team
 from cem.principals import Actor
 from cem.scoping import scope_queryset
@@ -82,6 +83,12 @@ def learning_settings_save(*, organization, actor: Actor, data: dict) -> Learnin
         row.lrs_secret, changes["lrs_secret"] = secret, "changed"
     if row.lrs_url and not row.lrs_url.lower().startswith("https://"):
         raise ValidationError({"lrs_url": "Use an https address (statements are personal data)."})
+    if "lrs_url" in changes and row.lrs_url:
+        # The same SSRF rule as webhooks: in production, only hosts with public addresses.
+        try:
+            webhooks.check_url(row.lrs_url)
+        except webhooks.UnsafeDestination as exc:
+            raise ValidationError({"lrs_url": str(exc)}) from None
     if row.lrs_url and not row.lrs_secret:
         # learning.xapi.forward sends nothing unsigned.
         raise ValidationError({"lrs_secret": "Set a signing secret to forward statements to the LRS."})
