@@ -100,6 +100,11 @@ def _clear_cache():
 
 @pytest.fixture
 def world(db) -> World:
+    return build_world()
+
+
+def build_world() -> World:
+    """The two tenants and the personas; for fixtures of a wider scope than ``world``."""
     a = _tenant("Acme", "acme", {"a-n1": "north", "a-n2": "north", "a-s1": "south"})
     b = _tenant("Beta", "beta", {"b-1": "main"})
     users = {
