@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from kombu import Queue
 
 from alignment.beat import BEAT_SCHEDULE as _alignment_beat
@@ -54,6 +55,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "axes",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "feedback.apps.FeedbackConfig",
     "audits.apps.AuditsConfig",
     "learning.apps.LearningConfig",
@@ -63,12 +67,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "cem.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -175,6 +181,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_LOCKOUT_CALLABLE = "cem.login.lockout_response"  # a page (429) saying how long to wait
+# Two-factor is optional per user (cem/two_factor.py): the account page enrols an authenticator app.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="CEM")
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -269,6 +278,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cem@localhost")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the cookie-less meta tag; keep Django's default
+# Nothing is framed, the feedback widget included: widget.js builds its pop-up in the host page's
+# own DOM and talks to JSON endpoints, so DENY (and frame-ancestors 'none') holds everywhere.
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -281,6 +292,28 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Content-Security-Policy (django-csp). Scripts come only from our static files; an inline script
+# needs the request's nonce ({{ request.csp_nonce }}), and no handler attributes (onclick=) run.
+# No 'unsafe-eval': htmx runs without eval (no hx-on / js: values) and plotly's SVG charts don't
+# use it. Styles allow 'unsafe-inline' because plotly sets style attributes and injects <style>
+# rules at run time, as htmx does for its indicator class; CSS cannot run script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        # data: for plotly's and Swagger UI's inline icons, blob: for plotly's PNG download, https:
+        # for images in lesson bodies (learning/rendering.py lets web addresses through).
+        "img-src": [SELF, "data:", "blob:", "https:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -1,17 +1,30 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from cem import views
+from cem import views, views_account
 from cem.health import healthz
+from cem.login import LoginCodeView, LoginView
 
 
 def favicon(request):
     # Browsers ask for /favicon.ico on pages that do not name an icon (a 404 on every page otherwise).
     return HttpResponsePermanentRedirect(static("cem/favicon.svg"))
+
+
+def admin_login(request):
+    # Staff sign in through the site's login, so lockout and two-factor apply to /admin/ too.
+    return redirect_to_login(request.GET.get("next") or "/admin/", login_url="login")
+
+
+handler400 = "cem.errors.bad_request"
+handler403 = "cem.errors.permission_denied"
+handler404 = "cem.errors.page_not_found"
+handler500 = "cem.errors.server_error"
 
 
 urlpatterns = [
@@ -20,8 +33,12 @@ urlpatterns = [
     path("api/v1/", include("cem.api.urls")),
     path("favicon.ico", favicon),
     path("", views.HomeView.as_view(), name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
+    path("login/code/", LoginCodeView.as_view(), name="login_code"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", views_account.AccountView.as_view(), name="account"),
+    path("account/password/", views_account.PasswordChangeView.as_view(), name="account_password"),
+    path("account/two-factor/", views_account.TwoFactorSetupView.as_view(), name="account_two_factor"),
     path("organization/switch/", views.organization_switch, name="organization_switch"),
     path("interactions/", views.InteractionListView.as_view(), name="interactions"),
     path("manage/", include("cem.manage_urls")),
@@ -34,6 +51,8 @@ urlpatterns = [
     path("r/", include("feedback.public_urls")),
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api_docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script under the CSP.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api_docs"),
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
 ]
