@@ -4,6 +4,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from cem.db.replica import replica_reads
 from cem.permissions import role_can
 from cem.principals import Actor
 from cem.scoping import scope_queryset
@@ -17,6 +18,8 @@ class TenantPageMixin(LoginRequiredMixin):
     """
 
     required_action: str = ""
+    # Dashboards and charts set this: their GETs read from the replica alias (cem/db/replica.py).
+    reads_from_replica: bool = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -31,6 +34,9 @@ class TenantPageMixin(LoginRequiredMixin):
             raise Http404("You are not a member of any organization.")
         if not self.required_action or not role_can(request.membership.role, self.required_action):
             raise PermissionDenied
+        if self.reads_from_replica and request.method in ("GET", "HEAD"):
+            with replica_reads():
+                return super().dispatch(request, *args, **kwargs)
         return super().dispatch(request, *args, **kwargs)
 
     @property

@@ -118,6 +118,22 @@ DATABASES["default"]["OPTIONS"] = {
     "assume_role": env.str("DB_APP_ROLE", default="cem_app"),
 }
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_cem")}
+# Dashboards and charts read from the "replica" alias (cem/db/replica.py: views that declare
+# reads_from_replica, GETs only, never inside a transaction on the primary). DATABASE_REPLICA_URL
+# names a streaming replica; unset, the alias points at the primary and routing is off unless
+# READ_REPLICA=true (a second connection to the same server, as the tests and the scale-out demo do).
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+_replica = env.db_url_config(DATABASE_REPLICA_URL) if DATABASE_REPLICA_URL else dict(DATABASES["default"])
+DATABASES["replica"] = {
+    **_replica,
+    "ENGINE": "cem.db",  # the same role drop and tenant GUC as the primary, so RLS holds there too
+    "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+    "CONN_HEALTH_CHECKS": True,
+    "OPTIONS": {**_replica.get("OPTIONS", {}), "assume_role": DATABASES["default"]["OPTIONS"]["assume_role"]},
+    "TEST": {"MIRROR": "default"},
+}
+READ_REPLICA = env.bool("READ_REPLICA", default=bool(DATABASE_REPLICA_URL))
+DATABASE_ROUTERS = ["cem.db.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: broker, cache, rate limits ------------------------------------------------------

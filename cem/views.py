@@ -13,6 +13,7 @@ from cem.pages import TenantPageMixin
 class HomeView(TenantPageMixin, TemplateView):
     template_name = "cem/home.html"
     required_action = "organization.view"
+    reads_from_replica = True
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)

@@ -168,6 +168,7 @@ def _id(request, name: str) -> int | None:
 
 class _OverviewViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
     queryset = Location.objects  # the cross-tenant sweep needs a model; reads go through selectors
+    reads_from_replica = True
     resource = "alignment"
     api_app = "alignment"
     pagination_class = None

@@ -173,6 +173,7 @@ class RollupViewSet(TenantReadOnlyViewSet):
 
     queryset = Rollup.objects
     serializer_class = RollupSerializer
+    reads_from_replica = True
     resource = "alignment"
     api_app = "alignment"
     filterset_class = RollupFilter
@@ -244,6 +245,7 @@ class StoreDashboardViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
     api_app = "alignment"
     pagination_class = None
     serializer_class = StoreSerializer
+    reads_from_replica = True
 
     def safely_get_queryset(self, queryset):
         return queryset.select_related("region")

@@ -123,6 +123,7 @@ class AlignmentScoreViewSet(TenantReadOnlyViewSet):
 
     queryset = AlignmentScore.objects
     serializer_class = AlignmentScoreSerializer
+    reads_from_replica = True
     filterset_class = AlignmentScoreFilter
     pagination_class = AlignmentScorePagination
     resource = "alignment"

@@ -79,6 +79,7 @@ class PanelSpec:
 
 class DashboardPage(TenantPageMixin, TemplateView):
     required_action = "alignment.view"
+    reads_from_replica = True
     body_template = ""
     panel_url_name = ""
     panel_specs: tuple[PanelSpec, ...] = ()

@@ -11,6 +11,7 @@ from rest_framework import viewsets
 
 from cem.api.authentication import ApiKeyAuthentication, TenantSessionAuthentication
 from cem.api.permissions import RolePermission, caller_role
+from cem.db.replica import replica_reads
 from cem.principals import Actor
 from cem.scoping import scope_queryset
 
@@ -22,6 +23,8 @@ class TenantViewSetMixin:
     permission_classes = [RolePermission]
     resource: str = ""
     api_app: str = "core"
+    # Dashboard and chart endpoints set this: their GETs read from the replica alias (cem/db/replica.py).
+    reads_from_replica: bool = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -35,6 +38,12 @@ class TenantViewSetMixin:
             raise TypeError(f"{cls.__name__} must keep RolePermission")
         if "authentication_classes" in cls.__dict__:
             raise TypeError(f"{cls.__name__} may not change authentication_classes")
+
+    def dispatch(self, request, *args, **kwargs):
+        if self.reads_from_replica and request.method in ("GET", "HEAD"):
+            with replica_reads():
+                return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
 
     # --- what subclasses may customise ---------------------------------------------------------
     def safely_get_queryset(self, queryset):

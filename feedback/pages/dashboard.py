@@ -81,6 +81,7 @@ def topics_chart(rows: list[tuple], names: dict[int, str]) -> dict | None:
 class DashboardPage(TenantPageMixin, TemplateView):
     template_name = "feedback/dashboard.html"
     required_action = "responses.view"
+    reads_from_replica = True
 
     def get_template_names(self):
         # An htmx filter change swaps only the body; a full load renders the whole page.

@@ -381,6 +381,7 @@ def chart_data(*, org, now=None) -> dict:
 class ChartsPage(TenantPageMixin, TemplateView):
     template_name = "incentives/manage/charts.html"
     required_action = "reward_rules.view"
+    reads_from_replica = True
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
