@@ -148,18 +148,24 @@ def deliver_on_commit(tenant_id: int, event_id: int) -> None:
         from cem.tasks import events_deliver, events_deliver_pending
         from cem.throttle import set_once
 
-        try:
-            if settings.CELERY_TASK_ALWAYS_EAGER:
-                # Tests and one-process runs: deliver this very event here and now, in order.
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            # Tests and one-process runs: deliver this very event here and now, in order.
+            try:
                 events_deliver.delay(tenant_id, event_id)
-            elif set_once(DOORBELL_KEY, ttl=DOORBELL_TTL):
+            except (KombuOperationalError, ConnectionError, OSError):
+                logger.warning("broker unavailable; event %s left for the sweep", event_id)
+            return
+        try:
+            if set_once(DOORBELL_KEY, ttl=DOORBELL_TTL):
                 # One task drains every event committed until it starts; commits that find the
                 # doorbell already rung ride along. A Celery message per event cost a fifth of a
                 # single-response POST (bench/profile_post.py); SET NX costs one round trip.
                 events_deliver_pending.delay()
-        except (KombuOperationalError, ConnectionError, OSError):
-            # A broker outage must not fail a committed write: the periodic sweep delivers it.
-            logger.warning("broker unavailable; event %s left for the sweep", event_id)
+        except Exception as exc:
+            # The write has committed: whatever fails here (Redis or the broker down, a timeout)
+            # must not turn it into an error for the caller. The event stays undispatched in the
+            # outbox, where the next doorbell's drain or beat's events_sweep delivers it.
+            logger.warning("broker unavailable (%r); event %s left for the sweep", exc, event_id)
 
     transaction.on_commit(kick)
 

@@ -69,3 +69,17 @@ class IdempotencyRecord(TenantModel):
             models.UniqueConstraint(fields=["organization", "principal", "key"], name="idempotency_key_uniq")
         ]
         indexes = [models.Index(fields=["organization", "created_at"], name="idempotency_org_created")]
+
+
+class BeatClaim(models.Model):
+    """When a beat entry was last sent, by whichever beat process claimed it (cem/beat.py).
+
+    Not tenant data: one row per schedule entry, written by the scheduler before it sends.
+    """
+
+    name = models.CharField(max_length=200, primary_key=True)
+    sent_at = models.DateTimeField()
+    sent_by = models.CharField(max_length=200, blank=True)
+
+    def __str__(self):
+        return f"{self.name} @ {self.sent_at:%Y-%m-%d %H:%M:%S}"
