@@ -259,6 +259,10 @@ SPECTACULAR_SETTINGS = {
     },
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
+# How many proxies of ours (load balancer, TLS terminator) append to X-Forwarded-For: per-address
+# limits (public pages, sign-in) read the address the outermost of them saw (cem/throttle.py).
+# Leave 0 when clients reach gunicorn directly, or every address could be forged.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 IDEMPOTENCY_TTL = timedelta(hours=24)
 BULK_INGEST_MAX_ROWS = 10_000
 # Outgoing webhooks may reach private and loopback addresses (a local test receiver) only outside production.
