@@ -128,7 +128,8 @@ def psql(url: str, sql: str) -> str:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(sql).fetchall() if sql.lstrip().upper().startswith("SELECT") else []
+        cursor = conn.execute(sql)
+        rows = cursor.fetchall() if sql.lstrip().upper().startswith("SELECT") else []
         if not rows:
             return ""
         return "\n".join("|".join(str(c) for c in r) for r in rows)
