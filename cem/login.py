@@ -28,7 +28,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp import login as otp_login
 
-from cem import two_factor
+from cem import public_throttle, two_factor
 
 PENDING_KEY = "cem_two_factor_pending"
 PENDING_SECONDS = 300
@@ -39,16 +39,34 @@ def lockout_response(request, original_response=None, credentials=None):
     cool_off = get_cool_off(request)
     minutes = math.ceil(cool_off.total_seconds() / 60) if cool_off else None
     # Rendered now: axes' middleware returns it after the view, too late for a TemplateResponse.
-    return render(
+    response = render(
         request,
         "registration/lockout.html",
         {"failure_limit": get_failure_limit(request, credentials), "minutes": minutes},
         status=429,
     )
+    if cool_off:
+        response["Retry-After"] = str(max(1, math.ceil(cool_off.total_seconds())))
+    return response
 
 
 class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        # axes locks one account after repeated failures; this caps one address trying many.
+        wait = public_throttle.wait_seconds(request, "login")
+        if wait:
+            # Unbound: binding the POST would clean it, and AuthenticationForm.clean signs in.
+            form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")})
+            form.cleaned_data = {}  # add_error expects it; an unbound form never cleans
+            minutes = math.ceil(wait / 60)
+            form.add_error(
+                None, f"Too many sign-in attempts from your network. Try again in {minutes} minute(s)."
+            )
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            return public_throttle.with_retry_after(response, wait)
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
         user = form.get_user()

@@ -22,6 +22,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views import View
 
+from cem import public_throttle
 from cem.models import Interaction, Touchpoint
 from cem.principals import Actor
 from cem.tenancy import tenant_context, unscoped
@@ -236,8 +237,15 @@ class PublicSurveyView(View):
         if request.method == "POST" and ballot.content_length(request) > MAX_BODY:
             lang = choose_language(_NoSurvey, accept_language=request.headers.get("Accept-Language", ""))
             return _message_page(request, "too_large", lang, 413)
+        wait = public_throttle.blocked_for(request, "unknown_token")
+        if not wait and request.method == "POST":
+            wait = public_throttle.wait_seconds(request, "respond_post")
+        if wait:
+            lang = choose_language(_NoSurvey, accept_language=request.headers.get("Accept-Language", ""))
+            return _message_page(request, "slow_down", lang, 429, retry_after=wait)
         found = self.find(token) if 8 <= len(token) <= 200 else None
         if found is None:
+            public_throttle.wait_seconds(request, "unknown_token")
             lang = choose_language(_NoSurvey, accept_language=request.headers.get("Accept-Language", ""))
             return _message_page(request, "not_found", lang, 404)
         org_id, pk = found

@@ -17,6 +17,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+from cem import public_throttle
 from cem.models import Customer, Organization
 from cem.principals import Actor
 from cem.services import customer_opt_out
@@ -48,6 +49,10 @@ def _invalid(request):
     return render(request, "feedback/unsubscribe_invalid.html", status=404)
 
 
+def _slow_down(request):
+    return render(request, "feedback/unsubscribe_invalid.html", {"slow_down": True}, status=429)
+
+
 @method_decorator([csrf_exempt, never_cache], name="dispatch")
 class UnsubscribeView(View):
     model = Customer
@@ -55,8 +60,14 @@ class UnsubscribeView(View):
     template_name = "feedback/unsubscribe.html"
 
     def dispatch(self, request, *args, token: str, **kwargs):
+        wait = public_throttle.blocked_for(request, "unknown_token") or public_throttle.wait_seconds(
+            request, "unsubscribe"
+        )
+        if wait:
+            return public_throttle.with_retry_after(_slow_down(request), wait)
         ref = read_unsubscribe_token(token)
         if ref is None:
+            public_throttle.wait_seconds(request, "unknown_token")
             return _invalid(request)
         organization_id, customer_id = ref
         # The tenant comes from the signed token, whoever (if anyone) is signed in.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
@@ -19,6 +19,7 @@ from django.utils.translation import get_language_from_request
 from django.views.generic import DetailView, ListView, TemplateView, View
 from django.views.generic.detail import SingleObjectMixin
 
+from cem import public_throttle
 from cem.models import Organization, SkillCategory
 from cem.pages import TenantPageMixin
 from cem.tenancy import tenant_context, unscoped
@@ -408,9 +409,20 @@ class CertificateVerifyPage(View):
     model = PathCertificate  # for the sweep: the code is looked up across tenants, never an id
 
     def get(self, request, code):
+        wait = public_throttle.blocked_for(request, "unknown_token") or public_throttle.wait_seconds(
+            request, "certificate_verify"
+        )
+        if wait:
+            refusal = HttpResponse(
+                "Too many certificate checks from your network. Please try again later.",
+                status=429,
+                content_type="text/plain; charset=utf-8",
+            )
+            return public_throttle.with_retry_after(refusal, wait)
         with unscoped():
             cert = PathCertificate.objects.filter(code=code).values("organization_id", "pk").first()
         if cert is None:
+            public_throttle.wait_seconds(request, "unknown_token")
             raise Http404
         with tenant_context(cert["organization_id"]):
             certificate = PathCertificate.objects.select_related("path").get(pk=cert["pk"])
