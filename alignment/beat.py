@@ -25,6 +25,11 @@ BEAT_SCHEDULE["alignment-scores-refresh"] = {
     "task": "alignment.scores_refresh_dispatch",
     "schedule": crontab(minute=45, hour=3),
 }
+# Scores queued by rollup changes whose drain did not come (alignment/score_queue.py).
+BEAT_SCHEDULE["alignment-scores-drain-sweep"] = {
+    "task": "alignment.scores_drain_sweep",
+    "schedule": 60.0,
+}
 BEAT_SCHEDULE["alignment-month-close"] = {
     "task": "alignment.month_close_dispatch",
     "schedule": crontab(minute=30, hour=5),

@@ -2,7 +2,8 @@
 
 Each brings the rollup in line with the raw data of just the objects its event names
 (alignment.rollups.apply: idempotent, a rescore/reversal/erasure applies only the difference),
-then has the alignment scores of the touched scopes and periods recomputed.
+then queues the touched keys for the alignment scores (alignment.score_queue), which are
+recomputed by their own task after this transaction commits.
 
 A shop visit publishes AuditPublished and a monitored call EvaluationPublished and AuditPublished;
 either way the rows are keyed by the audit in RollupSource, so it is counted once.
@@ -10,7 +11,7 @@ either way the rows are keyed by the audit in RollupSource, so it is counted onc
 
 from __future__ import annotations
 
-from alignment import rollups
+from alignment import rollups, score_queue
 from alignment.models import RollupSource
 from cem.events import handles
 
@@ -20,9 +21,7 @@ Kind = RollupSource.Kind
 def _apply(event, kind: str, ids) -> None:
     touched = rollups.apply(event.organization_id, kind, ids)
     if touched:
-        from alignment import scores
-
-        scores.recompute_touched(event.organization_id, touched)
+        score_queue.enqueue(event.organization_id, touched)
 
 
 @handles("ResponseReceived", name="alignment.rollup_response")

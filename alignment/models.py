@@ -20,6 +20,7 @@ from decimal import Decimal
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from cem.models import InteractionCategory
 from cem.tenancy import TenantModel
@@ -198,6 +199,92 @@ class PeriodKind(models.TextChoices):
     WEEK = "week", "Week"
     MONTH = "month", "Month"
     QUARTER = "quarter", "Quarter"
+
+
+# The measures the alignment scores read (alignment.score_inputs.STANDARD_MEASURES): the ones
+# PeriodRollup keeps.
+PERIOD_MEASURES = (
+    Measure.STD_FEEDBACK,
+    Measure.STD_AUDIT,
+    Measure.STD_MONITORING,
+    Measure.LESSON_STD,
+    Measure.POINTS,
+)
+
+
+class PeriodRollup(TenantModel):
+    """The rollup's score measures summed per period (day, ISO week, month, quarter) and location,
+    over employees, channels, touchpoints and segments.
+
+    What the organization-, region- and location-level alignment scores of an event read
+    (alignment.score_inputs.gather_touched): a quarter of the whole organization is a few thousand
+    rows here, where the rollup holds a row per employee and day. Derived from ``Rollup`` in the
+    same transaction as every change to it (alignment.rollups.apply_points, and a statement
+    trigger on alignment_rollup for every other writer: see migration 0004). ``rows`` counts the
+    rollup rows the sums cover, so a group exists exactly while some rollup row does (a GROUP BY
+    over the rollup returns groups of all-zero rows too, and the scores list what they find).
+    """
+
+    period = models.CharField(max_length=8, choices=PeriodKind.choices)
+    period_start = models.DateField()
+    location = _ref("cem.Location", null=True, blank=True)
+    standard = _ref("cem.Standard", null=True, blank=True)
+    category = models.CharField(max_length=12, choices=InteractionCategory.choices, blank=True)
+    measure = models.CharField(max_length=16, choices=Measure.choices)
+    rows = models.BigIntegerField(default=0)
+    n = models.BigIntegerField(default=0)
+    total = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
+    sumsq = models.DecimalField(max_digits=24, decimal_places=4, default=Decimal(0))
+    top = models.BigIntegerField(default=0)
+    bottom = models.BigIntegerField(default=0)
+
+    class Meta(TenantModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "period",
+                    "period_start",
+                    "location",
+                    "standard",
+                    "category",
+                    "measure",
+                ],
+                name="period_rollup_key",
+                nulls_distinct=False,
+            )
+        ]
+
+
+class RollupGeneration(TenantModel):
+    """A counter per location (and one for rows with no location), raised in the transaction of
+    every change to that location's rollup rows. The store dashboard caches a panel's payload
+    under its store's counter (the organization's sum for figures that span stores), so a cached
+    panel is served until the first event that changes it commits (alignment.panel_cache)."""
+
+    location = _ref("cem.Location", null=True, blank=True)
+    generation = models.BigIntegerField(default=0)
+
+    class Meta(TenantModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "location"], name="rollup_generation_key", nulls_distinct=False
+            )
+        ]
+
+
+class PendingScore(TenantModel):
+    """A (local day, location, employee) key whose alignment scores are due: written by the rollup
+    handlers in the rollup change's transaction, taken (deleted) by alignment.scores_drain, which
+    recomputes them in its own transaction after a short debounce (alignment.score_queue)."""
+
+    day = models.DateField()
+    location = _ref("cem.Location", null=True, blank=True)
+    employee = _ref("cem.Employee", null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantModel.Meta):
+        indexes = [models.Index(fields=["organization", "created_at"], name="pending_score_org_created")]
 
 
 class AlignmentScore(TenantModel):

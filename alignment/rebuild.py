@@ -36,7 +36,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from alignment import rollups
+from alignment import rollup_derived, rollups
 from alignment.models import Measure, Rollup, RollupCheck, RollupSource
 from cem.services import _check_tenant
 from feedback.models import QuestionType
@@ -616,15 +616,19 @@ def replace(org, *, sources: bool = True) -> dict:
         timings.update(build_scratch(org_id))
         timings["scratch"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        cur.execute("DELETE FROM alignment_rollup WHERE organization_id = %s", [org_id])
-        cur.execute(
-            f"INSERT INTO alignment_rollup (organization_id, {_KEY}, {', '.join(VALUE_COLUMNS)}, updated_at) "
-            # In the unique key's order: its index is then filled left to right (half the time).
-            f"SELECT %s, {_KEY}, {', '.join(VALUE_COLUMNS)}, now() FROM {SCRATCH} ORDER BY {_KEY}",
-            [org_id],
-        )
-        timings["rollup_rows"] = cur.rowcount
-        timings["swap"] = time.perf_counter() - t0
+        with rollup_derived.by_caller(cur):
+            cur.execute("DELETE FROM alignment_rollup WHERE organization_id = %s", [org_id])
+            cur.execute(
+                f"INSERT INTO alignment_rollup (organization_id, {_KEY}, {', '.join(VALUE_COLUMNS)}, updated_at) "
+                # In the unique key's order: its index is then filled left to right (half the time).
+                f"SELECT %s, {_KEY}, {', '.join(VALUE_COLUMNS)}, now() FROM {SCRATCH} ORDER BY {_KEY}",
+                [org_id],
+            )
+            timings["rollup_rows"] = cur.rowcount
+            timings["swap"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            rollup_derived.refresh(cur, org_id)
+            timings["periods"] = time.perf_counter() - t0
         if sources:
             t0 = time.perf_counter()
             cur.execute("DELETE FROM alignment_rollupsource WHERE organization_id = %s", [org_id])

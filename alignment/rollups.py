@@ -38,6 +38,7 @@ from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from alignment import rollup_derived
 from alignment.models import Measure, Rollup, RollupSource
 from audits.models import Audit, StandardScore
 from cem.models import EmployeeAssignment, Interaction, InteractionEmployee, Organization
@@ -423,24 +424,38 @@ DO UPDATE SET n = alignment_rollup.n + EXCLUDED.n,
               updated_at = EXCLUDED.updated_at
 """
 _ROW = "(%s, %s::date, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
+# Which rows the upsert created (xmax is 0 on a freshly inserted row version): the period sums
+# count the rollup rows they cover (alignment.rollup_derived).
+_RETURNING = (
+    " RETURNING day, location_id, employee_id, standard_id, channel_id, touchpoint_id, segment_id, category,"
+    " measure, xmax = 0"
+)
 _CHUNK = 1000
 
 
 def apply_points(org, rows: dict) -> None:
-    """Add ``{key: values}`` to the rollup with upsert-increments (values may be negative).
+    """Add ``{key: values}`` to the rollup with upsert-increments (values may be negative), and
+    the same differences to what is derived from it (alignment.rollup_derived).
 
     Keys are written in sorted order, so two transactions touching the same rows lock them in
     the same order and cannot deadlock.
     """
     org_id = _check_tenant(org)
     items = sorted(((k, v) for k, v in rows.items() if any(v)), key=lambda kv: repr(kv[0]))
-    with connection.cursor() as cur:
+    if not items:
+        return
+    inserted = set()
+    with connection.cursor() as cur, rollup_derived.by_caller(cur):
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
             params = []
             for key, vals in chunk:
                 params += [org_id, *key, *vals]
-            cur.execute(_UPSERT.format(values=",".join([_ROW] * len(chunk))), params)
+            cur.execute(_UPSERT.format(values=",".join([_ROW] * len(chunk))) + _RETURNING, params)
+            for day, *rest, is_new in cur.fetchall():
+                if is_new:
+                    inserted.add((day.isoformat(), *rest))
+        rollup_derived.apply(cur, org_id, items, inserted)
 
 
 @transaction.atomic

@@ -3,11 +3,13 @@ and the organization's small reference tables. Reads only; the formulas are in a
 
 Two ways to gather the same :class:`ScopeData`:
 
-- :func:`gather_touched` — for the few scopes an event touched: per period, one query of rollup
-  sums per (scope, standard, category, measure) over the period and the two before it (a UNION
-  of one filtered aggregate per scope, summed in the database), one of per-member sums (for
-  the execution ↔ incentives correlation), one of gap-trigger counts. The number of queries
-  depends on the periods and scopes touched, never on how much history there is.
+- :func:`gather_touched` — for the few scopes an event touched: per period, the sums per
+  (scope, standard, category, measure) over the period and the two before it and the per-member
+  sums (for the execution ↔ incentives correlation) — the organization's, regions' and
+  locations' from ``PeriodRollup`` (the rollup summed per period and location, kept in the same
+  transaction as the rollup: a few rows per location whatever the history), teams' and
+  employees' from the rollup by employee — and one query of gap-trigger counts. The number of
+  queries depends on the periods and kinds of scope touched, never on how much history there is.
 - :func:`gather_all` — every scope with data in one period, from one grouped query of the
   period's rollup sums summed up the hierarchy in Python (the full recompute walks periods in
   order and hands the two previous periods' sums along).
@@ -422,10 +424,80 @@ _KIND_CODE = {ORG: 0, REGION: 1, LOCATION: 2, TEAM: 3, EMPLOYEE: 4}
 _CODE_KIND = {v: k for k, v in _KIND_CODE.items()}
 
 
+# Scopes whose sums PeriodRollup holds (no employee dimension needed): read there, a few rows per
+# location and period whatever the history. Teams and employees read the rollup by employee.
+PERIOD_SCOPES = (ORG, REGION, LOCATION)
+
+_PERIOD_ROWS = """
+SELECT period_start, location_id, standard_id, category, measure, n, total, sumsq, top, bottom
+  FROM alignment_periodrollup
+ WHERE organization_id = %(org)s AND period = %(kind)s AND rows > 0
+   AND ((period_start = %(start)s AND measure = ANY(%(standard)s))
+        OR (period_start = %(previous)s AND measure = %(lessons)s)
+        OR (period_start = %(first)s AND measure = ANY(%(execution)s))){locations}
+"""
+
+
+def _period_scopes(ref: Reference, kind: str, start: dt.date, data: dict, scopes: list[Scope]) -> None:
+    """The organization's, regions' and locations' sums of one period from PeriodRollup (one query)."""
+    wanted = [s for s in scopes if s[0] in PERIOD_SCOPES]
+    if not wanted:
+        return
+    previous, first = periods.shift(kind, start, -1), periods.shift(kind, start, -2)
+    params = {
+        "org": ref.org_id,
+        "kind": str(kind),
+        "start": start,
+        "previous": previous,
+        "first": first,
+        "standard": list(STANDARD_MEASURES),
+        "lessons": Measure.LESSON_STD.value,
+        "execution": list(EXECUTION),
+    }
+    locations = ""
+    if ORG_SCOPE not in wanted:
+        regions = {pk for kind_, pk in wanted if kind_ == REGION}
+        params["locations"] = sorted(
+            {pk for kind_, pk in wanted if kind_ == LOCATION}
+            | {loc for loc, reg in ref.region_of.items() if reg in regions}
+        )
+        locations = " AND location_id = ANY(%(locations)s)"
+    bucket_of = {start: 0, previous: 1, first: 2}
+    with connection.cursor() as cur:
+        # Raw, as gather_all: the ORM's per-value converters cost more than the sums.
+        cur.execute(_PERIOD_ROWS.format(locations=locations), params)
+        rows = cur.fetchall()
+    wanted = set(wanted)
+    for period_start, loc, std, cat, measure, *values in rows:
+        bucket = bucket_of[period_start]
+        targets = [ORG_SCOPE]
+        if loc is not None:
+            targets.append((LOCATION, loc))
+            region = ref.region_of.get(loc)
+            if region:
+                targets.append((REGION, region))
+        for scope in targets:
+            if scope not in wanted:
+                continue
+            sd = data[scope]
+            sd.add_std(bucket, (std, cat, measure), values)
+            # The organization's and regions' correlation members are their locations.
+            if bucket == 0 and measure in MEMBER_MEASURES and scope[0] != LOCATION and loc is not None:
+                sd.add_member(loc, (cat, measure), values)
+
+
 def gather_touched(ref: Reference, kind: str, start: dt.date, scopes: Iterable[Scope]) -> dict:
-    """The given scopes' data in one period: three queries whatever the scopes and history."""
+    """The given scopes' data in one period; the number of queries depends on the scope kinds
+    asked for, never on how many scopes or how much history.
+
+    The organization, regions and locations: their sums per (standard, category, measure) in
+    the period and the two before it, and the organization's and regions' per-location sums,
+    from PeriodRollup. Teams and employees: the same sums from the rollup (a UNION of one
+    filtered aggregate per scope, summed in the database). The per-employee sums of locations
+    and teams (their correlation members): the rollup of just those locations and members."""
     scopes = sorted(set(scopes), key=lambda s: (_KIND_CODE[s[0]], s[1]))
     data = {scope: ScopeData(active=True) for scope in scopes}
+    _period_scopes(ref, kind, start, data, scopes)
     first = periods.shift(kind, start, -2)
     previous = periods.shift(kind, start, -1)
     end = periods.end_of(kind, start)
@@ -444,6 +516,8 @@ def gather_touched(ref: Reference, kind: str, start: dt.date, scopes: Iterable[S
     )
     parts = []
     for scope in scopes:
+        if scope[0] in PERIOD_SCOPES:
+            continue
         filters = _scope_filter(ref, scope)
         if filters is None:
             continue
@@ -465,15 +539,20 @@ def gather_touched(ref: Reference, kind: str, start: dt.date, scopes: Iterable[S
             data[scope].add_std(
                 row["bucket"], (row["standard_id"], row["category"], row["measure"]), _values(row)
             )
-    wanted_members = [s for s in scopes if s[0] != EMPLOYEE]
-    if wanted_members:
+    by_employee = [s for s in scopes if s[0] in (LOCATION, TEAM)]
+    places = Q()
+    for scope in by_employee:
+        filters = _scope_filter(ref, scope)
+        if filters is not None:
+            places |= Q(**filters)
+    if places:
         rows = (
-            Rollup.objects.filter(day__gte=start, day__lt=end, measure__in=MEMBER_MEASURES)
+            Rollup.objects.filter(places, day__gte=start, day__lt=end, measure__in=MEMBER_MEASURES)
             .order_by()
             .values("location_id", "employee_id", "category", "measure")
             .annotate(**SUMS)
         )
-        wanted = set(wanted_members)
+        wanted = set(by_employee)
         for row in rows:
             loc, emp = row["location_id"], row["employee_id"]
             for scope in _scopes_of_row(ref, loc, emp):

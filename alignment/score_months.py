@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from alignment import score_periods as periods
 from alignment.models import AlignmentScore, Link, PeriodKind, ScopeKind
-from alignment.scores import _lock
+from alignment.scores import lock
 from cem.events import emit
 from cem.models import OutboxEvent
 from cem.services import _check_tenant
@@ -54,7 +54,7 @@ def month_close(org, *, now: dt.datetime | None = None, month: dt.date | None = 
     month = periods.start_of(PeriodKind.MONTH, month) if month else _month_to_close(tz, now or timezone.now())
     if month is None:
         return None
-    _lock(org_id)
+    lock(org_id)
     key = AlignmentMonth(month.isoformat())
     already = OutboxEvent.objects.filter(
         event_type=EVENT, aggregate_type=type(key).__name__, aggregate_id=key.pk

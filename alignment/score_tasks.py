@@ -6,6 +6,10 @@
 - ``alignment.scores_refresh_dispatch``: beat, nightly — recent periods of every organization
   again, so changes that raise no rollup event (a new standard, lesson or reward rule, the
   hourly lesson-effect snapshots) reach the scores of the current periods.
+- ``alignment.scores_drain(tenant_id)``: the scores of the keys rollup changes queued
+  (alignment/score_queue.py), scheduled by the doorbell a short debounce after the change commits;
+  ``alignment.scores_drain_sweep`` (beat, every minute) drains organizations whose keys waited
+  longer (a doorbell rung while the broker was down, a drain lost with its worker).
 - ``alignment.month_close(tenant_id)`` / ``alignment.month_close_dispatch`` (beat, daily, after the
   refresh): publish last month's store scores once (alignment/score_months.py).
 """
@@ -17,14 +21,23 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
-from alignment import score_months, scores
+from alignment import score_months, score_queue, scores
+from alignment.models import PendingScore
 from cem.models import Organization
 from cem.tasking import TenantTask
 from cem.tenancy import unscoped
 
-__all__ = ["month_close", "month_close_dispatch", "scores_recompute", "scores_refresh_dispatch"]
+__all__ = [
+    "month_close",
+    "month_close_dispatch",
+    "scores_drain",
+    "scores_drain_sweep",
+    "scores_recompute",
+    "scores_refresh_dispatch",
+]
 
 REFRESH_DAYS = 35
+SWEEP_AFTER_SECONDS = 30
 
 
 @shared_task(name="alignment.scores_recompute", base=TenantTask)
@@ -39,6 +52,27 @@ def scores_refresh_dispatch() -> int:
         tenants = list(Organization.objects.order_by("pk").values_list("pk", flat=True))
     for tenant_id in tenants:
         scores_recompute.delay(tenant_id, since)
+    return len(tenants)
+
+
+@shared_task(name="alignment.scores_drain", base=TenantTask)
+def scores_drain(tenant_id: int) -> int:
+    from django.core.cache import cache
+
+    # Cleared before the keys are taken: a change committed from here on rings again.
+    cache.delete(score_queue.DOORBELL.format(tenant_id))
+    return score_queue.drain(tenant_id)
+
+
+@shared_task(name="alignment.scores_drain_sweep")
+def scores_drain_sweep() -> int:
+    cutoff = timezone.now() - dt.timedelta(seconds=SWEEP_AFTER_SECONDS)
+    with unscoped():
+        tenants = sorted(
+            set(PendingScore.objects.filter(created_at__lt=cutoff).values_list("organization_id", flat=True))
+        )
+    for tenant_id in tenants:
+        scores_drain.delay(tenant_id)
     return len(tenants)
 
 

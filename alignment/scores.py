@@ -56,8 +56,9 @@ sampled links: it is rankable only when every link in it is.
 (wide) interval and ``rankable = false``: shown, never ranked. Census figures are exact and
 rankable. A score with no data has no value and says why in ``missing``.
 
-**Incremental.** :func:`recompute_touched` is called by the rollup handlers with the (day,
-location, employee) keys a change touched and recomputes only those scopes (the location, its
+**Incremental.** :func:`recompute_touched` is called with the (day, location, employee) keys
+rollup changes touched — queued by the rollup handlers in the change's transaction and drained
+after it commits (alignment.score_queue) — and recomputes only those scopes (the location, its
 region, the employee, their current team, the organization) in the periods holding each day — and
 refreshes those scopes' existing scores in the two following periods (link 4 reads the two
 periods before its own; none are created there for a scope with no data in them).
@@ -745,7 +746,8 @@ def _save(ref: si.Reference, rows: list[AlignmentScore]) -> list[AlignmentScore]
     return rows
 
 
-def _lock(org_id: int) -> None:
+def lock(org_id: int) -> None:
+    """The organization's recompute lock (transaction-scoped): recomputes run one after another."""
     with connection.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_SPACE, org_id])
 
@@ -775,7 +777,7 @@ def recompute_touched(org, touched: Iterable[tuple]) -> list[AlignmentScore]:
     touched = {(dt.date.fromisoformat(d) if isinstance(d, str) else d, loc, emp) for d, loc, emp in touched}
     if not touched:
         return []
-    _lock(org_id)
+    lock(org_id)
     ref = _reference(org_id)
     si.load_people(ref, {emp for _, _, emp in touched if emp})
     today = timezone.now().astimezone(ref.tz).date()
@@ -798,7 +800,7 @@ def recompute_touched(org, touched: Iterable[tuple]) -> list[AlignmentScore]:
 def recompute(org, scope: str, scope_id: int, period: str, period_start: dt.date) -> list[AlignmentScore]:
     """Recompute one scope's scores in one period (its six rows)."""
     org_id = _check_tenant(org)
-    _lock(org_id)
+    lock(org_id)
     ref = _reference(org_id)
     if scope == si.EMPLOYEE:
         si.load_people(ref, [scope_id])
@@ -821,7 +823,7 @@ def recompute_all(org, *, since: dt.date | None = None) -> int:
     org_id = _check_tenant(org)
     written = 0
     with transaction.atomic():
-        _lock(org_id)
+        lock(org_id)
         ref = _reference(org_id)
         si.load_people(ref)
         now = timezone.now()

@@ -57,6 +57,7 @@ from django.db.models.functions import Trunc
 
 from alignment.filters import GRAINS, DashboardFilters
 from alignment.models import AlignmentScore, Link, Measure, PeriodKind, Rollup, ScopeKind
+from alignment.rollup_derived import generation
 from cem.category_weights import category_weights, raises_priority
 from cem.models import Employee, InteractionCategory, Location, Standard, Touchpoint
 from cem.tenancy import current_tenant_id
@@ -86,6 +87,7 @@ __all__ = [
     "points_awarded",
     "quadrant",
     "region_totals",
+    "rename_standards",
     "rollup_rows",
     "score_trend",
     "standards_heatmap",
@@ -256,6 +258,17 @@ def standard_names(ids) -> dict[int, dict]:
     }
 
 
+def rename_standards(rows: list[dict]) -> list[dict]:
+    """Set the rows' ``standard_code`` and ``standard`` afresh (one query) and sort them by those,
+    stably, so each standard's rows keep their order (rows cached by alignment.panel_cache)."""
+    names = standard_names(r["standard_id"] for r in rows)
+    for r in rows:
+        name = names.get(r["standard_id"], {"code": "", "title": f"#{r['standard_id']}"})
+        r["standard_code"], r["standard"] = name["code"], name["title"]
+    rows.sort(key=lambda r: (r["standard_code"], r["standard"]))
+    return rows
+
+
 def standards_heatmap(
     caller: Caller, filters: DashboardFilters, subject: Subject, measures=tuple(STANDARD_SOURCES)
 ) -> list[dict]:
@@ -382,11 +395,14 @@ def region_totals(filters: DashboardFilters, measures=COMPARISON_MEASURES) -> di
 
     One query over the (organization, measure, day) index, which reads every location's rows
     of the period: the costliest read of a store dashboard, and the same for every store and
-    viewer with the same filters, so it is cached for ``COMPARISON_CACHE_SECONDS`` (keyed by
-    tenant, measures and the resolved filter state — relative periods by their dates)."""
+    viewer with the same filters, so it is cached (keyed by tenant, measures, the resolved filter
+    state — relative periods by their dates — and the organization's rollup generation, which
+    every rollup change raises in its transaction: never stale) for up to
+    ``COMPARISON_CACHE_SECONDS``."""
     key = "alignment:region_totals:" + ":".join(
         [
             str(current_tenant_id()),
+            str(generation(organization=True)),
             ",".join(sorted(str(m) for m in measures)),
             str(filters.start),
             str(filters.end),
@@ -423,8 +439,7 @@ def comparison(
 
     The location's figures are the caller's scoped view (an employee's own rows); the region and
     company figures are aggregates of the whole region / organization, which any viewer of the
-    dashboard may compare against — only totals, never another location's figures. They may lag
-    new data by up to ``COMPARISON_CACHE_SECONDS``."""
+    dashboard may compare against — only totals, never another location's figures."""
     mine = _by_measure(
         rollup_rows(caller, filters, measures, Subject(location=location.pk))
         .values("measure")

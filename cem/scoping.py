@@ -21,6 +21,13 @@ def scope_level(role: str | None) -> str:
     return ROLE_SCOPE.get(role, "none") if role else "none"
 
 
+def scope_of(role: str | None, membership=None) -> tuple[str, object]:
+    """(level, the membership's id at that level): what decides how far the member's reads reach."""
+    level = scope_level(role)
+    attr = _MEMBERSHIP_ATTR.get(level, "")
+    return level, getattr(membership, attr, None) if membership is not None and attr else None
+
+
 def scope_queryset(qs, *, role: str | None, membership=None):
     level = scope_level(role)
     if level == "organization":

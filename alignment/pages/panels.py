@@ -33,7 +33,7 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.views.generic import TemplateView
 
-from alignment import charts
+from alignment import charts, panel_cache
 from alignment.filters import CATEGORIES, GRAINS, PERIODS, DashboardFilters, FilterError, bad_filter_response
 from alignment.selectors import Caller, Subject, filter_options
 from cem.pages import TenantPageMixin
@@ -112,7 +112,7 @@ class DashboardPage(TenantPageMixin, TemplateView):
         if panel_key is None:
             return super().get(request, *args, **kwargs)
         spec = self.spec(panel_key)
-        rows = spec.rows(self)
+        rows = panel_cache.rows(spec, self)
         if fmt == "csv":
             return charts.csv_response(spec.columns, rows, f"{self.export_prefix()}-{spec.key}")
         return HttpResponse(
@@ -169,6 +169,6 @@ class DashboardPage(TenantPageMixin, TemplateView):
                 "categories": CATEGORIES,
                 **filter_options(),
             },
-            panels=[self.panel(spec, spec.rows(self)) for spec in self.permitted_specs()],
+            panels=[self.panel(spec, panel_cache.rows(spec, self)) for spec in self.permitted_specs()],
         )
         return ctx

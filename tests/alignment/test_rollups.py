@@ -106,8 +106,10 @@ def test_compare_reports_a_difference_and_rebuild_repairs_it(gw):
     with tenant_context(gw.org):
         Rollup.objects.filter(measure="std_feedback").update(n=7)
         assert len(rollups.compare(gw.org)) == 1
+        assert_derived_equal(gw.org)  # an UPDATE by anyone reaches the period sums (the trigger)
         rollups.rebuild(gw.org, replace=True)
         assert rollups.compare(gw.org) == {}
+        assert_derived_equal(gw.org)
 
 
 def _run_all(org, event_type, handler):
@@ -190,14 +192,47 @@ def sums_org(org, **kw):
 
 
 def three_ways_equal(org) -> dict:
-    """The stored (incremental) rollup, the Python rebuild and the SQL scratch rebuild agree."""
+    """The stored (incremental) rollup, the Python rebuild and the SQL scratch rebuild agree, and
+    what is derived from the rollup equals a GROUP BY over it."""
     python = rollups.rebuild(org)
     assert rollups.stored(org) == python
     with transaction.atomic():
         rebuild.build_scratch(org)
         assert rebuild.scratch_rows(org) == python
         assert rebuild.compare(org).count == 0
+    assert_derived_equal(org)
     return python
+
+
+def assert_derived_equal(org) -> None:
+    """PeriodRollup holds, per period and group, how many rollup rows there are and their sums
+    (computed here in Python from the rollup rows); every location with rows has a generation."""
+    from alignment import score_periods
+    from alignment.models import PERIOD_MEASURES, PeriodRollup, RollupGeneration
+
+    expected: dict = {}
+    rows = Rollup.objects.filter(organization_id=org.pk, measure__in=PERIOD_MEASURES).values_list(
+        "day", "location_id", "standard_id", "category", "measure", "n", "total", "sumsq", "top", "bottom"
+    )
+    for day, loc, std, cat, measure, *values in rows:
+        for kind, start in score_periods.periods_containing(day):
+            group = (str(kind), start, loc, std, cat, measure)
+            held = expected.setdefault(group, [0, 0, Decimal(0), Decimal(0), 0, 0])
+            for i, v in enumerate((1, *values)):
+                held[i] += v
+    stored = {
+        (p.period, p.period_start, p.location_id, p.standard_id, p.category, p.measure): [
+            p.rows, p.n, p.total, p.sumsq, p.top, p.bottom,
+        ]
+        for p in PeriodRollup.objects.filter(organization_id=org.pk)
+    }  # fmt: skip
+    gone = {k: v for k, v in stored.items() if k not in expected}
+    assert all(v == [0, 0, 0, 0, 0, 0] for v in gone.values()), gone  # groups whose rows were deleted
+    assert {k: v for k, v in stored.items() if k in expected} == expected
+    counted = set(RollupGeneration.objects.filter(organization_id=org.pk, generation__gt=0).values_list(
+        "location_id", flat=True
+    ))  # fmt: skip
+    assert set(Rollup.objects.filter(organization_id=org.pk).values_list("location_id", flat=True)) <= counted
 
 
 _when = st.tuples(st.integers(0, 3), st.integers(0, 23))  # days and hours back from NOW
@@ -454,6 +489,7 @@ def test_replace_writes_the_rollup_and_every_source_as_the_python_rebuild_would(
         timings = rebuild.replace(org)
         assert timings["rollup_rows"] == len(rollups.rebuild(org))
         assert rollups.compare(org) == {}
+        assert_derived_equal(org)
         after = {(s.kind, s.source_id): rollups._from_json(s.rows) for s in RollupSource.objects.all()}
     assert after == {k: v for k, v in before.items() if v}  # sources that add nothing have no row
     # and handlers carry on from there: redelivery adds nothing, a rescore only the difference
@@ -465,6 +501,7 @@ def test_replace_writes_the_rollup_and_every_source_as_the_python_rebuild_would(
         rollups.apply(org, "audit", [audit.pk])
         assert sums_org(org, measure="std_audit") == (n, total + Decimal("9.67"))
         assert rollups.compare(org) == {}
+        assert_derived_equal(org)
 
 
 def _sources_sum(org) -> dict:
@@ -494,6 +531,7 @@ def test_nightly_task_finds_a_corrupted_row_records_it_and_repairs_it(rw, caplog
     with tenant_context(org):
         check = RollupCheck.objects.get(pk=result["check_id"])
         assert rollups.compare(org) == {}
+        assert_derived_equal(org)
         assert rollups.stored(org) == _sources_sum(org)
     assert check.finished_at >= check.started_at and check.rows_compared >= len(rollups_of(org))
     [item] = check.sample
@@ -545,6 +583,7 @@ def test_nightly_task_repairs_a_doubled_source_and_a_later_rescore_moves_it_by_t
         rollups.apply(org, "audit", [audit.pk])  # AuditRescored
         assert sums_org(org, measure="std_audit") == (n, total + Decimal("8.17"))
         assert rollups.compare(org) == {}
+        assert_derived_equal(org)
         assert rollups.stored(org) == _sources_sum(org)
 
 
@@ -563,6 +602,7 @@ def test_a_source_with_stale_rows_on_another_day_is_repaired_on_both(rw):
             len({item["key"]["day"] for item in RollupCheck.objects.get(pk=result["check_id"]).sample}) == 2
         )
         assert rollups.compare(org) == {} and rollups.stored(org) == _sources_sum(org)
+        assert_derived_equal(org)
 
 
 def test_check_without_repair_only_records(rw):
@@ -584,6 +624,7 @@ def test_a_window_checks_only_its_days(rw):
         earlier = rebuild.verify(org, window=rebuild.Window.between(today - dt.timedelta(days=7), today))
         assert earlier.differences > 0 and earlier.repaired
         assert rollups.compare(org) == {}
+        assert_derived_equal(org)
 
 
 def test_other_tenants_rows_are_neither_compared_nor_touched(rw, world):
@@ -632,11 +673,13 @@ def test_management_command_checks_repairs_and_replaces(rw):
     assert "repaired" in out.getvalue()
     with tenant_context(org):
         assert rollups.compare(org) == {}
+        assert_derived_equal(org)
     out = io.StringIO()
     call_command("alignment_rebuild", "--org", org.slug, "--replace", stdout=out)
     assert "replaced with" in out.getvalue()
     with tenant_context(org):
         assert rollups.compare(org) == {}
+        assert_derived_equal(org)
     with pytest.raises(CommandError, match="--org"):
         call_command("alignment_rebuild", "--org", "acme-nowhere")
     with pytest.raises(CommandError, match="--to"):

@@ -301,8 +301,12 @@ def test_threshold_crossing_raises_one_event_per_crossing(sw):
     assert {e["direction"] for e in events[12:]} == {"above"}
 
 
-def test_the_rollup_handler_recomputes_the_scores_of_what_it_touched(world):
+def test_the_rollup_handler_recomputes_the_scores_of_what_it_touched(
+    world, django_capture_on_commit_callbacks
+):
+    """After its transaction commits: inside it, the touched keys are only queued."""
     from alignment import rollups
+    from alignment.models import PendingScore
     from tests.learning.gap_data import GapWorld
 
     gw = GapWorld(world, name="acme align scores")
@@ -314,10 +318,13 @@ def test_the_rollup_handler_recomputes_the_scores_of_what_it_touched(world):
     ids = gw.answers([5, 4, 4])
     event = gw.response_event(ids)
     with tenant_context(gw.org):
-        assert outbox.run_handler(event.pk, "alignment.rollup_response") is True
         rows = AlignmentScore.objects.filter(
             scope="location", scope_id=world.a.locations["a-n1"].pk, period="day"
         )
+        with django_capture_on_commit_callbacks(execute=True):
+            assert outbox.run_handler(event.pk, "alignment.rollup_response") is True
+            assert not rows.exists() and PendingScore.objects.count() == 1
+        assert PendingScore.objects.count() == 0
         message = rows.get(link=Link.MESSAGE_EXPECTATION)
         assert rows.count() == 6
     assert message.n == 3 and message.value is not None

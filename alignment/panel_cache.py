@@ -1,0 +1,91 @@
+"""A store dashboard's panel rows, cached until the rollup under them changes.
+
+A panel's rows are a function of the rollup rows of its store (the comparison: of the whole
+organization), the viewer's scope (an employee sees only their own rows) and the resolved filter
+state (relative periods by their dates). Every change to a location's rollup rows raises that
+location's ``RollupGeneration`` in the same transaction (alignment.rollup_derived), so rows
+cached under (panel, store, viewer scope, filters, generation) are served until the first change
+to them commits, and the first view after it computes them again: a new response shows at once,
+and repeated views of an unchanged store cost a cache read and two small queries.
+
+Which panels: those computed from the rollup alone (``CACHED``: key figures, trends, audit
+scores, the standards heatmap and matrix, the comparison, whose generation is the sum of the
+organization's). The standards' codes and titles are not part of that: they are read afresh on
+every view (one query). The training, points, categories, scores and cases panels read staff,
+names, settings and other tables and are always computed.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.core.cache import cache
+
+from alignment import selectors as sel
+from alignment.rollup_derived import generation
+from cem.scoping import scope_of
+from cem.tenancy import current_tenant_id
+
+STORE, ORGANIZATION = "store", "organization"
+CACHED = {
+    "kpis": STORE,
+    "nps": STORE,
+    "audit": STORE,
+    "heatmap": STORE,
+    "matrix": STORE,
+    "comparison": ORGANIZATION,
+}
+NAMED = {"heatmap", "matrix"}  # rows carrying standard codes and titles, renamed on every view
+# A generation only grows, so an entry is never served stale; the timeout only frees the memory of
+# views nobody repeats.
+TIMEOUT = 3600
+
+
+def _viewer(caller: sel.Caller) -> str:
+    """How far the viewer's reads reach (cem.scoping): the level and the membership's id for it."""
+    level, value = scope_of(caller.role, caller.membership)
+    return f"{level}={value}"
+
+
+def key(panel: str, location, caller: sel.Caller, filters, generation_: int) -> str:
+    f = filters
+    return ":".join(
+        [
+            "alignment:panel",
+            str(current_tenant_id()),
+            panel,
+            f"{location.pk}@{location.region_id}",
+            _viewer(caller),
+            str(f.start),
+            str(f.end),
+            f.grain,
+            urlencode(sorted(f.dimension_values.items())),
+            str(generation_),
+        ]
+    )
+
+
+def cacheable(spec, view) -> bool:
+    subject, location = view.subject, getattr(view, "location", None)
+    return (
+        spec.key in CACHED
+        and location is not None
+        and subject == sel.Subject(location=location.pk)  # the store itself, not a person or team in it
+    )
+
+
+def rows(spec, view) -> list:
+    """``spec.rows(view)``, from the cache when the panel's rollup has not changed since."""
+    if not cacheable(spec, view):
+        return spec.rows(view)
+    location = view.location
+    spans_stores = CACHED[spec.key] == ORGANIZATION
+    current = generation(organization=True) if spans_stores else generation(location.pk)
+    entry = key(spec.key, location, view.caller, view.filters, current)
+    found = cache.get(entry)
+    if found is None:
+        found = spec.rows(view)
+        cache.set(entry, found, TIMEOUT)
+    elif spec.key in NAMED:
+        sel.rename_standards(found)
+    return found
