@@ -129,9 +129,7 @@ def test_widget_post(public, settings):
     def send(client, i):
         device = client.get(f"/r/w/{key}/survey.json", HTTP_ORIGIN=SHOP).json()["device"]
         body = json.dumps({"answers": {"nps": 9}, "device": device})
-        return client.post(
-            f"/r/w/{key}/responses", body, content_type="application/json", HTTP_ORIGIN=SHOP
-        )
+        return client.post(f"/r/w/{key}/responses", body, content_type="application/json", HTTP_ORIGIN=SHOP)
 
     _run(send, 2, ok=lambda r: r.status_code == 201)
 
