@@ -537,6 +537,8 @@ def run_locust(
     cpu1 = {k: cpu_seconds([pid for p in v for pid in tree_pids(p)]) for k, v in groups.items()}
     stats = list(csv.DictReader((prefix.parent / f"{prefix.name}_stats.csv").open()))
     failures = list(csv.DictReader((prefix.parent / f"{prefix.name}_failures.csv").open()))
+    # An exception inside a simulated person's task (a page it could not read) is an error too.
+    exceptions = list(csv.DictReader((prefix.parent / f"{prefix.name}_exceptions.csv").open()))
     agg = next(r for r in stats if r["Name"] == "Aggregated")
 
     def num(row, key):
@@ -550,7 +552,7 @@ def run_locust(
         "seconds": seconds,
         "wall_seconds": round(wall, 1),
         "requests": int(agg["Request Count"]),
-        "failures": int(agg["Failure Count"]),
+        "failures": int(agg["Failure Count"]) + sum(int(e["Count"]) for e in exceptions),
         "rps": round(num(agg, "Requests/s"), 1),
         "p50_ms": num(agg, "50%"),
         "p95_ms": num(agg, "95%"),
@@ -572,7 +574,8 @@ def run_locust(
         ],
         "failure_kinds": [
             {"name": f["Name"], "error": f["Error"][:200], "count": int(f["Occurrences"])} for f in failures
-        ],
+        ]
+        + [{"name": "exception", "error": e["Message"][:200], "count": int(e["Count"])} for e in exceptions],
         "samples": samples,
         "cpu_seconds": {k: round(cpu1[k] - cpu0[k], 1) for k in groups},
         "backlog_start": backlog0,

@@ -66,15 +66,18 @@ class Person(HttpUser):
         self.rng = random.Random(n)
 
     def _keep_cookies(self, resp):
-        for cookie in resp.cookies:
-            self.client.cookies.set(cookie.name, cookie.value)
-        for earlier in getattr(resp, "history", []):
-            for cookie in earlier.cookies:
-                self.client.cookies.set(cookie.name, cookie.value)
+        jar = self.__dict__.setdefault("jar", {})
+        for response in [*getattr(resp, "history", []), resp]:
+            for cookie in response.cookies:
+                jar[cookie.name] = cookie.value
+        # Replace the session's (Secure, so never sent over http) copies with plain ones.
+        self.client.cookies.clear()
+        for name, value in jar.items():
+            self.client.cookies.set(name, value)
 
     def _csrf_headers(self) -> dict:
         return {
-            "X-CSRFToken": self.client.cookies.get("csrftoken", ""),
+            "X-CSRFToken": self.__dict__.get("jar", {}).get("csrftoken", ""),
             "Referer": self.host + "/",
             "Origin": self.host.replace("http://", "https://"),
         }
@@ -102,7 +105,7 @@ class Person(HttpUser):
             headers=self._csrf_headers(),
             allow_redirects=False,
             expect=(302,),
-            check=lambda r: None if "sessionid" in r.cookies else "no session after login",
+            check=lambda r: None if "sessionid" in self.jar else "no session after login",
         )
 
 
@@ -125,6 +128,7 @@ class Respondent(Person):
     @task
     def answer_a_survey(self):
         self.client.cookies.clear()  # a new customer: no device cookie, no CSRF cookie yet
+        self.jar = {}
         n = next(_ips)
         self.client.headers["X-Forwarded-For"] = f"10.{128 + ((n >> 16) & 127)}.{(n >> 8) & 255}.{n & 255}"
         url = f"/r/a/{self.rng.choice(FIXTURES['anonymous_links'])}/"
@@ -271,7 +275,7 @@ class Employee(Person):
             "POST",
             forms[pk],
             name="portal: redeem",
-            data={"token": token, "csrfmiddlewaretoken": self.client.cookies.get("csrftoken", "")},
+            data={"token": token, "csrfmiddlewaretoken": self.jar.get("csrftoken", "")},
             headers=self._csrf_headers(),
             check=lambda r: None if "/rewards/redemptions/" in r.url else f"refused (back at {r.url})",
         )
