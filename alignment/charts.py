@@ -267,7 +267,7 @@ def csv_cell(value):
 def csv_text(columns: Columns, rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([label for _, label in columns])
+    writer.writerow([escape_cell(label) for _, label in columns])
     for row in rows:
         writer.writerow([csv_cell(row.get(key)) for key, _ in columns])
     return out.getvalue()
