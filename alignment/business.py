@@ -71,6 +71,7 @@ from alignment.models import BusinessMetric, CustomerTransaction, PeriodKind
 from cem.events import emit
 from cem.ingest import TooManyRows, _customers_upsert, clean_text, ids_by_external_id
 from cem.models import Customer, Location, Segment
+from cem.params import UNSTORABLE_MESSAGE, unstorable_path
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
 
@@ -619,6 +620,8 @@ def _rows_from_csv(data: bytes | str) -> list[dict]:
     """CSV columns are the JSON fields; empty cells are absent; other columns are reported per row."""
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+        if unstorable_path(text) is not None:
+            raise ValidationError({"file": [UNSTORABLE_MESSAGE]})
         rows = []
         for record in csv.DictReader(io.StringIO(text)):
             row = {}

@@ -19,11 +19,13 @@ from decimal import Decimal, InvalidOperation
 
 import psycopg
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
 from cem.events import emit
 from cem.models import Channel, Customer, Employee, Interaction, InteractionCategory, Location, Touchpoint
+from cem.params import UNSTORABLE_MESSAGE, unstorable_path
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
 
@@ -448,20 +450,29 @@ def _customers_upsert(org_id: int, refs: set[str]) -> dict[str, int]:
 
 def rows_from_csv(data: bytes | str) -> list[dict]:
     """CSV columns are the JSON fields; any other column becomes an attribute."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise ValidationError({"non_field_errors": ["The CSV file must be encoded as UTF-8."]}) from None
+    if unstorable_path(text) is not None:
+        raise ValidationError({"non_field_errors": [UNSTORABLE_MESSAGE]})
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None:
-        return []
     rows = []
-    for record in reader:
-        row = {"attributes": {}}
-        for key, value in record.items():
-            if key is None:
-                continue
-            key = key.strip()
-            if key in FIELDS and key != "attributes":
-                row[key] = value if value != "" else None
-            elif value not in (None, ""):
-                row["attributes"][key] = value
-        rows.append(row)
+    try:
+        if reader.fieldnames is None:
+            return []
+        for record in reader:
+            row = {"attributes": {}}
+            for key, value in record.items():
+                if key is None:
+                    continue
+                key = key.strip()
+                if key in FIELDS and key != "attributes":
+                    row[key] = value if value != "" else None
+                elif value not in (None, ""):
+                    row["attributes"][key] = value
+            rows.append(row)
+    except csv.Error as exc:
+        # e.g. "field larger than field limit": a client error, not a crash.
+        raise ValidationError({"non_field_errors": [f"Not a readable CSV file: {exc}."]}) from None
     return rows

@@ -1,5 +1,7 @@
 """Reading ids out of request parameters and payloads."""
 
+import re
+
 
 def id_of(value) -> int | None:
     """A database id from an int or a string of ASCII digits, else None.
@@ -11,3 +13,30 @@ def id_of(value) -> int | None:
         return None
     text = str(value).strip()
     return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
+
+
+# PostgreSQL stores neither in text or jsonb, and psycopg cannot encode a lone surrogate: either one
+# in a lookup or an insert would be a server error. JSON can carry both (\u0000, "\ud800").
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "Contains a NUL character or an unpaired surrogate, which cannot be stored."
+
+
+def unstorable_path(value, path: str = "") -> str | None:
+    """Where in a parsed JSON value the first unstorable string is (key or value), e.g.
+    ``answers.nps`` or ``[3].location``; ``""`` for the value itself; None when all can be stored."""
+    if isinstance(value, str):
+        return path if _UNSTORABLE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            # The path is echoed in the error: a bad key shows with U+FFFD in place of the bad character.
+            shown = _UNSTORABLE.sub("\ufffd", str(key))
+            name = f"{path}.{shown}" if path else shown
+            if isinstance(key, str) and shown != key:
+                return name
+            if (found := unstorable_path(item, name)) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := unstorable_path(item, f"{path}[{index}]")) is not None:
+                return found
+    return None

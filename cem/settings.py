@@ -213,6 +213,12 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "cem.api.pagination.DefaultPagination",
+    # DRF's three, the JSON one refusing what PostgreSQL cannot store (cem/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "cem.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "cem.api.exceptions.exception_handler",

@@ -32,7 +32,7 @@ from cem.context import request_id_var
 from cem.events import deliver_on_commit, emit
 from cem.ingest import EVENT_CHUNK, RowResult, TooManyRows, clean_text, ids_by_external_id, row_start
 from cem.models import AuditLog, Employee, Interaction, InteractionEmployee, Location, OutboxEvent
-from cem.params import id_of
+from cem.params import UNSTORABLE_MESSAGE, id_of, unstorable_path
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
 from cem.tenancy import current_tenant_id
@@ -829,6 +829,8 @@ def rows_from_csv(data: bytes | str) -> list[dict]:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise ValidationError({"non_field_errors": ["The CSV file must be encoded as UTF-8."]}) from None
+    if unstorable_path(text) is not None:
+        raise ValidationError({"non_field_errors": [UNSTORABLE_MESSAGE]})
     reader = csv.DictReader(io.StringIO(text))
     rows = []
     try:

@@ -15,11 +15,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from alignment import business
@@ -27,6 +33,7 @@ from alignment.business_filters import BusinessMetricFilter, CustomerTransaction
 from alignment.customer_selectors import ComparisonQueryError, customer_comparison, parse_comparison_query
 from alignment.models import BusinessMetric, CustomerTransaction, PeriodKind
 from cem.api.base import TenantReadOnlyViewSet, TenantViewSetMixin
+from cem.api.parsers import JSONParser
 from cem.api.permissions import caller_role
 from cem.models import Segment, Standard
 from feedback.selectors import Caller
@@ -69,7 +76,9 @@ class BusinessMetricInputSerializer(serializers.Serializer):
 
 class CustomerTransactionSerializer(serializers.ModelSerializer):
     customer_external_id = serializers.CharField(source="customer.external_id", read_only=True)
-    location_code = serializers.CharField(source="location.code", read_only=True, default=None)
+    location_code = serializers.CharField(
+        source="location.code", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = CustomerTransaction
@@ -171,6 +180,7 @@ class ComparisonStandardSerializer(serializers.Serializer):
     text = serializers.CharField()
 
 
+@extend_schema_serializer(many=False)  # the list action answers one object, not an array
 class ComparisonSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=["amount", "segment"])
     group_label = serializers.CharField()

@@ -87,7 +87,9 @@ class ValuePerPointSerializer(serializers.Serializer):
 
 
 class DriverAnalysisSerializer(serializers.ModelSerializer):
-    location_name = serializers.CharField(source="location.name", read_only=True, default=None)
+    location_name = serializers.CharField(
+        source="location.name", read_only=True, default=None, allow_null=True
+    )
     drivers = DriverSerializer(many=True, read_only=True)
     value_per_point = ValuePerPointSerializer(read_only=True)
 

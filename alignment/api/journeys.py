@@ -42,7 +42,9 @@ class StepSerializer(serializers.ModelSerializer):
     category = serializers.CharField(
         source="touchpoint.category", read_only=True, help_text="The touchpoint's interaction category."
     )
-    expectation_name = serializers.CharField(source="expectation.name", read_only=True, default=None)
+    expectation_name = serializers.CharField(
+        source="expectation.name", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = JourneyStep
@@ -62,7 +64,7 @@ class StepSerializer(serializers.ModelSerializer):
 
 class JourneyMapSerializer(serializers.ModelSerializer):
     segment = serializers.PrimaryKeyRelatedField(queryset=Segment.objects, allow_null=True, required=False)
-    segment_name = serializers.CharField(source="segment.name", read_only=True, default=None)
+    segment_name = serializers.CharField(source="segment.name", read_only=True, default=None, allow_null=True)
     steps = StepSerializer(
         many=True,
         required=False,

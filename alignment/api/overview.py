@@ -16,7 +16,7 @@ fixed number of queries, however many locations there are.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -58,6 +58,7 @@ class RankedLocationSerializer(serializers.Serializer):
     note = serializers.CharField(help_text='e.g. "not ranked — n below minimum (3 < 30)".')
 
 
+@extend_schema_serializer(many=False)  # the list action answers one object, not an array
 class LocationRankingSerializer(serializers.Serializer):
     metric = RankingMetricSerializer()
     confidence = serializers.FloatField()
@@ -121,6 +122,7 @@ class DrillCrumbSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
+@extend_schema_serializer(many=False)  # the list action answers one object, not an array
 class DrilldownSerializer(serializers.Serializer):
     level = serializers.CharField()
     id = serializers.IntegerField()

@@ -62,6 +62,8 @@ class RollupSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+        # Read-only fields lose the model's blank=True: "" (not set) is a value they return.
+        extra_kwargs = {"category": {"allow_blank": True}}
 
 
 class SummaryRowSerializer(serializers.Serializer):

@@ -31,7 +31,18 @@ from cem.api.pagination import LargeListPagination
 class MissingPieceSerializer(serializers.Serializer):
     kind = serializers.CharField(help_text="What is missing, e.g. standard_without_lesson.")
     id = serializers.IntegerField(
-        allow_null=True, help_text="The standard / expectation / message / lesson id."
+        allow_null=True,
+        required=False,
+        help_text="The standard / expectation / message / lesson id (entries of one piece).",
+    )
+    ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        help_text="Entries grouping one kind of reference row: the first of their ids (see count).",
+    )
+    count = serializers.IntegerField(required=False, help_text="How many the entry stands for.")
+    more = serializers.IntegerField(
+        required=False, help_text="The last entry of a capped kind: how many more were not listed."
     )
     label = serializers.CharField(allow_blank=True)
     text = serializers.CharField(help_text="The missing piece in a sentence.")

@@ -121,7 +121,7 @@ class SampleItemSerializer(serializers.ModelSerializer):
     program = serializers.IntegerField(source="sample.program_id", read_only=True)
     status = serializers.SerializerMethodField()
     score = serializers.DecimalField(
-        source="audit.score", max_digits=5, decimal_places=2, read_only=True, default=None
+        source="audit.score", max_digits=5, decimal_places=2, read_only=True, default=None, allow_null=True
     )
     occurred_at = serializers.DateTimeField(source="interaction.occurred_at", read_only=True)
     channel = serializers.CharField(source="interaction.channel.kind", read_only=True)

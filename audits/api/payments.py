@@ -29,7 +29,9 @@ class ShopperRatingSerializer(serializers.ModelSerializer):
 
 class PayableSerializer(serializers.ModelSerializer):
     total = serializers.DecimalField(max_digits=9, decimal_places=2, read_only=True)
-    batch_reference = serializers.CharField(source="batch.reference", read_only=True, default=None)
+    batch_reference = serializers.CharField(
+        source="batch.reference", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Payable

@@ -32,17 +32,26 @@ _DESCRIPTIONS = {
     "400": "Invalid input: the fields at fault",
     "401": "Missing, invalid, revoked or malformed API key",
     "403": "The role or the API key's scopes do not allow this",
-    "404": "No such object in your organization (or a page past the end)",
+    "404": "No such object in your organization (or a page or cursor that is not one)",
     "409": "Still referenced, or changed since it was read",
     "429": "Rate limit exceeded; see Retry-After",
 }
 
 _METHODS = ("get", "post", "put", "patch", "delete")
+# Errors raised before a view runs (a URL no route matches, e.g. /regions/abc/; a request Django
+# refuses) are answered by cem.errors as RFC 9457 problem+json, with `detail` too.
+_DJANGO_HANDLED = {"400", "403", "404"}
+
+
+def _ref(name: str) -> dict:
+    return {"schema": {"$ref": f"#/components/schemas/{name}"}}
 
 
 def _content(status: str) -> dict:
-    name = VALIDATION_ERROR if status == "400" else ERROR_DETAIL
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+    content = {"application/json": _ref(VALIDATION_ERROR if status == "400" else ERROR_DETAIL)}
+    if status in _DJANGO_HANDLED:
+        content["application/problem+json"] = _ref(ERROR_DETAIL)
+    return content
 
 
 def _statuses(path: str, method: str, operation: dict) -> list[str]:
@@ -51,7 +60,7 @@ def _statuses(path: str, method: str, operation: dict) -> list[str]:
     takes_input = "requestBody" in operation or any(p.get("in") == "query" for p in parameters)
     if takes_input:
         statuses.append("400")
-    if "{" in path or any(p.get("name") == "page" for p in parameters):
+    if "{" in path or any(p.get("name") in ("page", "cursor") for p in parameters):
         statuses.append("404")
     if method == "delete":
         statuses.append("409")

@@ -197,10 +197,10 @@ class CustomerSerializer(serializers.ModelSerializer):
 
 
 class InteractionSerializer(serializers.ModelSerializer):
-    customer = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    customer = serializers.SlugRelatedField(slug_field="external_id", read_only=True, allow_null=True)
     location = serializers.SlugRelatedField(slug_field="code", read_only=True)
     channel = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    touchpoint = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    touchpoint = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     employees = serializers.SerializerMethodField()
 
     class Meta:

@@ -4,7 +4,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from cem import ingest, services
@@ -12,7 +12,7 @@ from cem.api import filters
 from cem.api import serializers as s
 from cem.api.base import TenantModelViewSet, TenantReadOnlyViewSet, TenantViewSetMixin
 from cem.api.pagination import LargeListPagination
-from cem.api.parsers import CSVParser
+from cem.api.parsers import CSVParser, JSONParser
 from cem.models import (
     ApiKey,
     AuditLog,
@@ -122,7 +122,7 @@ class EmployeeViewSet(TenantModelViewSet):
         return Response(s.EmployeeAssignmentSerializer(assignment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=s.EmployeeAssignmentSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # the whole history, unpaged
     def assignments(self, request, pk=None):
         employee = self.get_object()
         history = EmployeeAssignment.objects.filter(employee=employee).order_by("-start_date")

@@ -38,7 +38,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     )
     secret_hint = serializers.CharField(read_only=True, help_text="The secret's last characters.")
     previous_secret_expires_at = serializers.DateTimeField(
-        read_only=True, help_text="Until then the secret before the last rotation also signs."
+        read_only=True,
+        allow_null=True,
+        help_text="Until then the secret before the last rotation also signs.",
     )
 
     class Meta:

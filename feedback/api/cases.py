@@ -76,6 +76,8 @@ class CaseSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+        # Read-only fields lose the model's blank=True: "" (not set) is a value they return.
+        extra_kwargs = {"category": {"allow_blank": True}}
 
     def get_overdue(self, case) -> bool:
         return case.status in case_services.ACTIVE_STATUSES and case.sla_due_at < timezone.now()
@@ -225,7 +227,7 @@ class CaseViewSet(TenantReadOnlyViewSet):
         return self._done(case)
 
     @extend_schema(responses=CaseNoteSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # every note, unpaged
     def notes(self, request, pk=None):
         case = self.get_object()
         notes = CaseNote.objects.filter(case=case).select_related("author").order_by("created_at", "pk")

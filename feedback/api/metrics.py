@@ -2,7 +2,7 @@
 
 import django_filters as f
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -22,6 +22,7 @@ class MetricResultSerializer(serializers.Serializer):
     n = serializers.IntegerField(help_text="Sample size: answered questions, responses or cases due.")
 
 
+@extend_schema_serializer(many=False)  # the list action answers one object, not an array
 class MetricsSerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=selectors.METRIC_NAMES)
     results = MetricResultSerializer(many=True)
@@ -132,6 +133,8 @@ class CommentSerializer(serializers.ModelSerializer):
             "touchpoint",
         ]
         read_only_fields = fields
+        # Read-only fields lose the model's blank=True: "" (not set) is a value they return.
+        extra_kwargs = {"sentiment": {"allow_blank": True}}
 
 
 class AnswerViewSet(TenantViewSetMixin, mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -9,11 +9,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from cem.api.base import TenantReadOnlyViewSet
 from cem.api.pagination import LargeListPagination
+from cem.api.parsers import JSONParser
 from cem.api.serializers import IngestResultSerializer
 from feedback import response_ingest
 from feedback.models import Answer, ResponseSource, Survey
@@ -46,6 +47,8 @@ class AnswerSerializer(serializers.ModelSerializer):
             "topics",
         ]
         read_only_fields = fields
+        # Read-only fields lose the model's blank=True: "" (not set) is a value they return.
+        extra_kwargs = {"sentiment": {"allow_blank": True}}
 
 
 class ResponseSerializer(serializers.ModelSerializer):
@@ -77,6 +80,8 @@ class ResponseSerializer(serializers.ModelSerializer):
             "answers",
         ]
         read_only_fields = [name for name in fields if name != "survey"]
+        # Read-only fields lose the model's blank=True: "" (not set) is a value they return.
+        extra_kwargs = {"category": {"allow_blank": True}}
 
 
 @functools.cache

@@ -221,7 +221,7 @@ class SurveyViewSet(RenderStoredMixin, TenantModelViewSet):
         return Response(SurveyVersionSerializer(version).data)
 
     @extend_schema(responses=SurveyVersionSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # every version, unpaged
     def versions(self, request, pk=None):
         """Every version, newest first, with its questions."""
         survey = self.get_object()

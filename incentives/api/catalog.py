@@ -21,10 +21,11 @@ from django.http import FileResponse, Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from cem.api.base import RenderStoredMixin, TenantModelViewSet, TenantReadOnlyViewSet
+from cem.api.parsers import JSONParser
 from cem.api.permissions import caller_role
 from cem.models import Employee, Location
 from cem.permissions import role_can

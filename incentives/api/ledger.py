@@ -161,7 +161,9 @@ class PointsStatementEntrySerializer(serializers.ModelSerializer):
     kind_label = serializers.CharField(source="transaction.get_kind_display", read_only=True)
     note = serializers.CharField(source="transaction.note", read_only=True)
     rule = serializers.IntegerField(source="transaction.rule_id", read_only=True, allow_null=True)
-    rule_name = serializers.CharField(source="transaction.rule.name", read_only=True, default=None)
+    rule_name = serializers.CharField(
+        source="transaction.rule.name", read_only=True, default=None, allow_null=True
+    )
     reverses = serializers.IntegerField(source="transaction.reverses_id", read_only=True, allow_null=True)
 
     class Meta:

@@ -14,10 +14,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from cem.api.base import RenderStoredMixin, TenantModelViewSet, TenantReadOnlyViewSet
+from cem.api.parsers import JSONParser
 from cem.api.permissions import caller_role
 from cem.models import SkillCategory, Standard
 from cem.permissions import role_can

@@ -8,6 +8,7 @@ import itertools
 from decimal import Decimal
 
 from django.utils import timezone
+from django.utils.text import slugify
 
 from audits.models import Audit, StandardScore
 from cem import models as m
@@ -33,7 +34,7 @@ class GapWorld:
         self.survey, self.version, self.questions = make_survey(
             self.org, name=f"{name} survey", standard=self.std
         )
-        self.std_b = self._standard(f"{name}-other")
+        self.std_b = self._standard(slugify(f"{name}-other"))
         _form, self.form_version = make_form(self.org, self.std, self.std_b, name=f"{name} form")
         self.lesson = LessonFactory(
             organization=self.org, title=f"{name} greeting lesson", standards=[self.std]
