@@ -464,6 +464,16 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def queue_lengths(redis_port: int | None) -> dict:
+    """Messages waiting in each Celery queue (Redis lists named after the queues)."""
+    if redis_port is None:
+        return {}
+    import redis
+
+    client = redis.Redis(port=redis_port)
+    return {f"queue_{q}": client.llen(q) for q in ("alerts", "rollups", "bulk", "default")}
+
+
 def backlog(db_url: str) -> int:
     return int(psql(db_url, "SELECT count(*) FROM cem_outboxevent WHERE completed_at IS NULL") or 0)
 
@@ -525,6 +535,7 @@ def run_locust(
                     {
                         "t": round(elapsed),
                         "load_average": load_average(),
+                        **queue_lengths(getattr(services, "redis_port", None)),
                         **{
                             f"{k}_rss_mb": round(rss_mb([pid for p in v for pid in tree_pids(p)]), 1)
                             for k, v in groups.items()
@@ -673,6 +684,13 @@ def report(res: dict) -> str:
             lines.append(
                 "Load average during the run: " + ", ".join(x["load_average"].split(" / ")[0] for x in s)
             )
+            waiting = [
+                "/".join(str(x.get(f"queue_{q}", "?")) for q in ("alerts", "rollups", "bulk", "default"))
+                for x in s
+            ]
+            lines.append(
+                "Celery queue lengths (alerts/rollups/bulk/default) at each sample: " + ", ".join(waiting)
+            )
         cpu = final["cpu_seconds"]
         lines.append(
             "CPU seconds used during the run: "
@@ -741,6 +759,7 @@ def main() -> int:
             workdir,
         )
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        services.redis_port = redis_port
         env = app_env(tree, run_url, redis_url)
         manage(tree, env, "migrate", "-v", "0", log_to=workdir / "migrate.log")
         manage(tree, env, "collectstatic", "--noinput", "-v", "0", log_to=workdir / "migrate.log")
