@@ -27,6 +27,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audits.photos import _decode as decode_image
+from audits.photos import _encode as encode_image
 from cem.models import SkillCategory, Standard
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
@@ -521,6 +523,12 @@ def attachment_add(*, organization, actor: Actor, lesson: Lesson, upload, name: 
     ext = _sniff(data)
     if ext is None:
         raise ValidationError({"file": "Only PDF, PNG, JPEG, Word (.docx) and PowerPoint (.pptx) files."})
+    if ext in ("png", "jpg"):
+        # Images are decoded and re-encoded as the audit photos are: a PNG or JPEG header on
+        # anything else is refused, and no metadata (EXIF with GPS, XMP, text chunks) is kept.
+        image, fmt = decode_image(ContentFile(data))
+        data = encode_image(image, fmt)
+        ext = "png" if fmt == "PNG" else "jpg"
     lesson = _locked(lesson)
     version, created = _editable_version(org_id, lesson)
     display = safe_name(name or getattr(upload, "name", ""), ext)
