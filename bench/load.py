@@ -200,9 +200,9 @@ def wait_http(url: str, timeout: float = 120) -> None:
 
 
 def snapshot_tree(workdir: Path, which: str) -> tuple[Path, str]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    # bench/run_all runs this from an exported tree (no .git) and names the commit in BENCH_COMMIT.
+    commit = found.stdout.strip() if found.returncode == 0 else os.environ.get("BENCH_COMMIT", "unknown")
     if which == "working":
         return ROOT, commit + " + working tree"
     tree = workdir / "tree"
