@@ -92,6 +92,11 @@ def parse_args():
         help="one celery worker per entry: 'all' (no -Q) or comma-separated queues",
     )
     p.add_argument("--worker-concurrency", type=int, default=2)
+    p.add_argument(
+        "--read-replica",
+        action="store_true",
+        help="READ_REPLICA=true: dashboards read through the replica alias (a second connection)",
+    )
     p.add_argument("--reseed", action="store_true", help="rebuild the seeded template database")
     p.add_argument("--drop-seed", action="store_true", help="drop the template at the end")
     p.add_argument("--keep", action="store_true", help="leave the run database behind")
@@ -760,7 +765,7 @@ def main() -> int:
         )
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         services.redis_port = redis_port
-        env = app_env(tree, run_url, redis_url)
+        env = app_env(tree, run_url, redis_url, READ_REPLICA="true" if args.read_replica else "false")
         manage(tree, env, "migrate", "-v", "0", log_to=workdir / "migrate.log")
         manage(tree, env, "collectstatic", "--noinput", "-v", "0", log_to=workdir / "migrate.log")
         fixtures = workdir / "fixtures.json"
@@ -843,6 +848,7 @@ def main() -> int:
             f"{args.web} gunicorn instance(s) × {args.gunicorn_workers} process(es) × {args.threads} "
             f"threads (gthread); {len(args.worker_queues)} celery worker(s) [{queues}] × concurrency "
             f"{args.worker_concurrency}; 1 beat; PostgreSQL and Redis on the same host; pace {args.pace} s"
+            + ("; dashboards through the replica alias (READ_REPLICA=true)" if args.read_replica else "")
         )
         log(f"waiting for the seed's events to drain (backlog {backlog(run_url)})")
         left, took = drain(run_url, 300)
