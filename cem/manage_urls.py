@@ -3,6 +3,7 @@
 from django.urls import path
 
 from cem import views_manage as v
+from cem import views_privacy as pv
 from cem import views_webhooks as wh
 
 
@@ -112,6 +113,26 @@ urlpatterns = [
         wh.WebhookRedeliverView.as_view(),
         name="webhook_redeliver",
     ),
+    # Privacy (GDPR / CCPA): data-subject exports and erasures, consent, retention
+    path("privacy/", pv.PrivacyHomeView.as_view(), name="privacy"),
+    path("privacy/retention/", pv.RetentionView.as_view(), name="privacy_retention"),
+    path("privacy/requests/<int:pk>/", pv.RequestDetailView.as_view(), name="privacy_request"),
+    path(
+        "privacy/requests/<int:pk>/download/",
+        pv.RequestDownloadView.as_view(),
+        name="privacy_request_download",
+    ),
+    *[
+        path(f"privacy/{kind}s/<int:pk>/{suffix}", views[name].as_view(), name=f"privacy_{kind}_{name}")
+        for kind, views in (("customer", pv.CUSTOMER_VIEWS), ("employee", pv.EMPLOYEE_VIEWS))
+        for name, suffix in (
+            ("detail", ""),
+            ("export", "export/"),
+            ("consent", "consent/"),
+            ("erase", "erase/"),
+        )
+        if not (kind == "employee" and name == "consent")
+    ],
     # Audit log (read-only)
     *crud("audit-log", v.AUDIT_LOG, list_view=v.AuditLogListView, create_view=None, update_view=None),
 ]

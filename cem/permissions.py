@@ -48,6 +48,7 @@ RESOURCES = (
     "alignment",  # alignment scores and their explanations, dashboards, rollups, alignment settings
     "business_data",  # business metrics, CRM transactions, driver analysis, journey maps
     "webhooks",  # outgoing webhook endpoints and their delivery log
+    "privacy",  # data-subject exports and erasures, consent records, retention policy
 )
 
 
@@ -149,6 +150,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | {"responses.add"}
         | _view("alignment")
         | _all("business_data", "webhooks")
+        # GDPR / CCPA requests arrive through the CRM or ticketing system as often as by hand.
+        | _all("privacy")
     ),
 }
 

@@ -58,6 +58,10 @@ TASK_QUEUES: dict[str, str] = {
     "feedback.export_build": BULK,
     "alignment.rollups_verify": BULK,  # the nightly full rebuild-and-compare: minutes at 10M rows
     "alignment.rollups_verify_dispatch": BULK,
+    # Privacy: a data-subject export and the nightly retention deletes touch whole histories.
+    "cem.privacy_export_build": BULK,
+    "cem.privacy_retention_apply": BULK,
+    "cem.privacy_retention_dispatch": BULK,
     # Survey invitations go to customers in batches; due within minutes, not seconds.
     "feedback.invitations_send_due": DEFAULT,
     "feedback.invitations_send_due_dispatch": DEFAULT,

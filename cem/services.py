@@ -316,8 +316,15 @@ __all__ = [
 
 
 @transaction.atomic
-def customer_opt_out(*, organization, actor: Actor, customer):
-    """The customer wants no more surveys; idempotent (the first opt-out time is kept)."""
+def customer_opt_out(
+    *, organization, actor: Actor, customer, source: str = "unsubscribe_link", detail: str = ""
+):
+    """The customer wants no more surveys; idempotent (the first opt-out time is kept).
+
+    The opt-out is recorded as a consent withdrawal (time, source) and withdraws what was
+    scheduled for them (cem.privacy).
+    """
+    from cem import privacy
     from cem.models import Customer  # appended service: keeps the shared import block untouched
 
     org_id = _check_tenant(organization)
@@ -332,6 +339,14 @@ def customer_opt_out(*, organization, actor: Actor, customer):
             action="customer.opt_out",
             instance=customer,
             changes={"opted_out_at": customer.opted_out_at.isoformat()},
+        )
+        privacy.consent_changes_record(
+            organization=org_id,
+            actor=actor,
+            customer=customer,
+            changes=[("all", False)],
+            source=source,
+            detail=detail,
         )
     return customer
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from kombu import Queue
 
@@ -163,11 +164,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in QUEUES)
 CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
 CELERY_TASK_ROUTES = ("cem.queues.route",)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The database scheduler, sending each due job once even when two beats run (cem/beat.py).
+CELERY_BEAT_SCHEDULER = "cem.beat:ClaimingScheduler"
 CELERY_BEAT_SCHEDULE = {
     "events-sweep": {"task": "cem.events_sweep", "schedule": timedelta(seconds=30)},
     "idempotency-purge": {"task": "cem.idempotency_purge", "schedule": timedelta(hours=1)},
     "webhooks-send-due": {"task": "cem.webhooks_send_due", "schedule": timedelta(seconds=30)},
+    # Retention (cem/privacy.py): each organization's policy, nightly, before the rollup check.
+    "privacy-retention": {"task": "cem.privacy_retention_dispatch", "schedule": crontab(minute=30, hour=1)},
 }
 CELERY_BEAT_SCHEDULE.update(_feedback_beat)
 CELERY_BEAT_SCHEDULE.update(_audits_beat)
@@ -196,6 +200,10 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Axes keeps the client address of every attempt: give it a rotating-salt hash, never the address.
+AXES_CLIENT_IP_CALLABLE = "cem.ip_hashing.pseudonymous_ip"
+# How often the salt of the IP hashes changes (cem/ip_hashing.py).
+IP_HASH_ROTATION_SECONDS = env.int("IP_HASH_ROTATION_SECONDS", default=24 * 3600)
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 AXES_LOCKOUT_CALLABLE = "cem.login.lockout_response"  # a page (429) saying how long to wait
 # Two-factor is optional per user (cem/two_factor.py): the account page enrols an authenticator app.

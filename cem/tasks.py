@@ -5,6 +5,11 @@ from celery import shared_task
 from django.utils import timezone
 
 from cem import outbox
+from cem.privacy_tasks import (  # noqa: F401 - registered with the core's tasks
+    privacy_export_build,
+    privacy_retention_apply,
+    privacy_retention_dispatch,
+)
 from cem.tasking import TenantTask
 from cem.tenancy import unscoped
 from cem.webhook_tasks import webhooks_send, webhooks_send_due  # noqa: F401 - registered with the core's tasks

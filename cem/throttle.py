@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 _redis_clients: dict = {}
+_last_outage_log = 0.0
+
+
+def _cache_unavailable(exc: Exception, what: str) -> None:
+    # Once every few seconds: an outage under load would otherwise log every request.
+    global _last_outage_log
+    now = time.monotonic()
+    if now - _last_outage_log > 5:
+        _last_outage_log = now
+        logger.warning("cache unavailable (%r): %s", exc, what)
 
 
 def _redis_client(redis_cache, full_key: str):
@@ -28,14 +42,22 @@ def _redis_client(redis_cache, full_key: str):
 
 
 def count_hit(key: str, *, ttl: int) -> int:
-    """Add one to a counter that expires; one round trip on Redis (this runs on every API call)."""
+    """Add one to a counter that expires; one round trip on Redis (this runs on every API call).
+
+    Fails open: with Redis unreachable the hit counts as 0, so a cache outage never turns
+    requests away (writes land in PostgreSQL and its outbox; limits resume with Redis).
+    """
     redis_cache = getattr(cache, "_cache", None)
     if hasattr(redis_cache, "get_client"):
         full_key = cache.make_and_validate_key(key)
-        pipe = _redis_client(redis_cache, full_key).pipeline(transaction=False)
-        pipe.incr(full_key)
-        pipe.expire(full_key, ttl, nx=True)
-        used, _ = pipe.execute()
+        try:
+            pipe = _redis_client(redis_cache, full_key).pipeline(transaction=False)
+            pipe.incr(full_key)
+            pipe.expire(full_key, ttl, nx=True)
+            used, _ = pipe.execute()
+        except RedisError as exc:
+            _cache_unavailable(exc, "rate limits are not counted")
+            return 0
         return int(used)
     cache.add(key, 0, timeout=ttl)
     try:
@@ -46,11 +68,15 @@ def count_hit(key: str, *, ttl: int) -> int:
 
 
 def set_once(key: str, *, ttl: int) -> bool:
-    """SET NX with an expiry: whether this call set it (one round trip on Redis)."""
+    """SET NX with an expiry: whether this call set it (one round trip on Redis; False without it)."""
     redis_cache = getattr(cache, "_cache", None)
     if hasattr(redis_cache, "get_client"):
         full_key = cache.make_and_validate_key(key)
-        return bool(_redis_client(redis_cache, full_key).set(full_key, 1, nx=True, ex=ttl))
+        try:
+            return bool(_redis_client(redis_cache, full_key).set(full_key, 1, nx=True, ex=ttl))
+        except RedisError as exc:
+            _cache_unavailable(exc, f"{key} not set")
+            return False
     return cache.add(key, 1, timeout=ttl)
 
 
@@ -85,7 +111,10 @@ def client_ip(request) -> str:
 
 
 def ip_hash(request) -> str:
-    return keyed_hash("ip", client_ip(request))
+    # Under a rotating salt (cem.ip_hashing): the hash is unlinkable to the address once it expires.
+    from cem.ip_hashing import hash_ip
+
+    return hash_ip(client_ip(request))
 
 
 def content_length(request) -> int:

@@ -149,6 +149,7 @@ SECTIONS = {
         ("Users", "members", "memberships.view"),
         ("API keys", "api_keys", "apikeys.view"),
         ("Webhooks", "webhooks", "webhooks.view"),
+        ("Privacy", "privacy", "privacy.view"),
         ("Audit log", "audit_log", "auditlog.view"),
     ],
 }

@@ -8,7 +8,8 @@
 - The check and the insert run under a transaction-scoped advisory lock on (org, survey,
   device), so concurrent submissions from one device serialise and only the first counts.
 - A per-IP, per-survey hourly counter in the shared cache caps what fresh devices (cleared
-  cookies, scripted clients) can add. IPs are only ever kept as ``HMAC(SECRET_KEY, ip)``.
+  cookies, scripted clients) can add. IPs are only ever kept as HMACs under a rotating salt
+  (cem.ip_hashing), unlinkable to the address once the period's salt has expired.
 """
 
 from __future__ import annotations

@@ -496,12 +496,23 @@ def case_add_note(*, organization, actor: Actor, case: Case, text: str) -> CaseN
     return note
 
 
+def contact_refusal(case: Case) -> str:
+    """Why the customer behind a case must not be contacted ("" when nothing forbids it)."""
+    customer_id = Response.objects.filter(pk=case.response_id).values_list("customer_id", flat=True).first()
+    if customer_id and Customer.objects.filter(pk=customer_id, opted_out_at__isnull=False).exists():
+        return "The customer opted out of being contacted; record the outcome without contacting them."
+    return ""
+
+
 @transaction.atomic
 def case_mark_customer_contacted(*, organization, actor: Actor, case: Case, now=None) -> Case:
     org_id = _check_tenant(organization)
     case = _locked(case)
     if case.status == Case.Status.CLOSED:
         raise ValidationError({"status": "A closed case cannot be changed."})
+    refusal = contact_refusal(case)
+    if refusal:
+        raise ValidationError({"customer": refusal})
     if case.customer_contacted_at is None:
         case.customer_contacted_at = now or timezone.now()
         case.save(update_fields=["customer_contacted_at"])

@@ -134,6 +134,13 @@ def suppression_reason(customer: Customer | None, channel: str) -> str:
     return ""
 
 
+def channel_consent(channel: str) -> Q:
+    """The invitation's customer may be contacted on ``channel`` (as a filter on invitations)."""
+    if channel == DeliveryChannel.EMAIL:
+        return Q(customer__consent_email=True) & ~Q(customer__email="")
+    return Q(customer__consent_sms=True) & ~Q(customer__phone="")
+
+
 def invitation_token(invitation: Invitation) -> str:
     """The raw link token of a sent invitation, derived (not stored); see the module docstring."""
     value = f"{invitation.organization_id}:{invitation.pk}:{invitation.created_at.isoformat()}"
@@ -314,7 +321,9 @@ def _send(org: Organization, invitation: Invitation, now, *, reminder: bool) -> 
     """
     from feedback.senders import SendFailed, send_invitation
 
-    reachable = Q(customer__opted_out_at__isnull=True)
+    # Checked again in the claiming UPDATE itself: an opt-out or a withdrawn consent committed
+    # after the batch was read still stops the message.
+    reachable = Q(customer__opted_out_at__isnull=True) & channel_consent(invitation.delivery_channel)
     with transaction.atomic():
         if reminder:
             raw = invitation_token(invitation)

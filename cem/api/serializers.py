@@ -179,6 +179,15 @@ class SegmentSerializer(serializers.ModelSerializer):
 
 
 class CustomerSerializer(serializers.ModelSerializer):
+    consent_detail = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="Where the customer gave or withdrew the consent this request changes (e.g. 'checkout "
+        "tablet'); recorded with the time in the consent history (/api/v1/privacy/consents/).",
+    )
+
     class Meta:
         model = Customer
         fields = [
@@ -192,6 +201,7 @@ class CustomerSerializer(serializers.ModelSerializer):
             "consent_sms",
             "opted_out_at",
             "created_at",
+            "consent_detail",
         ]
         read_only_fields = ["created_at"]
 

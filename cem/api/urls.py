@@ -2,6 +2,7 @@ from rest_framework.routers import DefaultRouter
 
 from alignment import api as alignment_api
 from audits import api as audits_api
+from cem.api import privacy as privacy_api
 from cem.api import views
 from cem.api import webhooks as webhooks_api
 from feedback import api as feedback_api
@@ -35,6 +36,7 @@ router.register("api-keys", views.ApiKeyViewSet)
 router.register("audit-log", views.AuditLogViewSet)
 router.register("events", views.OutboxEventViewSet)
 webhooks_api.register(router)
+privacy_api.register(router)
 
 # The apps add their routes to this one router, so the cross-tenant sweep, which walks it,
 # covers every API route in the product.

@@ -7,7 +7,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from cem import ingest, services
+from cem import ingest, privacy, services
 from cem.api import filters
 from cem.api import serializers as s
 from cem.api.base import TenantModelViewSet, TenantReadOnlyViewSet, TenantViewSetMixin
@@ -187,6 +187,25 @@ class CustomerViewSet(TenantModelViewSet):
     resource = "customers"
     filterset_class = filters.CustomerFilter
     pagination_class = LargeListPagination
+
+    # Consent given or withdrawn here is recorded with its time and source (cem.privacy).
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        detail = data.pop("consent_detail", "")
+        serializer.instance = privacy.customer_create(
+            organization=self.organization, actor=self.actor, data=data, detail=detail
+        )
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        detail = data.pop("consent_detail", "")
+        serializer.instance = privacy.customer_update(
+            organization=self.organization,
+            actor=self.actor,
+            customer=serializer.instance,
+            data=data,
+            detail=detail,
+        )
 
 
 # --- interactions ----------------------------------------------------------------------------

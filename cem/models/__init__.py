@@ -1,10 +1,11 @@
 from .access import ApiKey, Membership, Role
 from .audit import AuditLog
 from .customers import Customer, Segment
-from .events import HandlerDelivery, IdempotencyRecord, OutboxEvent
+from .events import BeatClaim, HandlerDelivery, IdempotencyRecord, OutboxEvent
 from .hierarchy import Employee, EmployeeAssignment, Location, Region, Team
 from .interactions import Interaction, InteractionEmployee
 from .organization import Organization
+from .privacy import ConsentRecord, PrivacyRequest, RetentionPolicy
 from .standards import (
     BrandMessage,
     Channel,
@@ -19,8 +20,10 @@ from .webhooks import WebhookDelivery, WebhookEndpoint
 __all__ = [
     "ApiKey",
     "AuditLog",
+    "BeatClaim",
     "BrandMessage",
     "Channel",
+    "ConsentRecord",
     "Customer",
     "CustomerExpectation",
     "Employee",
@@ -34,7 +37,9 @@ __all__ = [
     "Membership",
     "Organization",
     "OutboxEvent",
+    "PrivacyRequest",
     "Region",
+    "RetentionPolicy",
     "Role",
     "Segment",
     "SkillCategory",

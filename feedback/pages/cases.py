@@ -81,7 +81,10 @@ class CaseDetailPage(TenantPageMixin, DetailView):
             can_start=Case.Status.IN_PROGRESS in allowed,
             can_resolve=Case.Status.RESOLVED in allowed,
             can_close=Case.Status.CLOSED in allowed,
-            can_contact=can_change and case.status != Case.Status.CLOSED and not case.customer_contacted_at,
+            can_contact=can_change
+            and case.status != Case.Status.CLOSED
+            and not case.customer_contacted_at
+            and not services.contact_refusal(case),
             level_label=services.LEVEL_LABELS.get(case.escalation_level, ""),
         )
         return ctx

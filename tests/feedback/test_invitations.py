@@ -592,8 +592,9 @@ def test_send_task_rechecks_opt_out_at_send_time(a, clock):
     _, org, customer = a
     _invite(org, [_row("acme-v-1", NOW - dt.timedelta(minutes=5))])
     with tenant_context(org):
-        # Opted out by another path (e.g. the API) after the invitation was scheduled.
-        customer_opt_out(organization=org, actor=Actor.system(), customer=customer)
+        # Opted out by a path that did not withdraw the scheduled invitation (a direct update):
+        # the send still checks. (customer_opt_out itself withdraws them: cem.privacy.)
+        m.Customer.objects.filter(pk=customer.pk).update(opted_out_at=clock.now)
     clock.advance(hours=2)
     assert invitations_send_due_dispatch() == 1
     assert not mail.outbox
