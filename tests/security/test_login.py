@@ -218,3 +218,19 @@ def test_production_settings_make_cookies_secure_and_https_only():
         "SECURE_SSL_REDIRECT": True,
         "DEBUG": False,
     }
+
+
+@pytest.mark.parametrize("weak", WEAK_PASSWORDS)
+def test_staff_admin_password_change_refuses_a_weak_password(world, client, weak):
+    staff = UserFactory(username="staff@cem.test", is_staff=True, is_superuser=True, password=PASSWORD)
+    client.force_login(staff)
+    target = world.users["manager"]
+    resp = client.post(
+        f"/admin/auth/user/{target.pk}/password/",
+        {"usable_password": "true", "password1": weak, "password2": weak},
+    )
+    assert resp.status_code == 200
+    assert "This password is" in resp.content.decode()
+    assert resp.context["form"].errors.get("password2")
+    target.refresh_from_db()
+    assert target.check_password(PASSWORD)
