@@ -36,7 +36,7 @@ SubjectType = PrivacyRequest.SubjectType
 
 class SubjectRefSerializer(serializers.Serializer):
     subject_type = serializers.ChoiceField(choices=SubjectType.choices)
-    id = serializers.IntegerField(required=False, min_value=1)
+    id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     external_id = serializers.CharField(required=False, max_length=100)
     email = serializers.EmailField(required=False)
 
