@@ -48,6 +48,8 @@ TASK_QUEUES: dict[str, str] = {
     # Rollups and scores.
     "alignment.scores_recompute": ROLLUPS,
     "alignment.scores_refresh_dispatch": ROLLUPS,
+    "alignment.scores_drain": ROLLUPS,
+    "alignment.scores_drain_sweep": ROLLUPS,
     "alignment.month_close": ROLLUPS,
     "alignment.month_close_dispatch": ROLLUPS,
     "alignment.drivers_compute": ROLLUPS,
