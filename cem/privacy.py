@@ -105,12 +105,21 @@ class Subject:
 
 
 def _clean_terms(values: Iterable[str]) -> list[str]:
+    """Terms worth redacting: short ones ("12", "Al") would eat ordinary words and dates."""
     out = []
     for value in values or ():
         value = " ".join(str(value or "").split())
-        if len(value) >= 2 and value not in out:
+        too_short = len(value) < 3 or (value.isdigit() and len(value) < 5)
+        if not too_short and value not in out:
             out.append(value)
     return out
+
+
+def distinctive(term: str) -> bool:
+    """An identifier nobody else shares (an email, a phone number, a full name): safe to redact
+    wherever it appears, not only in rows about the subject."""
+    digits = sum(c.isdigit() for c in term)
+    return "@" in term or digits >= 7 or (" " in term and not term.replace(" ", "").isdigit())
 
 
 def customer_subject(customer: Customer, redact_terms: Iterable[str] = ()) -> Subject:
@@ -222,9 +231,11 @@ def contributors() -> list[Contributor]:
 class Redactor:
     """Replaces a subject's identifiers with ``[redacted]`` in text and in JSON string values."""
 
-    def __init__(self, subject: Subject):
-        insensitive = sorted(subject.terms, key=len, reverse=True)
-        sensitive = [p for p in subject.name_parts if p.lower() not in {t.lower() for t in insensitive}]
+    def __init__(self, subject: Subject, *, distinctive_only: bool = False):
+        terms = [t for t in subject.terms if distinctive(t)] if distinctive_only else subject.terms
+        insensitive = sorted(terms, key=len, reverse=True)
+        parts = [] if distinctive_only else subject.name_parts
+        sensitive = [p for p in parts if p.lower() not in {t.lower() for t in insensitive}]
         alternatives = [rf"(?i:{re.escape(t)})" for t in insensitive] + [re.escape(p) for p in sensitive]
         self.words = insensitive + sensitive
         self.pattern = (
@@ -440,6 +451,29 @@ def consent_changes_record(
             _after_withdrawal(customer, channel)
 
 
+def imported_consent_records(customers, *, at, source=ConsentSource.IMPORT, detail="") -> list[ConsentRecord]:
+    """Unsaved records of the consent bulk-created customers arrived with (for bulk_create)."""
+    records = []
+    for customer in customers:
+        common = {"organization_id": customer.organization_id, "customer_id": customer.pk, "source": source}
+        for channel, name in _CHANNEL_FIELD.items():
+            if getattr(customer, name):
+                records.append(
+                    ConsentRecord(channel=channel, granted=True, recorded_at=at, detail=detail, **common)
+                )
+        if customer.opted_out_at is not None:
+            records.append(
+                ConsentRecord(
+                    channel=ConsentChannel.ALL,
+                    granted=False,
+                    recorded_at=customer.opted_out_at,
+                    detail=detail,
+                    **common,
+                )
+            )
+    return records
+
+
 def _record_changes(org_id, actor, customer, changes, source, detail) -> None:
     consent_changes_record(
         organization=org_id, actor=actor, customer=customer, changes=changes, source=source, detail=detail
@@ -489,8 +523,16 @@ def _check_confirm(confirm: str, expected: str, what: str) -> None:
         raise ValidationError({"confirm": f"Type the {what}'s external id ({expected}) to confirm."})
 
 
-def _redact_audit_log(redactor: Redactor) -> int:
-    return redactor.rewrite(AuditLog.objects.all(), json_fields=["changes"])
+def _redact_audit_log(subject: Subject, redactor: Redactor) -> int:
+    """The rows about the subject (and their memberships) lose every identifier; the rest of the
+    log only the distinctive ones, so another employee called Jordan keeps their name there."""
+    about = Q(object_type=subject.model._meta.label, object_id=str(subject.pk))
+    if subject.user_ids:
+        memberships = Membership.objects.filter(user_id__in=subject.user_ids).values_list("pk", flat=True)
+        about |= Q(object_type=Membership._meta.label, object_id__in=[str(pk) for pk in memberships])
+    rows = redactor.rewrite(AuditLog.objects.filter(about), json_fields=["changes"])
+    wide = Redactor(subject, distinctive_only=True)
+    return rows + wide.rewrite(AuditLog.objects.exclude(about), json_fields=["changes"])
 
 
 def _request_row(
@@ -548,7 +590,7 @@ def customer_erase(
     counts["interactions_redacted"] = redactor.rewrite(
         Interaction.objects.filter(customer_id=customer.pk), json_fields=["attributes"]
     )
-    counts["audit_log_redacted"] = _redact_audit_log(redactor)
+    counts["audit_log_redacted"] = _redact_audit_log(subject, redactor)
     for model, name in relations_to(Customer):
         n = model.objects.filter(**{name: customer.pk}).count()
         if n:
@@ -627,7 +669,7 @@ def employee_erase(
     hashed = subject_hash(EMPLOYEE, employee)
     redactor = Redactor(subject)
     counts = _erase_with_contributors(subject, redactor, reason, {})
-    counts["audit_log_redacted"] = _redact_audit_log(redactor)
+    counts["audit_log_redacted"] = _redact_audit_log(subject, redactor)
     counts.update(_anonymise_logins(org_id, subject.user_ids, actor))
     Employee.objects.filter(pk=employee.pk).update(
         name=f"Erased employee #{employee.pk}", email="", external_id=f"erased-{employee.pk}", active=False
@@ -878,6 +920,7 @@ __all__ = [
     "find_subject",
     "holding_counts",
     "holdings",
+    "imported_consent_records",
     "register",
     "retention_apply",
     "retention_policy_for",

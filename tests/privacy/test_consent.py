@@ -224,3 +224,29 @@ def test_case_customer_contacted_is_refused_for_an_opted_out_customer(pw, api, c
         assert fm.Case.objects.get(pk=pw.case.pk).customer_contacted_at is None
     [record] = _records(pw, granted=False)
     assert record.source == "admin"
+
+
+def test_bulk_imported_customers_have_their_consent_recorded(world):
+    from cem.privacy import imported_consent_records
+
+    org = world.a.org
+    at = timezone.now()
+    with tenant_context(org):
+        rows = m.Customer.objects.bulk_create(
+            [
+                m.Customer(organization=org, external_id="imp-1", consent_email=True, consent_sms=True),
+                m.Customer(organization=org, external_id="imp-2", opted_out_at=at - dt.timedelta(days=3)),
+                m.Customer(organization=org, external_id="imp-3"),
+            ]
+        )
+        ConsentRecord.objects.bulk_create(imported_consent_records(rows, at=at, detail="CRM sync"))
+        got = sorted(
+            ConsentRecord.objects.filter(customer__in=rows).values_list(
+                "customer__external_id", "channel", "granted", "source", "detail"
+            )
+        )
+    assert got == [
+        ("imp-1", "email", True, "import", "CRM sync"),
+        ("imp-1", "sms", True, "import", "CRM sync"),
+        ("imp-2", "all", False, "import", "CRM sync"),
+    ]

@@ -92,7 +92,9 @@ from cem.models import (
     Team,
     Touchpoint,
 )
+from cem.models.privacy import ConsentRecord
 from cem.principals import Actor
+from cem.privacy import imported_consent_records
 from cem.tenancy import tenant_context, tenant_models, unscoped
 
 DEFAULT_SEED = 20240917
@@ -1341,6 +1343,10 @@ class Seeder:
             refs.append(ref)
             weights.append(segments[seg_index][2])
         Customer.objects.bulk_create(rows, batch_size=2000)
+        # Their consent as an import records it: channel, time and source (cem.privacy).
+        ConsentRecord.objects.bulk_create(
+            imported_consent_records(rows, at=now, detail="demo data import"), batch_size=5000
+        )
         return refs, list(_accumulate(weights))
 
     def ingest(self, org, rows: list[dict]) -> int:
