@@ -81,6 +81,9 @@ def parse_args():
     p.add_argument("--step-seconds", type=int, default=60)
     p.add_argument("--final-users", type=int, help="skip the search; run --duration at this level")
     p.add_argument("--duration", type=int, default=300, help="the long run's seconds (0: none)")
+    p.add_argument(
+        "--drain-seconds", type=int, default=300, help="wait at most this long for the backlog after"
+    )
     p.add_argument("--pace", type=float, default=1.0, help="seconds between one person's requests")
     p.add_argument("--web", type=int, default=1, help="gunicorn instances (separate ports)")
     p.add_argument("--gunicorn-workers", type=int, default=2, help="processes per gunicorn instance")
@@ -878,7 +881,7 @@ def main() -> int:
             left, took = drain(run_url, 120)
             log(f"long run: {chosen} users for {args.duration} s (backlog {left})")
             final = run_locust(chosen, args.duration, args, genv, workdir, services, run_url, "final")
-            final["drain_left"], final["drain_seconds"] = drain(run_url, 300)
+            final["drain_left"], final["drain_seconds"] = drain(run_url, args.drain_seconds)
             res["final"] = final
             log(
                 f"  {final['rps']} req/s, p50 {final['p50_ms']} p95 {final['p95_ms']} "

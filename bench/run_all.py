@@ -117,6 +117,8 @@ BENCHES: list[tuple[str, list[str], int, str]] = [
             "45",
             "--duration",
             "120",
+            "--drain-seconds",
+            "60",
             "--tree",
             "working",
         ],
