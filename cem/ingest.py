@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from cem.events import emit
 from cem.models import Channel, Customer, Employee, Interaction, InteractionCategory, Location, Touchpoint
-from cem.params import UNSTORABLE_MESSAGE, unstorable_path
+from cem.params import UNSTORABLE_MESSAGE, as_utc, unstorable_path
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
 
@@ -198,7 +198,10 @@ def _clean_row(index: int, raw, resolver: _Resolver, tz, now) -> tuple[_Clean | 
         else:
             if occurred_at.tzinfo is None:
                 occurred_at = occurred_at.replace(tzinfo=tz)
-            if occurred_at > now:
+            occurred_at = as_utc(occurred_at)  # an offset PostgreSQL refuses is fine in UTC
+            if occurred_at is None:
+                errors["occurred_at"] = ["Out of range."]
+            elif occurred_at > now:
                 errors["occurred_at"] = ["Lies in the future."]
             elif occurred_at < _EARLIEST:
                 # Also keeps year-1 values with an offset out: PostgreSQL would store them as BC.

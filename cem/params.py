@@ -1,5 +1,6 @@
-"""Reading ids out of request parameters and payloads."""
+"""Reading ids, moments and text out of request parameters and payloads."""
 
+import datetime as dt
 import re
 
 
@@ -40,3 +41,15 @@ def unstorable_path(value, path: str = "") -> str | None:
             if (found := unstorable_path(item, f"{path}[{index}]")) is not None:
                 return found
     return None
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime | None:
+    """An aware moment in UTC; None when it falls outside Python's years 1-9999 there.
+
+    ISO 8601 and Python accept offsets up to ±23:59, PostgreSQL only up to ±15:59: a moment with
+    a larger one, sent as given, was a server error.
+    """
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        return None

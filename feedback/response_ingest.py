@@ -32,7 +32,7 @@ from cem.context import request_id_var
 from cem.events import deliver_on_commit, emit
 from cem.ingest import EVENT_CHUNK, RowResult, TooManyRows, clean_text, ids_by_external_id, row_start
 from cem.models import AuditLog, Employee, Interaction, InteractionEmployee, Location, OutboxEvent
-from cem.params import UNSTORABLE_MESSAGE, id_of, unstorable_path
+from cem.params import UNSTORABLE_MESSAGE, as_utc, id_of, unstorable_path
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
 from cem.tenancy import current_tenant_id
@@ -352,7 +352,10 @@ def _clean_row(index: int, raw, res: _Resolver, tz, latest: dt.datetime) -> tupl
         else:
             if submitted_at.tzinfo is None:
                 submitted_at = submitted_at.replace(tzinfo=tz)
-            if submitted_at > latest:
+            submitted_at = as_utc(submitted_at)  # an offset PostgreSQL refuses is fine in UTC
+            if submitted_at is None:
+                errors["submitted_at"] = ["Out of range."]
+            elif submitted_at > latest:
                 errors["submitted_at"] = ["Lies in the future."]
             elif submitted_at < _EARLIEST:
                 # Near year 1 an offset pushes the instant before 0001-01-01 UTC, which

@@ -44,7 +44,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from cem.models import Location
-from cem.params import id_of
+from cem.params import as_utc, id_of
 from cem.scoping import scope_queryset
 from feedback import metrics as m
 from feedback.models import Answer, Case, QuestionType, Response, Survey
@@ -140,7 +140,11 @@ def parse_bound(param: str, raw: str, tz, *, end: bool) -> dt.datetime:
     except ValueError:
         moment = day = None
     if moment is not None:
-        return moment if timezone.is_aware(moment) else timezone.make_aware(moment, tz)
+        if timezone.is_naive(moment):
+            return timezone.make_aware(moment, tz)
+        if (utc := as_utc(moment)) is None:
+            raise MetricQueryError(param, f"'{raw}' is out of range.")
+        return utc
     if day is not None:
         if end:
             day += dt.timedelta(days=1)

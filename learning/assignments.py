@@ -31,6 +31,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from cem import webhooks
 from cem.models import Employee, Location, Membership, Organization, OutboxEvent, Role, Team
+from cem.params import as_utc
 from cem.principals import Actor
 from cem.scoping import scope_queryset
 from cem.services import _check_tenant, audit_log_write
@@ -326,6 +327,8 @@ def parse_due(value, *, org_id: int, now: dt.datetime) -> dt.datetime:
             due = dt.datetime.combine(day, dt.time(23, 59), tzinfo=_org_tz(org_id))
     if timezone.is_naive(due):
         due = timezone.make_aware(due, _org_tz(org_id))
+    elif (due := as_utc(due)) is None:  # an offset PostgreSQL refuses is fine in UTC
+        raise ValidationError({"due_at": "Out of range."})
     if due <= now:
         raise ValidationError({"due_at": "The due date must be in the future."})
     return due

@@ -28,6 +28,7 @@ from audits.models import (
     StandardScore,
 )
 from cem.api.base import RenderStoredMixin, TenantModelViewSet, TenantReadOnlyViewSet
+from cem.api.filters import IsoDateTimeFilter
 
 # --- forms --------------------------------------------------------------------------------------
 
@@ -449,8 +450,8 @@ class AuditFilter(f.FilterSet):
     location = f.NumberFilter()
     employee = f.NumberFilter()
     form = f.NumberFilter(field_name="version__form")
-    published_after = f.IsoDateTimeFilter(field_name="published_at", lookup_expr="gte")
-    published_before = f.IsoDateTimeFilter(field_name="published_at", lookup_expr="lt")
+    published_after = IsoDateTimeFilter(field_name="published_at", lookup_expr="gte")
+    published_before = IsoDateTimeFilter(field_name="published_at", lookup_expr="lt")
 
 
 class AuditViewSet(TenantReadOnlyViewSet):

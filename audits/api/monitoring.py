@@ -25,7 +25,9 @@ from rest_framework.response import Response
 from audits import monitoring
 from audits.models import Audit, AuditAnswer, CalibrationSession, MonitoringSample, Program, SampleItem
 from cem.api.base import TenantReadOnlyViewSet
+from cem.api.filters import IsoDateTimeFilter
 from cem.models import Interaction
+from cem.params import as_utc
 
 
 class ConflictError(exceptions.APIException):
@@ -309,8 +311,8 @@ class EvaluationFilter(f.FilterSet):
     location = f.NumberFilter()
     evaluator = f.CharFilter(method="filter_evaluator", help_text="A user id, or 'me'.")
     acknowledged = f.BooleanFilter(field_name="acknowledged_at", lookup_expr="isnull", exclude=True)
-    published_after = f.IsoDateTimeFilter(field_name="published_at", lookup_expr="gte")
-    published_before = f.IsoDateTimeFilter(field_name="published_at", lookup_expr="lt")
+    published_after = IsoDateTimeFilter(field_name="published_at", lookup_expr="gte")
+    published_before = IsoDateTimeFilter(field_name="published_at", lookup_expr="lt")
 
     def filter_evaluator(self, queryset, name, value):
         return _user_filter(queryset, "evaluator", value, self.request)
@@ -541,7 +543,11 @@ class CalibrationViewSet(mixins.CreateModelMixin, TenantReadOnlyViewSet):
                 parsed = parse_datetime(value)
                 if parsed is None:
                     raise exceptions.ValidationError({param: "An ISO 8601 date-time."})
-                bounds[name] = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+                if timezone.is_naive(parsed):
+                    parsed = timezone.make_aware(parsed)
+                elif (parsed := as_utc(parsed)) is None:
+                    raise exceptions.ValidationError({param: "Out of range."})
+                bounds[name] = parsed
         data = monitoring.calibration_trends(evaluator_id=evaluator_id, **bounds)
         return Response(CalibrationTrendSerializer(data, many=True).data)
 

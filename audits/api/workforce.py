@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from audits import jobs, photos, workforce
 from audits.models import Assignment, Audit, AuditAnswer, AuditPhoto, Program, Shopper
 from cem.api.base import TenantModelViewSet, TenantReadOnlyViewSet
+from cem.api.filters import IsoDateTimeFilter
 from cem.api.permissions import caller_role
 from cem.models import Location
 from cem.params import id_of
@@ -290,8 +291,8 @@ class AssignmentFilter(f.FilterSet):
     scenario = f.NumberFilter()
     location = f.NumberFilter()
     shopper = f.NumberFilter()
-    window_after = f.IsoDateTimeFilter(field_name="window_end", lookup_expr="gte")
-    window_before = f.IsoDateTimeFilter(field_name="window_start", lookup_expr="lt")
+    window_after = IsoDateTimeFilter(field_name="window_end", lookup_expr="gte")
+    window_before = IsoDateTimeFilter(field_name="window_start", lookup_expr="lt")
 
 
 class AuditPhotoFilter(f.FilterSet):

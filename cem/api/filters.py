@@ -6,8 +6,30 @@ need no queryset until a request runs.
 """
 
 import django_filters as f
+from django import forms
+from django.utils import timezone
+from django_filters.fields import IsoDateTimeField
 
 from cem.models import Channel, InteractionCategory, Location, Role
+from cem.params import as_utc
+
+
+class UTCIsoDateTimeField(IsoDateTimeField):
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None or timezone.is_naive(moment):
+            return moment
+        utc = as_utc(moment)
+        if utc is None:
+            raise forms.ValidationError("Out of range.", code="overflow")
+        return utc
+
+
+class IsoDateTimeFilter(f.IsoDateTimeFilter):
+    """django-filter's, with the moment in UTC: an offset PostgreSQL refuses (cem.params.as_utc)
+    is no longer a server error."""
+
+    field_class = UTCIsoDateTimeField
 
 
 class LocationFilter(f.FilterSet):
@@ -55,8 +77,8 @@ class CustomerFilter(f.FilterSet):
 
 
 class InteractionFilter(f.FilterSet):
-    occurred_after = f.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = f.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
     location = f.NumberFilter()
     location_code = f.CharFilter(field_name="location__code")
     channel = f.NumberFilter()

@@ -2,8 +2,9 @@
 
 drf-spectacular documents the success response of each view; the errors come from shared code
 (TenantMiddleware's 401, RolePermission's 403, the scoped lookup's 404, the rate limit's 429,
-cem.api.exceptions' 400/409), so they are added here rather than on each of 400-odd operations.
-An error a view documents itself keeps its description; it gains the body schema if it has none.
+cem.api.exceptions' 400/409, DRF's 415), so they are added here rather than on each of 400-odd
+operations. An error a view documents itself keeps its description; it gains the body schema if
+it has none.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _DESCRIPTIONS = {
     "403": "The role or the API key's scopes do not allow this",
     "404": "No such object in your organization (or a page or cursor that is not one)",
     "409": "Still referenced, or changed since it was read",
+    "415": "The body's Content-Type is missing or not one this operation takes",
     "429": "Rate limit exceeded; see Retry-After",
 }
 
@@ -60,6 +62,8 @@ def _statuses(path: str, method: str, operation: dict) -> list[str]:
     takes_input = "requestBody" in operation or any(p.get("in") == "query" for p in parameters)
     if takes_input:
         statuses.append("400")
+    if "requestBody" in operation:
+        statuses.append("415")
     if "{" in path or any(p.get("name") in ("page", "cursor") for p in parameters):
         statuses.append("404")
     if method == "delete":

@@ -13,6 +13,7 @@ from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from cem.api.base import TenantReadOnlyViewSet
+from cem.api.filters import IsoDateTimeFilter
 from cem.api.pagination import LargeListPagination
 from cem.api.parsers import JSONParser
 from cem.api.serializers import IngestResultSerializer
@@ -157,8 +158,8 @@ def _range_filters():
         "employee": f.NumberFilter(),
         "source": f.ChoiceFilter(choices=ResponseSource.choices),
         "external_id": f.CharFilter(),
-        "from": f.IsoDateTimeFilter(field_name="submitted_at", lookup_expr="gte"),
-        "to": f.IsoDateTimeFilter(field_name="submitted_at", lookup_expr="lt"),
+        "from": IsoDateTimeFilter(field_name="submitted_at", lookup_expr="gte"),
+        "to": IsoDateTimeFilter(field_name="submitted_at", lookup_expr="lt"),
     }
 
 

@@ -24,6 +24,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from cem.api.base import TenantReadOnlyViewSet, TenantViewSetMixin
+from cem.api.filters import IsoDateTimeFilter
 from cem.api.pagination import DefaultPagination
 from cem.api.permissions import caller_role
 from cem.models import Employee, Location
@@ -215,8 +216,8 @@ class PointsTransactionFilter(f.FilterSet):
     rule = f.NumberFilter()
     event_id = f.UUIDFilter()
     account = f.NumberFilter(field_name="entries__account", distinct=True)
-    created_after = f.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = f.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
 
 # --- viewsets -----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from cem.api.base import TenantReadOnlyViewSet
+from cem.api.filters import IsoDateTimeFilter
 from cem.tenancy import current_tenant_id, tenant_context
 from learning import progress, quizzes
 from learning.models import Assignment, LearningPath, Lesson, Quiz, QuizAttempt, Statement
@@ -414,8 +415,8 @@ class StatementFilter(f.FilterSet):
     verb = f.ChoiceFilter(choices=[(v, v) for v in ("experienced", "completed", "passed", "failed")])
     employee = f.NumberFilter(field_name="employee_id")
     location = f.NumberFilter(field_name="location_id")
-    since = f.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
-    until = f.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
 
 
 class StatementViewSet(TenantReadOnlyViewSet):
