@@ -87,6 +87,4 @@ def test_stateful_sequences(integrator, seeded_world):
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None)
 
-    Workflow.run(
-        settings=hypothesis.settings(max_examples=STATEFUL, stateful_step_count=10, **_SETTINGS)
-    )
+    Workflow.run(settings=hypothesis.settings(max_examples=STATEFUL, stateful_step_count=10, **_SETTINGS))
