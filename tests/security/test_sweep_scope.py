@@ -1,4 +1,5 @@
-"""Cross-SCOPE sweep: inside one organization, a store manager and a regional manager never see or change rows outside their part of the hierarchy, on any API
+"""Cross-SCOPE sweep: inside one organization, a store manager and a regional manager never see
+or change rows outside their part of the hierarchy, on any API
 route or page that takes an id.
 
 tests/test_scope.py shows the rule on interactions and locations; this walks every router route
