@@ -130,6 +130,8 @@ STORE_ITEMS = (
     ),
     ("thanked", "checkout", "yes_no", "Thanked you and invited you back", "cl-thank-and-invite", {}),
     ("notes", "checkout", "text", "Anything else we should know?", None, {}),
+    # Unscored, and draws nothing from the random stream: the history's answers stay the same.
+    ("receipt", "checkout", "photo", "Photo of your receipt", None, {}),
 )
 CROSS_SECTIONS = (
     ("call", _t("Phone call", "Llamada"), "phone"),

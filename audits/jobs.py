@@ -402,10 +402,13 @@ def assignment_draft_save(
     answers: list[dict],
     visited_at=None,
     base_revision: str | None = None,
+    reimbursement=None,
 ) -> Audit:
     """Autosave: upsert the given answers on the job's draft audit (created on first save).
 
     Values are not validated here (a half-typed draft must save); submit validates everything.
+    A valid ``reimbursement`` claim is kept on the job like an answer, so the form shows it again
+    after a reload (a photo upload reloads the page); an invalid one is left for submit to refuse.
     With ``base_revision`` (the ``draft_revision`` the client last saw) a save built on an older
     draft raises DraftConflict instead of overwriting: an offline phone replaying its queue must
     not undo answers saved since from elsewhere. Checked under the assignment's row lock.
@@ -448,6 +451,13 @@ def assignment_draft_save(
     if visited_at is not None:
         audit.visited_at = visited_at
     audit.save()
+    try:
+        claim = payments.reimbursement_amount(reimbursement, cap=assignment.reimbursement_cap)
+    except ValidationError:
+        claim = None
+    if claim is not None and claim != assignment.reimbursement:
+        assignment.reimbursement = claim
+        assignment.save(update_fields=["reimbursement"])
     audit_log_write(
         organization=org_id,
         actor=actor,

@@ -206,6 +206,7 @@ class JobWriteView(ShopperJobMixin, SingleObjectMixin, View):
             visited_at=_visited_from(self.request.POST),
             # Only the autosave script sends it; the plain buttons post what the shopper sees.
             base_revision=self.request.POST.get("revision"),
+            reimbursement=self.request.POST.get("reimbursement"),
         )
 
 

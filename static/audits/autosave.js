@@ -171,6 +171,16 @@
     });
   }
 
+  function whenSaved(then) { // after the queued edits are on the server (or 5 s, whatever comes first)
+    var waited = 0;
+    schedule(0);
+    (function check() {
+      if ((!load() && !inFlight) || waited >= 5000) { then(); return; }
+      waited += 100;
+      window.setTimeout(check, 100);
+    })();
+  }
+
   function start() {
     var note = null;
     try {
@@ -202,6 +212,17 @@
         return;
       }
       clear(); // the post carries every answer in the form
+    });
+    // A photo's own form posts and leaves the page. The edit just made (its "change" fires as the
+    // upload button takes the focus) would be saved while the page goes, and the next page would
+    // resend it on a revision the server has moved past: a 409 and a "discarded" note for answers
+    // that were in fact saved. So the upload waits for the save.
+    document.addEventListener("submit", function (event) {
+      var target = event.target;
+      if (target === form || !/^photo-/.test(target.id || "") || !navigator.onLine) return;
+      if (!load() && !inFlight) return;
+      event.preventDefault();
+      whenSaved(function () { target.submit(); });
     });
     window.addEventListener("online", function () {
       showSubmitState();

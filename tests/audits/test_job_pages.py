@@ -174,6 +174,23 @@ def test_full_job_flow_from_board_to_published_score(jp, client):
     assert audit.score is not None and f"<td>{audit.score}" in results
 
 
+def test_the_autosave_keeps_the_claimed_reimbursement_across_a_reload(jp, client):
+    """A photo upload reloads the page: an expense typed before it must still be there after."""
+    job = jp.job(shopper=jp.shopper, status=S.ASSIGNED, assigned_at=timezone.now())
+    client.force_login(jp.world.users["shopper"])
+    draft = f"/audits/jobs/{job.pk}/draft/"
+    resp = client.post(draft, {"value-greeted": "yes", "reimbursement": "4.50"}, HTTP_HX_REQUEST="true")
+    assert resp.status_code == 200
+    page = client.get(f"/audits/jobs/{job.pk}/").content.decode()
+    assert 'value="4.50" data-testid="reimbursement"' in page
+    # Half-typed or over the cap: the draft still saves, the claim stays as it was (submit refuses it).
+    for bad in ("4.5x", "99"):
+        resp = client.post(draft, {"value-greeted": "no", "reimbursement": bad}, HTTP_HX_REQUEST="true")
+        assert resp.status_code == 200 and 'data-testid="saved"' in resp.content.decode()
+    with tenant_context(jp.org):
+        assert str(am.Assignment.objects.get(pk=job.pk).reimbursement) == "4.50"
+
+
 def test_outsider_and_other_shopper_get_404(jp, client):
     job = jp.job(shopper=jp.shopper, status=S.IN_PROGRESS, assigned_at=timezone.now())
     urls = [f"/audits/jobs/{job.pk}/", f"/audits/jobs/review/{job.pk}/"]

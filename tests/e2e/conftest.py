@@ -29,7 +29,7 @@ from django.db import transaction
 from cem.management.commands.seed_demo import PASSWORD as DEMO_PASSWORD
 from cem.management.commands.seed_demo import kicks_left_to_sweep
 from cem.models import Organization
-from cem.tenancy import unscoped
+from cem.tenancy import tenant_context, unscoped
 from tests.browser.conftest import browser  # noqa: F401 - the shared chromium launch
 from tests.browser.test_journey_learning import Console
 
@@ -152,17 +152,33 @@ class Journey:
 
 @pytest.fixture
 def journey(browser, demo_server, request):  # noqa: F811
-    """Pages for one journey; the last page is screenshotted at the end, passed or failed."""
+    """Pages for one journey, each screenshotted at the end, passed or failed."""
     j = Journey(browser, demo_server, request.node.name)
     started = time.monotonic()
     yield j
-    if j.pages:
+    for n, page in enumerate(j.pages, start=1):
         try:
-            j.screenshot(j.pages[-1], "-end")
+            j.screenshot(page, "-end" if len(j.pages) == 1 else f"-end-{n}")
         except Exception as exc:  # a crashed page must not hide the test's own failure
-            print(f"no end screenshot for {j.name}: {exc!r}")
+            print(f"no end screenshot of page {n} for {j.name}: {exc!r}")
     j.close()
     print(f"\n{request.node.name}: {time.monotonic() - started:.1f} s")
+
+
+def answer_quiz(page, quiz):
+    """Tick the right choices of an open quiz attempt (questions and choices come shuffled)."""
+    from learning.models import QuizQuestion
+
+    with tenant_context(quiz.organization_id):
+        right = {
+            q.text: [c["key"] for c in q.choices if c["correct"]]
+            for q in QuizQuestion.objects.filter(quiz=quiz)
+        }
+    for question in page.get_by_test_id("attempt-form").locator("fieldset").all():
+        text = re.sub(r"^\d+\.\s*", "", question.locator("legend").inner_text())
+        text = text.removesuffix("(choose all that apply)").strip()
+        for key in right[text]:
+            question.locator(f"input[value='{key}']").check()
 
 
 def digits(text: str) -> int:
