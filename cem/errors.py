@@ -7,10 +7,13 @@ request id so a report can be matched to that log line, and nothing else about t
 
 from __future__ import annotations
 
+import sys
+
 from django.http import HttpResponse, JsonResponse
 from django.template import loader
 from django.views import defaults
 
+from cem.availability import RETRY_AFTER_SECONDS, is_unavailable, unavailable_body
 from cem.middleware import API_PREFIX
 
 TITLES = {
@@ -62,8 +65,24 @@ def page_not_found(request, exception):
 
 
 def server_error(request):
+    # Django calls this inside its except block: a database or Redis outage (cem/availability.py)
+    # raised outside the API's exception handler (a middleware, a page) is a 503 to wait out.
+    if is_unavailable(sys.exc_info()[1]):
+        return service_unavailable(request)
     if _is_api(request):
         return problem(request, 500)
     # Rendered without the request's context processors: whatever failed may fail again there.
     html = loader.get_template("500.html").render({"request_id": getattr(request, "request_id", "")})
     return HttpResponse(html, status=500)
+
+
+def service_unavailable(request):
+    if _is_api(request):
+        response = JsonResponse(
+            unavailable_body(request), status=503, content_type="application/problem+json"
+        )
+    else:
+        html = loader.get_template("503.html").render({"request_id": getattr(request, "request_id", "")})
+        response = HttpResponse(html, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -74,11 +74,49 @@ def undispatched_events(limit: int) -> list[tuple[int, int]]:
     )
 
 
-def stale_events(cutoff, limit: int) -> list[tuple[int, int]]:
-    return list(
-        OutboxEvent.objects.filter(
-            completed_at__isnull=True, created_at__lt=cutoff, dispatch_count__lt=MAX_DISPATCHES
-        )
-        .order_by("created_at")
-        .values_list("organization_id", "pk")[:limit]
+# With more messages than this waiting in the broker, the sweep leaves dispatched events alone.
+SWEEP_BACKLOG_LIMIT = 200
+
+
+def broker_backlog() -> int | None:
+    """Messages waiting in the broker's queues (Redis lists), or None when it cannot tell."""
+    from django.conf import settings
+
+    from cem.celery import app
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return 0
+    names = [q.name for q in (app.conf.task_queues or ())] or [app.conf.task_default_queue]
+    # kombu keeps one Redis list per queue and priority step: "name", "name\x06\x163", ...
+    keys = [name + suffix for name in names for suffix in ("", "\x06\x163", "\x06\x166", "\x06\x169")]
+    try:
+        with app.connection_for_read() as conn:
+            pipe = conn.default_channel.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.llen(key)
+            return sum(pipe.execute())
+    except Exception:
+        return None
+
+
+_ASK_BROKER = object()
+
+
+def stale_events(cutoff, limit: int, *, backlog=_ASK_BROKER) -> list[tuple[int, int]]:
+    """Incomplete events older than ``cutoff`` that may have lost their tasks.
+
+    An event that was dispatched but is not complete is usually just queued behind a backlog:
+    re-dispatching it then would add one more fan-out per sweep to that very backlog, and a
+    worker catching up after an outage would never get ahead. So while the broker holds a
+    backlog (or cannot say), only events never dispatched (their doorbell was lost) go again;
+    dispatched ones whose tasks a killed worker or a restarted broker lost follow once the
+    queues are short.
+    """
+    if backlog is _ASK_BROKER:
+        backlog = broker_backlog()
+    events = OutboxEvent.objects.filter(
+        completed_at__isnull=True, created_at__lt=cutoff, dispatch_count__lt=MAX_DISPATCHES
     )
+    if backlog is None or backlog > SWEEP_BACKLOG_LIMIT:
+        events = events.filter(dispatch_count=0)
+    return list(events.order_by("created_at").values_list("organization_id", "pk")[:limit])

@@ -6,8 +6,9 @@ It scopes every queryset to the caller's tenant (TenantManager) and hierarchy sc
 the authentication and permission classes — ``__init_subclass__`` refuses at import time.
 """
 
-from django.db import models
+from django.db import models, transaction
 from rest_framework import viewsets
+from rest_framework.permissions import SAFE_METHODS
 
 from cem.api.authentication import ApiKeyAuthentication, TenantSessionAuthentication
 from cem.api.permissions import RolePermission, caller_role
@@ -42,6 +43,13 @@ class TenantViewSetMixin:
     def dispatch(self, request, *args, **kwargs):
         if self.reads_from_replica and request.method in ("GET", "HEAD"):
             with replica_reads():
+                return super().dispatch(request, *args, **kwargs)
+        if request.method not in SAFE_METHODS:
+            # A write request is one transaction: a connection lost anywhere before the response
+            # is ready (PostgreSQL restarted, failover) rolls all of it back and the caller gets a
+            # clean 503 to retry, never a 503 for a write that half or wholly committed. Errors
+            # the handler turns into responses roll it back too (DRF's set_rollback).
+            with transaction.atomic():
                 return super().dispatch(request, *args, **kwargs)
         return super().dispatch(request, *args, **kwargs)
 
