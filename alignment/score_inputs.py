@@ -428,62 +428,87 @@ _CODE_KIND = {v: k for k, v in _KIND_CODE.items()}
 # location and period whatever the history. Teams and employees read the rollup by employee.
 PERIOD_SCOPES = (ORG, REGION, LOCATION)
 
-_PERIOD_ROWS = """
-SELECT period_start, location_id, standard_id, category, measure, n, total, sumsq, top, bottom
-  FROM alignment_periodrollup
- WHERE organization_id = %(org)s AND period = %(kind)s AND rows > 0
-   AND ((period_start = %(start)s AND measure = ANY(%(standard)s))
-        OR (period_start = %(previous)s AND measure = %(lessons)s)
-        OR (period_start = %(first)s AND measure = ANY(%(execution)s))){locations}
+# One statement: the period rows wanted (the period's score measures, the previous period's
+# lessons, the one before's execution), summed in the database per wanted scope — the
+# organization, regions (through the location -> region map given), locations — and per location
+# for the organization's and regions' correlation members.
+_PERIOD_SUMS_OF_SCOPES = """
+WITH p AS MATERIALIZED (
+    SELECT period_start, location_id, standard_id, category, measure, n, total, sumsq, top, bottom
+      FROM alignment_periodrollup
+     WHERE organization_id = %(org)s AND period = %(kind)s AND period_start = ANY(%(starts)s) AND rows > 0
+       AND ((period_start = %(start)s AND measure = ANY(%(standard)s))
+            OR (period_start = %(previous)s AND measure = %(lessons)s)
+            OR (period_start = %(first)s AND measure = ANY(%(execution)s))){locations}
+), regions AS (
+    SELECT * FROM unnest(%(map_locations)s::bigint[], %(map_regions)s::bigint[]) AS m (location_id, region_id)
+)
+SELECT 'organization', 0, period_start, standard_id, category, measure,
+       sum(n), sum(total), sum(sumsq), sum(top), sum(bottom)
+  FROM p WHERE %(organization)s
+ GROUP BY period_start, standard_id, category, measure
+UNION ALL
+SELECT 'region', r.region_id, p.period_start, p.standard_id, p.category, p.measure,
+       sum(p.n), sum(p.total), sum(p.sumsq), sum(p.top), sum(p.bottom)
+  FROM p JOIN regions r ON r.location_id = p.location_id
+ GROUP BY r.region_id, p.period_start, p.standard_id, p.category, p.measure
+UNION ALL
+SELECT 'location', location_id, period_start, standard_id, category, measure,
+       sum(n), sum(total), sum(sumsq), sum(top), sum(bottom)
+  FROM p WHERE location_id = ANY(%(locations)s)
+ GROUP BY location_id, period_start, standard_id, category, measure
+UNION ALL
+SELECT 'member', location_id, NULL, NULL, category, measure,
+       sum(n), sum(total), sum(sumsq), sum(top), sum(bottom)
+  FROM p WHERE %(members)s AND period_start = %(start)s AND measure = ANY(%(member_measures)s)
+   AND location_id IS NOT NULL
+ GROUP BY location_id, category, measure
 """
 
 
 def _period_scopes(ref: Reference, kind: str, start: dt.date, data: dict, scopes: list[Scope]) -> None:
-    """The organization's, regions' and locations' sums of one period from PeriodRollup (one query)."""
+    """The organization's, regions' and locations' sums of one period from PeriodRollup: one
+    query, a few rows per scope (summed in the database) and per location for the members."""
     wanted = [s for s in scopes if s[0] in PERIOD_SCOPES]
     if not wanted:
         return
     previous, first = periods.shift(kind, start, -1), periods.shift(kind, start, -2)
+    regions = {pk for kind_, pk in wanted if kind_ == REGION}
+    in_regions = sorted(loc for loc, reg in ref.region_of.items() if reg in regions)
+    locations = sorted(pk for kind_, pk in wanted if kind_ == LOCATION)
     params = {
         "org": ref.org_id,
         "kind": str(kind),
+        "starts": [start, previous, first],  # the index's third column: the OR below is not
         "start": start,
         "previous": previous,
         "first": first,
         "standard": list(STANDARD_MEASURES),
         "lessons": Measure.LESSON_STD.value,
         "execution": list(EXECUTION),
+        "map_locations": in_regions,
+        "map_regions": [ref.region_of[loc] for loc in in_regions],
+        "organization": ORG_SCOPE in wanted,
+        "locations": locations,
+        "members": ORG_SCOPE in wanted or bool(regions),
+        "member_measures": list(MEMBER_MEASURES),
+        "read": sorted(set(in_regions) | set(locations)),
     }
-    locations = ""
-    if ORG_SCOPE not in wanted:
-        regions = {pk for kind_, pk in wanted if kind_ == REGION}
-        params["locations"] = sorted(
-            {pk for kind_, pk in wanted if kind_ == LOCATION}
-            | {loc for loc, reg in ref.region_of.items() if reg in regions}
-        )
-        locations = " AND location_id = ANY(%(locations)s)"
+    where = "" if ORG_SCOPE in wanted else " AND location_id = ANY(%(read)s)"
     bucket_of = {start: 0, previous: 1, first: 2}
     with connection.cursor() as cur:
-        # Raw, as gather_all: the ORM's per-value converters cost more than the sums.
-        cur.execute(_PERIOD_ROWS.format(locations=locations), params)
+        cur.execute(_PERIOD_SUMS_OF_SCOPES.format(locations=where), params)
         rows = cur.fetchall()
-    wanted = set(wanted)
-    for period_start, loc, std, cat, measure, *values in rows:
-        bucket = bucket_of[period_start]
-        targets = [ORG_SCOPE]
-        if loc is not None:
-            targets.append((LOCATION, loc))
-            region = ref.region_of.get(loc)
-            if region:
-                targets.append((REGION, region))
-        for scope in targets:
-            if scope not in wanted:
-                continue
-            sd = data[scope]
-            sd.add_std(bucket, (std, cat, measure), values)
-            # The organization's and regions' correlation members are their locations.
-            if bucket == 0 and measure in MEMBER_MEASURES and scope[0] != LOCATION and loc is not None:
-                sd.add_member(loc, (cat, measure), values)
+    for what, pk, period_start, std, cat, measure, *values in rows:
+        if what != "member":
+            data[(what, pk)].add_std(bucket_of[period_start], (std, cat, measure), values)
+            continue
+        # The organization's and regions' correlation members are their locations.
+        if ORG_SCOPE in data:
+            data[ORG_SCOPE].add_member(pk, (cat, measure), values)
+        region = (REGION, ref.region_of.get(pk))
+        if region[1] in regions:
+            data[region].add_member(pk, (cat, measure), values)
 
 
 def gather_touched(ref: Reference, kind: str, start: dt.date, scopes: Iterable[Scope]) -> dict:

@@ -675,19 +675,32 @@ def _ids(rows: list[AlignmentScore]) -> None:
             row.pk = pk
 
 
-def _previous_overall(keys: set[tuple]) -> dict[tuple, Decimal | None]:
-    """Stored overall values of (scope, scope_id, period, period_start) keys, in one query."""
+# LATERAL with LIMIT 1: one probe of the unique key per wanted key, whatever the planner's
+# statistics (just after a full recompute it took the table for empty and scanned every overall
+# score of the organization instead).
+_OVERALL_OF_KEYS = """
+SELECT k.scope, k.scope_id, k.period, k.period_start, s.value
+  FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::date[]) AS k (scope, scope_id, period, period_start)
+ CROSS JOIN LATERAL (
+       SELECT value FROM alignment_alignmentscore
+        WHERE organization_id = %s AND scope = k.scope AND scope_id = k.scope_id AND period = k.period
+          AND period_start = k.period_start AND link = %s
+        LIMIT 1
+       ) s
+"""
+
+
+def _previous_overall(org_id: int, keys: set[tuple]) -> dict[tuple, Decimal | None]:
+    """Stored overall values of (scope, scope_id, period, period_start) keys, in one query that
+    looks each key up in the score key's unique index (a filter by each column's set of values
+    read every employee's score of those periods: the slowest query of an event's recompute)."""
     if not keys:
         return {}
-    rows = AlignmentScore.objects.filter(
-        # Every column of the (organization, period, period_start, scope, link) index constrained.
-        period__in=sorted({k[2] for k in keys}),
-        period_start__in=sorted({k[3] for k in keys}),
-        scope__in=sorted({k[0] for k in keys}),
-        link=Link.OVERALL,
-        scope_id__in=sorted({k[1] for k in keys}),
-    ).values_list("scope", "scope_id", "period", "period_start", "value")
-    return {tuple(r[:4]): r[4] for r in rows if tuple(r[:4]) in keys}
+    scopes, ids, kinds, starts = zip(*sorted(keys), strict=True)
+    params = [[str(s) for s in scopes], list(ids), [str(k) for k in kinds], list(starts)]
+    with connection.cursor() as cur:
+        cur.execute(_OVERALL_OF_KEYS, [*params, org_id, Link.OVERALL.value])
+        return {tuple(r[:4]): r[4] for r in cur.fetchall()}
 
 
 def _stored_scopes(candidates: dict[tuple[str, dt.date], set]) -> dict[tuple[str, dt.date], set]:
@@ -714,7 +727,9 @@ def _save(ref: si.Reference, rows: list[AlignmentScore]) -> list[AlignmentScore]
     if not rows:
         return []
     overall_rows = [r for r in rows if r.link == Link.OVERALL]
-    previous = _previous_overall({(r.scope, r.scope_id, r.period, r.period_start) for r in overall_rows})
+    previous = _previous_overall(
+        ref.org_id, {(r.scope, r.scope_id, r.period, r.period_start) for r in overall_rows}
+    )
     _upsert(rows)
     threshold = Decimal(ref.settings.alert_threshold)
     crossed = []

@@ -18,18 +18,24 @@ rollup/alignment score with a real Celery worker, at 1M and at 10M responses of 
 3. At each step the rollup is rebuilt with the SQL rebuild (``alignment.rebuild.replace``:
    scratch table, swap, RollupSource per source) and timed, then VACUUM ANALYZE; the alignment
    scores of the last ``--scores-days`` are computed (``alignment.scores.recompute_all``).
-4. ``gunicorn cem.wsgi`` (gthread, keep-alive, CEM_ENV=production behind a pretend TLS proxy)
-   serves the store dashboard's panel endpoints ``/api/v1/alignment/dashboard/stores/<id>/<panel>/``
-   to the store's manager (session cookie), ``--requests`` sequential requests per panel and
-   period after warm-up; p50/p95. Beside each answer-based panel, the raw GROUP BY over
-   feedback_answer / feedback_response (and the audit tables) computing the same figures, as
-   the owner (RLS bypassed), ``--raw-repeat`` times; its n and values are checked against ours.
-5. Event → rollup and alignment score: a detractor response POSTed to ``/api/v1/responses/``
+4. ``gunicorn cem.wsgi`` (gthread, keep-alive, CEM_ENV=production behind a pretend TLS proxy,
+   Redis cache) serves the store dashboard's panel endpoints
+   ``/api/v1/alignment/dashboard/stores/<id>/<panel>/`` to the store's manager (session cookie):
+   per panel and period after warm-up, ``--requests`` cold requests (each the first view after a
+   change at the store: its rollup generation raised, so the panel cache misses and the rows are
+   computed from the rollup) and ``--requests`` warm ones (repeated views: the cached rows);
+   p50/p95. Beside each answer-based panel, the raw GROUP BY over feedback_answer /
+   feedback_response (and the audit tables) computing the same figures, as the owner (RLS
+   bypassed), ``--raw-repeat`` times; its n and values are checked against ours.
+5. Event → rollup and alignment scores: a detractor response POSTed to ``/api/v1/responses/``
    (API key) for a random store; a real ``celery -A cem worker --concurrency 2`` (Redis broker,
-   an empty database number on 127.0.0.1:6379) runs the ResponseReceived handlers; timed until
-   its RollupSource row and the store's day score (recomputed in the same transaction) are
-   visible to another connection. ``--events`` one after the other. And the handler's own work
-   in-process (``rollups.apply`` + ``scores.recompute_touched``, rolled back), with its queries.
+   an empty database number on 127.0.0.1:6379) runs the ResponseReceived handlers and then the
+   debounced ``alignment.scores_drain``; timed until its RollupSource row, then until no score
+   key is pending and the store's day score (written with every scope and period of the keys
+   in one transaction) is newer than the POST, as seen by another connection. ``--events`` one
+   after the other, with the CPU the web, worker and database server processes spent per event.
+   And the alignment side in-process (rolled back): the handler's transaction (``rollups.apply``
+   and ``score_queue.enqueue``) and the drain (``score_queue.drain``), with queries and CPU.
 
 Scratch database ``cem_bench_dashboard`` on the server DATABASE_URL names, dropped at the start
 and (unless ``--keep``) at the end. 10M responses need ~25 GB of disk at the peak: checked first.
@@ -100,6 +106,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="run even if the disk looks too small")
     p.add_argument("--db-name", default="cem_bench_dashboard")
     p.add_argument("--keep", action="store_true", help="leave the database behind")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time again on the database a --keep run left (no load, rebuild or check; kept after)",
+    )
     p.add_argument("--json", type=Path, default=Path(tempfile.gettempdir()) / "bench_dashboard.json")
     return p.parse_args()
 
@@ -115,6 +126,49 @@ def ms(v: float) -> str:
 
 def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14 and 15)
+
+
+def process_tree(*roots: int) -> list[int]:
+    """The roots and every descendant (gunicorn's workers, celery's pool processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def cpu_of(pids) -> dict[int, float]:
+    return {pid: proc_cpu(pid) for pid in pids}
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two snapshots (a process there only at the end started meanwhile)."""
+    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
 
 
 def check_disk(args) -> None:
@@ -482,13 +536,22 @@ def build_rollup(owner, w: World, args) -> dict:
     with tenant_context(w.org):
         timings = rebuild.replace(w.org, sources=not args.no_sources)
     timings["total"] = time.perf_counter() - t0
-    timings["vacuum"] = vacuum(owner, ("alignment_rollup", "alignment_rollupsource"))
+    timings["vacuum"] = vacuum(
+        owner,
+        (
+            "alignment_rollup",
+            "alignment_rollupsource",
+            "alignment_periodrollup",
+            "alignment_rollupgeneration",
+        ),
+    )
     sizes = owner.execute(
         "SELECT pg_total_relation_size('alignment_rollup'), pg_total_relation_size('alignment_rollupsource'),"
-        " pg_total_relation_size('feedback_answer') + pg_total_relation_size('feedback_response')"
+        " pg_total_relation_size('feedback_answer') + pg_total_relation_size('feedback_response'),"
+        " pg_total_relation_size('alignment_periodrollup')"
     ).fetchone()
     owner.commit()
-    timings["rollup_bytes"], timings["sources_bytes"], timings["raw_bytes"] = sizes
+    timings["rollup_bytes"], timings["sources_bytes"], timings["raw_bytes"], timings["periods_bytes"] = sizes
     return timings
 
 
@@ -643,7 +706,19 @@ def panel_path(w: World, panel: str, period: str) -> str:
     return f"/api/v1/alignment/dashboard/stores/{w.store.pk}/{panel}/?{urlencode({'period': period})}"
 
 
-def time_panels(client: Http, w: World, period: str, n: int) -> dict:
+def changed(owner, w: World) -> None:
+    """What an event at the store does to the panel cache (alignment.panel_cache): its rollup
+    generation goes up, so the next view computes every panel of the store again."""
+    owner.execute(
+        "UPDATE alignment_rollupgeneration SET generation = generation + 1 WHERE organization_id = %s AND location_id = %s",
+        [w.org.pk, w.store.pk],
+    )
+    owner.commit()
+
+
+def time_panels(client: Http, owner, w: World, period: str, n: int) -> dict:
+    """Per panel: ``n`` cold views (each the first after a change at the store: computed from the
+    rollup) and ``n`` warm ones (repeated views: the cached rows), after 5 warm-up requests."""
     out = {}
     for panel in PANELS:
         path = panel_path(w, panel, period)
@@ -651,15 +726,27 @@ def time_panels(client: Http, w: World, period: str, n: int) -> dict:
             status, body = client.request("GET", path)
             if status != 200:
                 raise RuntimeError(f"GET {path}: {status} {body[:300]!r}")
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            status, body = client.request("GET", path)
-            times.append(time.perf_counter() - t)
-            assert status == 200, (path, status)
-        out[panel] = {"times": times, "rows": json.loads(body)["rows"]}
+        result = {}
+        for kind in ("cold", "warm"):
+            times, loads = [], []
+            for i in range(n):
+                if kind == "cold":
+                    changed(owner, w)
+                t = time.perf_counter()
+                status, body = client.request("GET", path)
+                times.append(time.perf_counter() - t)
+                assert status == 200, (path, status)
+                if i % 50 == 0:
+                    loads.append(load1())
+            result[kind] = {"times": times, "load": max(loads), "rows": json.loads(body)["rows"]}
+        if result["cold"]["rows"] != result["warm"]["rows"]:
+            raise RuntimeError(f"{panel}: the cached rows differ from the computed ones")
+        out[panel] = {"cold": result["cold"]["times"], "warm": result["warm"]["times"],
+                      "load": max(result["cold"]["load"], result["warm"]["load"]), "rows": result["warm"]["rows"]}  # fmt: skip
+        c, h = result["cold"]["times"], result["warm"]["times"]
         print(
-            f"    {panel} (period {period}): p50 {ms(pct(times, 0.5))} ms, p95 {ms(pct(times, 0.95))} ms",
+            f"    {panel} (period {period}): cold p50 {ms(pct(c, 0.5))} / p95 {ms(pct(c, 0.95))} ms,"
+            f" warm p50 {ms(pct(h, 0.5))} / p95 {ms(pct(h, 0.95))} ms (load {out[panel]['load']:.1f})",
             flush=True,
         )
     return out
@@ -752,7 +839,7 @@ def run_raw(owner, w: World, period: str, repeat: int) -> dict:
             rows = owner.execute(sql, params).fetchall()
             times.append(time.perf_counter() - t)
             owner.commit()
-        out[panel] = {"times": times, "rows": rows}
+        out[panel] = {"times": times, "rows": rows, "load": load1()}
         print(
             f"    raw {panel} (period {period}): p50 {ms(pct(times, 0.5))} ms, p95 {ms(pct(times, 0.95))} ms",
             flush=True,
@@ -832,14 +919,17 @@ def check_same(ours: dict, raw: dict) -> list[str]:
 def bench_dashboard(client: Http, owner, w: World, args) -> dict:
     out = {}
     for period in args.periods:
-        ours = time_panels(client, w, period, args.requests)
+        ours = time_panels(client, owner, w, period, args.requests)
         raw = run_raw(owner, w, period, args.raw_repeat)
         problems = check_same(ours, raw)
         if problems:
             print("    !! raw and ours disagree: " + "; ".join(problems[:10]), flush=True)
         out[period] = {
-            "ours": {p: {"times": v["times"], "n_rows": len(v["rows"])} for p, v in ours.items()},
-            "raw": {p: {"times": v["times"]} for p, v in raw.items()},
+            "ours": {
+                p: {"cold": v["cold"], "warm": v["warm"], "load": v["load"], "n_rows": len(v["rows"])}
+                for p, v in ours.items()
+            },
+            "raw": {p: {"times": v["times"], "load": v["load"]} for p, v in raw.items()},
             "problems": problems,
         }
     return out
@@ -848,15 +938,24 @@ def bench_dashboard(client: Http, owner, w: World, args) -> dict:
 # --- event → rollup and alignment score -----------------------------------------------------------
 
 
-def bench_events(client: Http, owner, w: World, n: int) -> dict:
-    """A detractor response POSTed for a random store; until its rollup rows and the store's day
-    score are visible to another connection (the worker ran alignment.rollup_response)."""
+def bench_events(client: Http, owner, w: World, n: int, *, procs: list[int]) -> dict:
+    """A detractor response POSTed for a random store; timed until (a) its rollup rows and (b) the
+    alignment scores of what it touched are visible to another connection: the worker ran
+    alignment.rollup_response (the rollup and the queued keys commit together), then the
+    debounced alignment.scores_drain took the keys (none left) and committed the store's day score
+    (with every other scope and period of the keys, in the same transaction). Events one after the
+    other. The CPU the web and worker processes spent per event (the database's is not counted
+    here: Celery closes a task's connection after it, so its server process is gone before it
+    can be read; bench_handler measures the alignment side's with its database process)."""
     import zoneinfo
 
     rng = random.Random(n)
-    out = {"post": [], "rollup": [], "score": [], "missed_score": 0}
+    out = {"post": [], "rollup": [], "score": [], "missed_score": 0, "loads": []}
     today = dt.datetime.now(zoneinfo.ZoneInfo(ZONE)).date()
+    app_before = None
     for i in range(n + 2):  # two warm-up events
+        if i == 2:
+            app_before = cpu_of(process_tree(*procs))
         k = rng.randrange(len(w.employee_ids))
         loc = w.employee_location[w.employee_ids[k]]
         body = json.dumps({
@@ -880,10 +979,13 @@ def bench_events(client: Http, owner, w: World, n: int) -> dict:
             ).fetchone():  # fmt: skip
                 rollup_at = time.perf_counter() - t0
             if (
-                score_at is None
+                rollup_at is not None
+                and score_at is None
                 and owner.execute(
-                    "SELECT 1 FROM alignment_alignmentscore WHERE organization_id = %s AND scope = 'location'"
-                    " AND scope_id = %s AND period = 'day' AND period_start = %s AND computed_at >= %s LIMIT 1",
+                    "SELECT 1 FROM alignment_alignmentscore s WHERE s.organization_id = %s AND s.scope = 'location'"
+                    " AND s.scope_id = %s AND s.period = 'day' AND s.period_start = %s AND s.computed_at >= %s"
+                    " AND NOT EXISTS (SELECT 1 FROM alignment_pendingscore p WHERE p.organization_id = s.organization_id)"
+                    " LIMIT 1",
                     [w.org.pk, loc, today, wall],
                 ).fetchone()
             ):
@@ -901,24 +1003,36 @@ def bench_events(client: Http, owner, w: World, n: int) -> dict:
             out["rollup"].append(rollup_at)
             if score_at is not None:
                 out["score"].append(score_at)
+            out["loads"].append(load1())
+    out["cpu_app"] = cpu_spent(app_before, cpu_of(process_tree(*procs))) / n
     return out
 
 
 def bench_handler(w: World, runs: int) -> dict:
-    """The ResponseReceived rollup handler's work for one new response, in-process, rolled back:
-    rollups.apply then scores.recompute_touched, each timed, with the queries they ran."""
+    """The alignment side of one new response, in-process, rolled back: the handler's transaction
+    (rollups.apply and queueing the touched keys, score_queue.enqueue) and the drain that follows
+    it (score_queue.drain: the scores of those keys), each timed, with their queries and CPU —
+    this process's and its PostgreSQL server process's, so load on the machine does not count."""
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
-    from alignment import rollups, scores
+    from alignment import rollups, score_queue
     from cem.tenancy import tenant_context
     from feedback.models import Answer, Response
 
     class Rollback(Exception):
         pass
 
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+
+    def cpu() -> float:
+        return time.process_time() + proc_cpu(backend)
+
     rng = random.Random(runs)
-    out = {"apply": [], "scores": [], "apply_queries": 0, "scores_queries": 0}
+    out = {"apply": [], "drain": [], "apply_cpu": [], "drain_cpu": [], "apply_queries": 0, "drain_queries": 0,
+           "loads": []}  # fmt: skip
     for i in range(runs + 3):
         k = rng.randrange(len(w.employee_ids))
         emp = w.employee_ids[k]
@@ -937,31 +1051,101 @@ def bench_handler(w: World, runs: int) -> dict:
                     for q, v in ((w.questions["nps"], 3), (w.questions["csat"], 2), (w.questions["rating0"], 1))
                 )  # fmt: skip
                 with CaptureQueriesContext(connection) as q1:
-                    t = time.perf_counter()
-                    touched = rollups.apply(w.org, "response", [r.pk])
-                    applied = time.perf_counter() - t
+                    c, t = cpu(), time.perf_counter()
+                    score_queue.enqueue(w.org, rollups.apply(w.org, "response", [r.pk]))
+                    applied, applied_cpu = time.perf_counter() - t, cpu() - c
                 with CaptureQueriesContext(connection) as q2:
-                    t = time.perf_counter()
-                    scores.recompute_touched(w.org, touched)
-                    scored = time.perf_counter() - t
+                    c, t = cpu(), time.perf_counter()
+                    score_queue.drain(w.org)
+                    drained, drained_cpu = time.perf_counter() - t, cpu() - c
                 raise Rollback
         except Rollback:
             pass
         if i >= 3:
             out["apply"].append(applied)
-            out["scores"].append(scored)
+            out["drain"].append(drained)
+            out["apply_cpu"].append(applied_cpu)
+            out["drain_cpu"].append(drained_cpu)
+            out["loads"].append(load1())
             out["apply_queries"] = max(out["apply_queries"], len(q1.captured_queries))
-            out["scores_queries"] = max(out["scores_queries"], len(q2.captured_queries))
+            out["drain_queries"] = max(out["drain_queries"], len(q2.captured_queries))
     return out
 
 
 # --- main ---------------------------------------------------------------------------------------
 
 
+def load_world() -> World:
+    """The World of a database a run with ``--keep`` left behind (``--reuse``): its rows, and a new
+    API key (only a key's hash is stored)."""
+    from django.contrib.auth import get_user_model
+
+    from audits import models as am
+    from cem import services
+    from cem.models import Channel, Employee, Location, Organization, Standard, Touchpoint
+    from cem.principals import Actor
+    from cem.tenancy import tenant_context, unscoped
+    from feedback.models import Question, Survey, SurveyVersion
+    from learning import models as lm
+
+    w = World()
+    w.end = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with unscoped():
+        w.org = Organization.objects.get(slug="bench-dashboard")
+    with tenant_context(w.org):
+        locations = list(Location.objects.order_by("pk"))
+        w.location_ids = [loc.pk for loc in locations]
+        w.location_codes = [loc.code for loc in locations]
+        w.location_region = {loc.pk: loc.region_id for loc in locations}
+        employees = list(Employee.objects.order_by("pk"))
+        w.employee_ids = [e.pk for e in employees]
+        w.employee_codes = [e.external_id for e in employees]
+        w.employee_location = {e.pk: e.current_location_id for e in employees}
+        w.channel = Channel.objects.get(code="store")
+        w.touchpoint = Touchpoint.objects.get(code="checkout")
+        w.standards = list(Standard.objects.order_by("pk"))
+        w.survey = Survey.objects.get(name="Store visit")
+        w.version = SurveyVersion.objects.get(survey=w.survey, number=1)
+        w.questions = {q.key: q for q in Question.objects.filter(version=w.version)}
+        w.form_version = am.AuditFormVersion.objects.order_by("pk").first()
+        w.lesson = lm.Lesson.objects.order_by("pk").first()
+        w.store = locations[0]
+        _key, w.api_key = services.api_key_create(
+            organization=w.org, actor=Actor.system(), name=f"bench {w.end:%H%M%S}", scopes=["*"],
+            rate_limit_per_minute=10_000_000,
+        )  # fmt: skip
+        w.manager = get_user_model().objects.get(email="bench-manager@example.com")
+    return w
+
+
+def prepare_step(owner, w: World, args, size: int, loaded: int, step: dict) -> None:
+    """Load the responses up to ``size``, rebuild the rollup, run the nightly check, compute the scores."""
+    answers, took, indexing = bulk_load(owner, w, size - loaded)
+    step["copy"] = {"responses": size - loaded, "answers": answers, "seconds": took, "indexes": indexing}
+    step["vacuum_raw"] = vacuum(owner, RAW_TABLES)
+    print(
+        f"  COPY: {answers:,} answers in {took:.0f} s; indexes {indexing:.0f} s;"
+        f" VACUUM ANALYZE {step['vacuum_raw']:.0f} s",
+        flush=True,
+    )
+    step["rebuild"] = build_rollup(owner, w, args)
+    r = step["rebuild"]
+    print(f"  SQL rebuild: {r['rollup_rows']:,} rollup rows, {r.get('source_rows', 0):,} sources in {r['total']:.0f} s "
+          f"(scratch {r['scratch']:.0f} s, swap {r['swap']:.0f} s, periods {r.get('periods', 0):.0f} s, "
+          f"sources {r.get('sources', 0):.0f} s)", flush=True)  # fmt: skip
+    step["nightly"] = nightly_check(owner, w)
+    print(f"  nightly check: {step['nightly']}", flush=True)
+    step["scores"] = compute_scores(w, args.scores_days)
+    # As autovacuum would, some time after a full recompute wrote the scores in bulk.
+    step["scores"]["vacuum"] = vacuum(owner, ("alignment_alignmentscore",))
+    print(f"  alignment scores: {step['scores']}", flush=True)
+
+
 def main() -> int:
     args = parse_args()
     steps = sorted({*[h for h in args.history if h < args.responses], args.responses})
-    check_disk(args)
+    if not args.reuse:
+        check_disk(args)
     bench_url, admin_url = prepare_environment(args.db_name)
     os.environ["SECRET_KEY"] = "bench-only-" + "d" * 50  # the bench's sessions, checked by gunicorn
     redis_db = free_redis_db()
@@ -971,7 +1155,8 @@ def main() -> int:
     print(
         f"scratch database {args.db_name!r} on {where.hostname}:{where.port or 5432}; broker {broker}; load {load()}"
     )
-    recreate_database(admin_url, args.db_name)
+    if not args.reuse:
+        recreate_database(admin_url, args.db_name)
 
     setup_django()
     import psycopg
@@ -991,45 +1176,33 @@ def main() -> int:
         t0 = time.perf_counter()
         call_command("migrate", verbosity=0)
         print(f"migrated in {time.perf_counter() - t0:.1f}s", flush=True)
-        w = create_world(args)
         owner = psycopg.connect(bench_url)
         owner.execute("SET synchronous_commit = off")  # the loads' commits need not wait for the disk
         owner.commit()
-        report["others"] = insert_others(owner, w, args)
-        print(f"audits, interactions, completions: {report['others']}", flush=True)
+        if args.reuse:
+            w = load_world()
+            count = owner.execute("SELECT count(*) FROM feedback_response").fetchone()[0]
+            owner.commit()
+            steps = [count]
+        else:
+            w = create_world(args)
+            report["others"] = insert_others(owner, w, args)
+            print(f"audits, interactions, completions: {report['others']}", flush=True)
         loaded = 0
         for size in steps:
-            step: dict = {"responses": size, "load_before": load()}
+            step: dict = {"responses": size, "load_before": load(), "reused": args.reuse}
             print(f"\n== {size:,} responses ==", flush=True)
-            answers, took, indexing = bulk_load(owner, w, size - loaded)
-            step["copy"] = {
-                "responses": size - loaded,
-                "answers": answers,
-                "seconds": took,
-                "indexes": indexing,
-            }
-            loaded = size
-            step["vacuum_raw"] = vacuum(owner, RAW_TABLES)
-            print(
-                f"  COPY: {answers:,} answers in {took:.0f} s; indexes {indexing:.0f} s;"
-                f" VACUUM ANALYZE {step['vacuum_raw']:.0f} s",
-                flush=True,
-            )
             stop(gunicorn)
             stop(worker)
             gunicorn = worker = None
-            step["rebuild"] = build_rollup(owner, w, args)
-            r = step["rebuild"]
-            print(f"  SQL rebuild: {r['rollup_rows']:,} rollup rows, {r.get('source_rows', 0):,} sources in {r['total']:.0f} s "
-                  f"(scratch {r['scratch']:.0f} s, swap {r['swap']:.0f} s, sources {r.get('sources', 0):.0f} s)", flush=True)  # fmt: skip
-            step["nightly"] = nightly_check(owner, w)
-            print(f"  nightly check: {step['nightly']}", flush=True)
-            step["scores"] = compute_scores(w, args.scores_days)
-            print(f"  alignment scores: {step['scores']}", flush=True)
+            if not args.reuse:
+                prepare_step(owner, w, args, size, loaded, step)
+                loaded = size
             step["handler"] = bench_handler(w, args.handler_runs)
             h = step["handler"]
             print(
-                f"  handler in-process: apply p50 {ms(pct(h['apply'], 0.5))} ms, scores p50 {ms(pct(h['scores'], 0.5))} ms",
+                f"  in-process: handler (apply + queue) p50 {ms(pct(h['apply'], 0.5))} ms, drain (scores) p50"
+                f" {ms(pct(h['drain'], 0.5))} ms, CPU {ms(pct(h['drain_cpu'], 0.5))} ms (load {load()})",
                 flush=True,
             )
             if not (args.skip_http and args.skip_latency):
@@ -1046,10 +1219,15 @@ def main() -> int:
                     client = Http(
                         port, {"Authorization": f"Bearer {w.api_key}", "Content-Type": "application/json"}
                     )
-                    step["events"] = bench_events(client, owner, w, args.events)
+                    step["events"] = bench_events(
+                        client, owner, w, args.events, procs=[gunicorn.pid, worker.pid]
+                    )
                     e = step["events"]
                     print(
-                        f"  event → rollup p50 {ms(pct(e['rollup'], 0.5))} ms, p95 {ms(pct(e['rollup'], 0.95))} ms",
+                        f"  event → rollup p50 {ms(pct(e['rollup'], 0.5))} ms, p95 {ms(pct(e['rollup'], 0.95))} ms;"
+                        f" → scores p50 {ms(pct(e['score'], 0.5)) if e['score'] else '—'} ms,"
+                        f" p95 {ms(pct(e['score'], 0.95)) if e['score'] else '—'} ms ({e['missed_score']} missed);"
+                        f" web + worker CPU per event {ms(e['cpu_app'])} ms (load {load()})",
                         flush=True,
                     )
             step["load_after"] = load()
@@ -1061,7 +1239,7 @@ def main() -> int:
         stop(worker)
         connections.close_all()
         redis.Redis.from_url(broker).flushdb()  # it was empty when chosen: only our queue is there
-        if not args.keep:
+        if not (args.keep or args.reuse):
             recreate_database(admin_url, args.db_name, drop_only=True)
     report["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="minutes")
     args.json.write_text(json.dumps(report, default=str))
@@ -1086,15 +1264,17 @@ def machine() -> str:
 def print_report(r: dict, args) -> None:
     print(f"\nMachine: {r['machine']}; run {r['started']} – {r['finished']} UTC")
     steps = r["steps"]
+    built = [s for s in steps if "rebuild" in s]
     print("\nRollup built by the SQL rebuild (alignment.rebuild.replace):\n")
     table(
-        ["responses", "answers (all)", "COPY s", "rebuild s", "scratch s", "swap s", "RollupSource s", "rollup rows",
-         "rollup MB", "sources MB", "raw MB", "load"],
+        ["responses", "answers (all)", "COPY s", "rebuild s", "scratch s", "swap s", "PeriodRollup s", "RollupSource s",
+         "rollup rows", "rollup MB", "PeriodRollup MB", "sources MB", "raw MB", "load"],
         [[f"{s['responses']:,}", f"{s['copy']['answers']:,}", f"{s['copy']['seconds']:.0f}", f"{s['rebuild']['total']:.0f}",
-          f"{s['rebuild']['scratch']:.0f}", f"{s['rebuild']['swap']:.0f}", f"{s['rebuild'].get('sources', 0):.0f}",
-          f"{s['rebuild']['rollup_rows']:,}", f"{s['rebuild']['rollup_bytes'] / 1e6:,.0f}",
+          f"{s['rebuild']['scratch']:.0f}", f"{s['rebuild']['swap']:.0f}", f"{s['rebuild'].get('periods', 0):.0f}",
+          f"{s['rebuild'].get('sources', 0):.0f}", f"{s['rebuild']['rollup_rows']:,}",
+          f"{s['rebuild']['rollup_bytes'] / 1e6:,.0f}", f"{s['rebuild'].get('periods_bytes', 0) / 1e6:,.0f}",
           f"{s['rebuild']['sources_bytes'] / 1e6:,.0f}", f"{s['rebuild']['raw_bytes'] / 1e6:,.0f}", s["load_after"]]
-         for s in steps],
+         for s in built],
     )  # fmt: skip
     print("\nThe nightly check (alignment.rebuild.verify) with one rollup row corrupted:\n")
     table(
@@ -1103,34 +1283,37 @@ def print_report(r: dict, args) -> None:
         [[f"{s['responses']:,}", f"{s['nightly']['rows_compared']:,}", str(s["nightly"]["differences"]),
           str(s["nightly"]["repaired"]), f"{s['nightly']['seconds']:.0f}",
           *(f"{s['nightly']['steps'].get(k, 0):.1f}" for k in ("check", "confirm", "repair", "recheck", "scores"))]
-         for s in steps],
+         for s in built],
     )  # fmt: skip
     for s in steps:
         if "dashboard" not in s:
             continue
         for period, d in s["dashboard"].items():
             print(f"\nStore dashboard endpoints, {s['responses']:,} responses, ?period={period} "
-                  f"({args.requests} requests each over HTTP; raw: {args.raw_repeat} runs as the owner):\n")  # fmt: skip
+                  f"({args.requests} cold and {args.requests} warm requests each over HTTP; raw: {args.raw_repeat} runs "
+                  "as the owner; load = the highest 1-min load average seen):\n")  # fmt: skip
             rows = []
             for panel in PANELS:
-                ours = d["ours"][panel]["times"]
+                o = d["ours"][panel]
                 raw = d["raw"].get(panel, {}).get("times")
+
+                def ratio(times, raw=raw):
+                    return (
+                        f"{pct(raw, 0.5) / pct(times, 0.5):,.0f}× / {pct(raw, 0.95) / pct(times, 0.95):,.0f}×"
+                    )
+
                 rows.append([
-                    panel, ms(pct(ours, 0.5)), ms(pct(ours, 0.95)),
-                    ms(pct(raw, 0.5)) if raw else "—", ms(pct(raw, 0.95)) if raw else "—",
-                    f"{pct(raw, 0.5) / pct(ours, 0.5):,.1f}×" if raw else "—",
+                    panel, f"{ms(pct(o['cold'], 0.5))} / {ms(pct(o['cold'], 0.95))}",
+                    f"{ms(pct(o['warm'], 0.5))} / {ms(pct(o['warm'], 0.95))}",
+                    f"{ms(pct(raw, 0.5))} / {ms(pct(raw, 0.95))}" if raw else "—",
+                    ratio(o["cold"]) if raw else "—", ratio(o["warm"]) if raw else "—",
+                    f"{o['load']:.1f}",
                 ])  # fmt: skip
             table(
-                [
-                    "panel",
-                    "ours p50 ms",
-                    "ours p95 ms",
-                    "raw GROUP BY p50 ms",
-                    "raw p95 ms",
-                    "raw / ours (p50)",
-                ],
+                ["panel", "cold p50 / p95 ms", "warm p50 / p95 ms", "raw GROUP BY p50 / p95 ms",
+                 "raw ÷ cold (p50 / p95)", "raw ÷ warm (p50 / p95)", "load"],
                 rows,
-            )
+            )  # fmt: skip
             if d["problems"]:
                 print(f"\n!! {len(d['problems'])} disagreements between raw and ours: {d['problems'][:5]}")
             else:
@@ -1140,33 +1323,45 @@ def print_report(r: dict, args) -> None:
         h = s["handler"]
         row = [
             f"{s['responses']:,}",
-            ms(pct(h["apply"], 0.5)),
-            ms(pct(h["scores"], 0.5)),
-            f"{h['apply_queries']} + {h['scores_queries']}",
+            f"{ms(pct(h['apply'], 0.5))} ({h['apply_queries']} q); CPU {ms(pct(h['apply_cpu'], 0.5))}",
+            f"{ms(pct(h['drain'], 0.5))} / {ms(pct(h['drain'], 0.95))} ({h['drain_queries']} q)",
+            f"{ms(pct(h['drain_cpu'], 0.5))} / {ms(pct(h['drain_cpu'], 0.95))}",
+            f"{max(h['loads']):.1f}",
         ]
         if "events" in s:
             e = s["events"]
-            row += [ms(pct(e["post"], 0.5)), ms(pct(e["rollup"], 0.5)), ms(pct(e["rollup"], 0.95)),
-                    ms(pct(e["score"], 0.5)) if e["score"] else "—", ms(pct(e["score"], 0.95)) if e["score"] else "—",
-                    str(len(e["rollup"]))]  # fmt: skip
+            sc = e["score"]
+            row += [ms(pct(e["post"], 0.5)), f"{ms(pct(e['rollup'], 0.5))} / {ms(pct(e['rollup'], 0.95))}",
+                    f"{ms(pct(sc, 0.5))} / {ms(pct(sc, 0.95))}" if sc else "—",
+                    f"{len(sc)} of {len(e['rollup'])}", ms(e["cpu_app"]),
+                    f"{min(e['loads']):.1f}–{max(e['loads']):.1f}"]  # fmt: skip
         else:
             row += ["—"] * 6
-        rows.append([*row, s["load_after"]])
-    print("\nEvent → rollup and alignment score (a real worker through Redis), and the handler's own work:\n")
+        rows.append(row)
+    print(
+        "\nEvent → rollup and alignment scores (a real worker through Redis), and the alignment side in-process:\n"
+    )
     table(
-        ["responses", "handler: apply p50 ms", "recompute_touched p50 ms", "queries", "POST p50 ms", "→ rollup p50 ms",
-         "→ rollup p95 ms", "→ score p50 ms", "→ score p95 ms", "events", "load"],
+        ["responses", "handler txn p50 ms (app + db CPU)", "drain p50 / p95 ms", "drain CPU p50 / p95 ms (app + db)",
+         "load", "POST p50 ms", "→ rollup p50 / p95 ms", "→ scores p50 / p95 ms", "scored",
+         "web + worker CPU per event ms", "load"],
         rows,
     )  # fmt: skip
     if len(steps) > 1 and all("events" in s for s in (steps[0], steps[-1])):
-        a, b = steps[0]["events"]["rollup"], steps[-1]["events"]["rollup"]
+        a, b = steps[0]["events"]["score"], steps[-1]["events"]["score"]
         ha, hb = steps[0]["handler"], steps[-1]["handler"]
-        print(
-            f"\n{steps[-1]['responses']:,} vs {steps[0]['responses']:,}: event → rollup p50 "
-            f"{(pct(b, 0.5) / pct(a, 0.5) - 1) * 100:+.0f} %, p95 {(pct(b, 0.95) / pct(a, 0.95) - 1) * 100:+.0f} %; "
-            f"handler apply p50 {(pct(hb['apply'], 0.5) / pct(ha['apply'], 0.5) - 1) * 100:+.0f} %, "
-            f"recompute_touched p50 {(pct(hb['scores'], 0.5) / pct(ha['scores'], 0.5) - 1) * 100:+.0f} % (target: within ±20 %)"
-        )
+
+        def change(x, y) -> str:
+            return f"{(y / x - 1) * 100:+.0f} %"
+
+        if a and b:
+            print(
+                f"\n{steps[-1]['responses']:,} vs {steps[0]['responses']:,}: event → scores p50 "
+                f"{change(pct(a, 0.5), pct(b, 0.5))}, p95 {change(pct(a, 0.95), pct(b, 0.95))}; drain p50 "
+                f"{change(pct(ha['drain'], 0.5), pct(hb['drain'], 0.5))}, drain CPU p50 "
+                f"{change(pct(ha['drain_cpu'], 0.5), pct(hb['drain_cpu'], 0.5))}; web + worker CPU per event "
+                f"{change(steps[0]['events']['cpu_app'], steps[-1]['events']['cpu_app'])} (target: flat within 20 %)"
+            )
 
 
 if __name__ == "__main__":
