@@ -1,5 +1,7 @@
 """Periodic tasks of the alignment app, merged into CELERY_BEAT_SCHEDULE by cem/settings.py (plain data)."""
 
+from datetime import timedelta
+
 from celery.schedules import crontab
 
 BEAT_SCHEDULE: dict[str, dict] = {}
@@ -28,7 +30,7 @@ BEAT_SCHEDULE["alignment-scores-refresh"] = {
 # Scores queued by rollup changes whose drain did not come (alignment/score_queue.py).
 BEAT_SCHEDULE["alignment-scores-drain-sweep"] = {
     "task": "alignment.scores_drain_sweep",
-    "schedule": 60.0,
+    "schedule": timedelta(minutes=1),
 }
 BEAT_SCHEDULE["alignment-month-close"] = {
     "task": "alignment.month_close_dispatch",
