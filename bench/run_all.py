@@ -161,7 +161,7 @@ def machine(db_url: str) -> list[str]:
         pg = conn.execute("SELECT version()").fetchone()[0].split(" on ")[0]
         pg_settings = dict(
             conn.execute(
-                "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
                 "('shared_buffers', 'max_connections', 'synchronous_commit', 'jit', 'max_wal_size')"
             ).fetchall()
         )
