@@ -28,7 +28,6 @@ from cem.tenancy import unscoped
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-EXTRA_BEAT_ARGS = os.environ.get("FAULTS_TMP_BEAT_ARGS", "").split()
 NICE = shutil.which("nice") or "/usr/bin/nice"
 
 
@@ -203,7 +202,7 @@ class Processes:
         return self.start(
             name,
             [str(BIN / "celery"), "-A", app, "beat", "-l", "info", "--max-interval", "1",
-             "-s", str(self.workdir / f"{name}-schedule"), *EXTRA_BEAT_ARGS],
+             "-s", str(self.workdir / f"{name}-schedule")],
             **env,
         )  # fmt: skip
 

@@ -30,8 +30,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 SUBMISSIONS = 10_000
 CLIENTS = 8
 DOWN_AT = 2_500  # submissions answered when Redis is killed
-DOWN_FOR = 1_500  # submissions answered during the outage (and at least DOWN_SECONDS)
-DOWN_SECONDS = 10.0
+DOWN_FOR = 1_500  # submissions answered during the outage
 
 
 class Outage:
@@ -56,7 +55,6 @@ class Outage:
                 self.down_from is not None
                 and self.down_until is None
                 and self.answered >= self.down_count + DOWN_FOR
-                and now - self.down_from >= DOWN_SECONDS
             ):
                 self.redis.start()
                 self.down_until = time.monotonic()
@@ -126,7 +124,7 @@ def test_redis_down_during_ten_thousand_submissions(world, redis_server, process
     # Nothing but 201 (stored) or 503 with Retry-After (nothing stored; retry): no 500, no error.
     unexpected = [r for r in results if r[3] != 201 and not (r[3] == 503 and r[4] and int(r[4]) > 0)]
     assert unexpected == [], unexpected[:5]
-    assert len(during) >= 100
+    assert len(during) >= 100 and outage.down_until - outage.down_from >= 3
     assert any(r[3] == 201 for r in during), "writes go on while Redis is down (outbox in PostgreSQL)"
 
     # Every 2xx is stored, once; a 503 stored nothing.
