@@ -177,12 +177,15 @@ class Processes:
         self.redis_url = redis_url
         self.running: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
+        self.offsets: dict[str, int] = {}
         self.started = 0
 
     def start(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
         self.started += 1
         log = self.workdir / f"{name}.log"
         self.logs[name] = log
+        # Restarts append to the same log: readiness is looked for after this point only.
+        self.offsets[name] = log.stat().st_size if log.exists() else 0
         proc = subprocess.Popen(  # noqa: S603 - our own command line
             [NICE, "-n", "10", *argv], cwd=ROOT, env=process_env(self.redis_url, **env),
             stdin=subprocess.DEVNULL, stdout=log.open("a"), stderr=subprocess.STDOUT, start_new_session=True,
@@ -230,7 +233,9 @@ class Processes:
 
         def ready():
             assert proc.poll() is None, f"{name} exited:\n" + tail(log)
-            return " ready." in log.read_text(errors="replace")
+            with log.open("rb") as f:
+                f.seek(self.offsets[name])
+                return b" ready." in f.read()
 
         wait_until(ready, timeout=timeout, step=0.2, what=f"{name} ready")
 
