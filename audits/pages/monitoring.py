@@ -541,10 +541,14 @@ class CalibrationMixin(MonitoringMixin, TenantPageMixin):
         return CalibrationSession.objects.select_related("program__form", "interaction__channel")
 
 
-def _calibration_form(session: CalibrationSession, audit: Audit | None, errors=None) -> dict:
+def _calibration_form(session: CalibrationSession, audit: Audit | None, errors=None, posted=None) -> dict:
+    """The scoring form: the stored answers, or after a refused post what was posted (a missing
+    comment must not cost the evaluator every answer)."""
     version = audit.version if audit is not None else monitoring.form_current_version(session.program.form)
     answers = {a.item_id: a for a in AuditAnswer.objects.filter(audit=audit)} if audit is not None else {}
     items = monitoring.version_items(version)
+    if posted is not None:
+        answers = {i.pk: AuditAnswer(item=i, **posted[i.key]) for i in items if i.key in posted}
     return {"items": items, **form_sections(items, answers, errors=errors)}
 
 
@@ -575,7 +579,7 @@ class CalibrationPage(CalibrationMixin, DetailView):
     required_action = "monitoring.view"
     context_object_name = "session"
 
-    def get_context_data(self, errors=None, general_errors=(), **kwargs):
+    def get_context_data(self, errors=None, general_errors=(), posted=None, **kwargs):
         ctx = super().get_context_data(**kwargs)
         session = self.object
         user_id = self.request.user.pk
@@ -600,7 +604,7 @@ class CalibrationPage(CalibrationMixin, DetailView):
             general_errors=list(general_errors),
         )
         if ctx["may_evaluate"]:
-            ctx["report"] = _calibration_form(session, mine, errors)
+            ctx["report"] = _calibration_form(session, mine, errors, posted)
         if session.closed_at is not None:
             ctx["matrix"] = _results_matrix(session)
         return ctx
@@ -612,21 +616,23 @@ class CalibrationEvaluateView(CalibrationMixin, SingleObjectMixin, View):
 
     def post(self, request, pk):
         session = self.get_object()
+        posted = None
         try:
             mine = monitoring.calibration_visible_audits(session, user_id=request.user.pk).first()
             items = _calibration_form(session, mine)["items"]
+            posted = posted_answers(request.POST, items)
             monitoring.calibration_evaluate(
                 organization=self.organization,
                 actor=self.actor,
                 session=session,
-                answers=posted_answers(request.POST, items),
+                answers=posted,
             )
         except (ValidationError, PermissionDenied, monitoring.Conflict) as exc:
             errors, general = _refusal(exc, _calibration_form(session, None)["items"])
             page = CalibrationPage()
             page.setup(request, pk=pk)
             page.object = page.get_object()
-            ctx = page.get_context_data(errors=errors, general_errors=general)
+            ctx = page.get_context_data(errors=errors, general_errors=general, posted=posted)
             return render(request, CalibrationPage.template_name, ctx, status=400)
         messages.success(request, "Your score is in. Others' scores show once the session is closed.")
         return redirect("monitoring_calibration", pk=session.pk)
@@ -639,28 +645,29 @@ class CalibrationClosePage(CalibrationMixin, DetailView):
     required_action = "monitoring.change"
     context_object_name = "session"
 
-    def get_context_data(self, errors=None, general_errors=(), **kwargs):
+    def get_context_data(self, errors=None, general_errors=(), posted=None, **kwargs):
         ctx = super().get_context_data(**kwargs)
         ctx.update(
             facts=interaction_facts(self.object.interaction),
-            report=_calibration_form(self.object, None, errors),
+            report=_calibration_form(self.object, None, errors, posted),
             general_errors=list(general_errors),
         )
         return ctx
 
     def post(self, request, pk):
         self.object = session = self.get_object()
+        items = _calibration_form(session, None)["items"]
+        posted = posted_answers(request.POST, items)
         try:
-            items = _calibration_form(session, None)["items"]
             monitoring.calibration_close(
                 organization=self.organization,
                 actor=self.actor,
                 session=session,
-                answers=posted_answers(request.POST, items),
+                answers=posted,
             )
         except (ValidationError, PermissionDenied, monitoring.Conflict) as exc:
-            errors, general = _refusal(exc, _calibration_form(session, None)["items"])
-            ctx = self.get_context_data(errors=errors, general_errors=general)
+            errors, general = _refusal(exc, items)
+            ctx = self.get_context_data(errors=errors, general_errors=general, posted=posted)
             return render(request, self.template_name, ctx, status=400)
         messages.success(request, "Session closed: the final score and everyone's alignment are below.")
         return redirect("monitoring_calibration", pk=session.pk)

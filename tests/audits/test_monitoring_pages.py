@@ -287,6 +287,22 @@ def test_blind_calibration_then_disagreement_and_alignment(mp, client):
     assert 'data-testid="trend-qa2@acme.test"' in mine and "trend-evaluator@acme.test" not in mine
 
 
+def test_a_refused_calibration_score_shows_what_was_posted(mp, client):
+    with tenant_context(mp.org):
+        session = monitoring.calibration_create(
+            organization=mp.org, actor=Actor.system(), program=mp.program, interaction=mp.calls[0]
+        )
+    url = f"{BASE}/calibrations/{session.pk}/"
+    client.force_login(mp.world.users["evaluator"])
+    incomplete = _form({"greet": "no", "resolve": "yes"})
+    for action in ("evaluate/", "close/"):
+        refused = client.post(url + action, incomplete)
+        assert refused.status_code == 400, action
+        html = refused.content.decode()
+        assert 'name="value-greet" value="no" checked' in html, action
+        assert 'name="value-resolve" value="yes" checked' in html, action
+
+
 def test_recording_links_are_http_only(mp, client):
     item = mp.items("a-n1")[0]
     with tenant_context(mp.org):
