@@ -1,5 +1,6 @@
-"""Redis (cache, rate limits and Celery broker) stops during 10,000 API submissions and starts
-again, empty: every accepted submission (2xx) is stored and processed; a request during the
+"""Redis (cache, rate limits and Celery broker) stops during 10,000 API submissions (interactions
+POSTed by an integrator) and starts again, empty: every accepted submission (2xx) is stored and
+processed; a request during the
 outage either succeeds (its event waits in the PostgreSQL outbox) or is a 503 with Retry-After.
 No 500, and no 2xx is ever lost.
 
@@ -19,11 +20,9 @@ import pytest
 import requests
 
 from cem.events import handlers_for
-from cem.models import HandlerDelivery, OutboxEvent
+from cem.models import HandlerDelivery, Interaction, OutboxEvent
 from cem.tenancy import tenant_context, unscoped
-from feedback.models import Response
 from tests.faults.conftest import free_port, wait_for_outbox_drained
-from tests.feedback.conftest import make_survey
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -70,14 +69,13 @@ class Outage:
 
 def test_redis_down_during_ten_thousand_submissions(world, redis_server, processes):
     org = world.a.org
-    survey, _, _ = make_survey(org, name="outage survey", standard=world.a.standard)
     port = free_port()
     processes.beat()
     processes.worker()
     processes.wait_ready("worker")
     processes.gunicorn(port)
 
-    url = f"http://127.0.0.1:{port}/api/v1/responses/"
+    url = f"http://127.0.0.1:{port}/api/v1/interactions/"
     headers = {"Authorization": f"Bearer {world.a.api_key}"}
     stores = list(world.a.locations)
     outage = Outage(redis_server)
@@ -86,12 +84,13 @@ def test_redis_down_during_ten_thousand_submissions(world, redis_server, process
     def submit(i: int) -> tuple:
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
+        store = stores[i % len(stores)]
         body = {
-            "survey": survey.pk,
-            "location": stores[i % len(stores)],
-            "source": "api",
             "external_id": f"outage-{i}",
-            "answers": {"nps": i % 11, "csat": 1 + i % 5},
+            "occurred_at": "2026-02-01T09:30:00Z",
+            "location": store,
+            "touchpoint": "checkout",
+            "employees": [f"acme-emp-{store}"],
         }
         sent = time.monotonic()
         try:
@@ -130,15 +129,19 @@ def test_redis_down_during_ten_thousand_submissions(world, redis_server, process
     # Every 2xx is stored, once; a 503 stored nothing.
     accepted = {r[5]: f"outage-{r[0]}" for r in results if r[3] == 201}
     with tenant_context(org):
-        stored = dict(Response.objects.filter(survey=survey).values_list("pk", "external_id"))
+        stored = dict(
+            Interaction.objects.filter(external_id__startswith="outage-").values_list("pk", "external_id")
+        )
     assert stored == accepted
 
     # ... and eventually processed: each event's every handler ran once, the outage's events too.
     wait_for_outbox_drained(processes, timeout=1800)
     with unscoped():
-        events = list(OutboxEvent.objects.filter(event_type="ResponseReceived").values_list("pk", "payload"))
+        events = list(
+            OutboxEvent.objects.filter(event_type="InteractionRecorded").values_list("pk", "payload")
+        )
         delivered = set(HandlerDelivery.objects.values_list("event_id", "handler"))
-    assert sorted(rid for _, payload in events for rid in payload["response_ids"]) == sorted(accepted)
-    missing = {(pk, h) for pk, _ in events for h in handlers_for("ResponseReceived")} - delivered
+    assert sorted(i for _, payload in events for i in payload["interaction_ids"]) == sorted(accepted)
+    missing = {(pk, h) for pk, _ in events for h in handlers_for("InteractionRecorded")} - delivered
     assert missing == set()
     print(f"all processed {time.monotonic() - t0:.0f} s after the first submission")
