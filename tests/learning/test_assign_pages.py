@@ -27,6 +27,27 @@ def _login(client, world, who):
     return client
 
 
+def test_due_dates_show_the_day_chosen_in_the_organizations_time_zone(world, client, lesson):
+    """A due date is the end of that day where the organization is: west of UTC that is already the
+    next day in UTC, which the pages must not show."""
+    org = world.a.org
+    org.time_zone = "America/New_York"
+    with tenant_context(org):
+        org.save(update_fields=["time_zone"])
+    due = (timezone.now() + dt.timedelta(days=10)).date().isoformat()
+    _login(client, world, "manager")
+    resp = client.post(
+        "/learning/assign/new/",
+        {"lesson": lesson.pk, "employees": [world.a.employees["a-n1"].pk], "due_at": due},
+    )
+    assert f"due {due}</li>" in resp.content.decode()
+    listed = client.get("/learning/assign/").content.decode()
+    assert f'<td data-label="Due">{due}' in listed
+    client.force_login(world.users["employee"])
+    day = dt.date.fromisoformat(due)
+    assert f"Due {day.day} {day:%b %Y}" in client.get("/learning/").content.decode()
+
+
 def test_assign_form_shows_who_was_assigned_and_who_was_skipped(world, client, lesson):
     emp = world.a.employees["a-n1"]
     AssignmentFactory(organization=world.a.org, employee=emp, lesson=lesson)
