@@ -1,6 +1,6 @@
 """Delivery mechanics behind cem.tasks: which handlers still owe an event, and running one once."""
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,11 +22,12 @@ def pending_handlers(event_id: int) -> list[str]:
     return [name for name in handlers_for(event.event_type) if name not in done]
 
 
-def mark_dispatched(event_id: int, *, complete: bool) -> None:
-    updates = {"dispatch_count": F("dispatch_count") + 1}
+def mark_dispatched(event_id: int, *, complete: bool, count: bool = True) -> None:
+    updates = {"dispatch_count": F("dispatch_count") + 1} if count else {}
     if complete:
         updates["completed_at"] = timezone.now()
-    OutboxEvent.objects.filter(pk=event_id).update(**updates)
+    if updates:
+        OutboxEvent.objects.filter(pk=event_id).update(**updates)
 
 
 def run_handler(event_id: int, handler_name: str) -> bool:
@@ -65,13 +66,26 @@ def record_failure(event_id: int, handler_name: str, exc: Exception) -> None:
     OutboxEvent.objects.filter(pk=event_id).update(last_error=f"{handler_name}: {exc!r}"[:2000])
 
 
-def undispatched_events(limit: int) -> list[tuple[int, int]]:
-    """Events no delivery has picked up yet, oldest first (read through the pending partial index)."""
-    return list(
-        OutboxEvent.objects.filter(completed_at__isnull=True, dispatch_count=0)
-        .order_by("created_at", "pk")
-        .values_list("organization_id", "pk")[:limit]
-    )
+def claim_undispatched(limit: int) -> list[tuple[int, int]]:
+    """Count as dispatched, and return, up to ``limit`` events no delivery has picked up yet.
+
+    One statement claims them (SKIP LOCKED), so two drains running at once (the doorbell rang
+    again while one was reading) take different events instead of both fanning out the same ones.
+    A drain that dies after claiming leaves them to the sweep.
+    """
+    table = OutboxEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} SET dispatch_count = dispatch_count + 1
+             WHERE id IN (SELECT id FROM {table} WHERE completed_at IS NULL AND dispatch_count = 0
+                           ORDER BY created_at, id LIMIT %s FOR UPDATE SKIP LOCKED)
+            RETURNING organization_id, id, created_at
+            """,  # noqa: S608 - the model's own table name  # nosec B608
+            [limit],
+        )
+        rows = cursor.fetchall()
+    return [(org_id, pk) for org_id, pk, _ in sorted(rows, key=lambda r: (r[2], r[1]))]
 
 
 # With more messages than this waiting in the broker, the sweep leaves dispatched events alone.

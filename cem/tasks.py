@@ -18,12 +18,15 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="cem.events_deliver", base=TenantTask)
-def events_deliver(tenant_id: int, event_id: int) -> int:
-    """Fan one outbox event out to a task per handler that has not processed it yet."""
+def events_deliver(tenant_id: int, event_id: int, counted: bool = False) -> int:
+    """Fan one outbox event out to a task per handler that has not processed it yet.
+
+    ``counted``: the caller already counted this dispatch (the drain claims events as it reads).
+    """
     pending = outbox.pending_handlers(event_id)
     for handler_name in pending:
         events_handle.delay(tenant_id, event_id, handler_name)
-    outbox.mark_dispatched(event_id, complete=not pending)
+    outbox.mark_dispatched(event_id, complete=not pending, count=not counted)
     return len(pending)
 
 
@@ -56,10 +59,10 @@ def events_deliver_pending(limit: int = 1000) -> int:
     # Cleared before reading: an event committed from here on rings again and gets its own run.
     cache.delete(DOORBELL_KEY)
     with unscoped():
-        fresh = outbox.undispatched_events(limit)
+        fresh = outbox.claim_undispatched(limit)
     for tenant_id, event_id in fresh:
         try:
-            events_deliver(tenant_id, event_id)  # in this task: one hop less per event
+            events_deliver(tenant_id, event_id, counted=True)  # in this task: one hop less per event
         except Exception:
             # One bad event must not hold up the others; the sweep tries it again later.
             logger.exception("dispatching event %s failed; left for the sweep", event_id)

@@ -91,3 +91,42 @@ def test_one_claim_per_due_time():
     assert claim("job", interval=every, now=t + every, holder="beat-2") is True
     assert claim("job", interval=every, now=t + every, holder="beat-1") is False
     assert claim("other job", interval=every, now=t, holder="beat-1") is True
+
+
+@pytest.fixture
+def four_events(world, django_capture_on_commit_callbacks):
+    from cem.events import emit
+
+    with tenant_context(world.a.org), django_capture_on_commit_callbacks(execute=False):
+        return [
+            emit(organization=world.a.org, event_type="InteractionRecorded", payload={"n": i}).pk
+            for i in range(4)
+        ]
+
+
+def test_two_drains_claim_different_events(four_events):
+    from cem import outbox
+    from cem.tenancy import unscoped
+
+    with unscoped():
+        first = outbox.claim_undispatched(2)
+        second = outbox.claim_undispatched(10)
+        assert outbox.claim_undispatched(10) == []
+    assert [pk for _, pk in first] == four_events[:2]
+    assert [pk for _, pk in second] == four_events[2:]
+
+
+def test_sweep_leaves_dispatched_events_alone_while_the_broker_has_a_backlog(four_events):
+    from django.utils import timezone
+
+    from cem import outbox
+    from cem.tenancy import unscoped
+
+    later = timezone.now() + timedelta(minutes=1)
+    with unscoped():
+        outbox.claim_undispatched(1)  # dispatched, not complete: probably queued, maybe lost
+        queued = outbox.stale_events(later, 10, backlog=outbox.SWEEP_BACKLOG_LIMIT + 1)
+        unknown = outbox.stale_events(later, 10, backlog=None)
+        idle = outbox.stale_events(later, 10, backlog=0)
+    assert [pk for _, pk in queued] == [pk for _, pk in unknown] == four_events[1:]
+    assert [pk for _, pk in idle] == four_events
