@@ -71,6 +71,9 @@ def demo(browser, django_db_setup, django_db_blocker, tmp_path_factory):  # noqa
     the lesson-effect figures. Its full-history recompute of alignment scores is left out — the
     seed itself computes the latest periods the dashboards show, and the rest takes a worker
     about ten minutes on this machine.
+
+    The full demo (``--scale 1``), as ``./run`` loads it: at ``--scale 0.5`` the seed takes a
+    quarter of the time, but the trainer's ineffective lesson turns into "insufficient data".
     """
     keep = os.environ.get("CEM_E2E_KEEP_DEMO") == "1"
     started = time.monotonic()
