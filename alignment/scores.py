@@ -703,22 +703,13 @@ def _previous_overall(org_id: int, keys: set[tuple]) -> dict[tuple, Decimal | No
         return {tuple(r[:4]): r[4] for r in cur.fetchall()}
 
 
-def _stored_scopes(candidates: dict[tuple[str, dt.date], set]) -> dict[tuple[str, dt.date], set]:
-    """Of (period -> scopes), those that already have scores (one query): a later period's scores
-    are refreshed where they exist, never created for a scope with no data in it."""
-    if not candidates:
-        return {}
-    rows = AlignmentScore.objects.filter(
-        period__in=sorted({kind for kind, _ in candidates}),
-        period_start__in=sorted({start for _, start in candidates}),
-        scope__in=sorted({scope for scopes in candidates.values() for scope, _ in scopes}),
-        link=Link.OVERALL,
-        scope_id__in=sorted({pk for scopes in candidates.values() for _, pk in scopes}),
-    ).values_list("period", "period_start", "scope", "scope_id")
+def _stored_scopes(org_id: int, candidates: dict[tuple[str, dt.date], set]) -> dict[tuple[str, dt.date], set]:
+    """Of (period -> scopes), those that already have scores (one query, a key probe each): a later
+    period's scores are refreshed where they exist, never created for a scope with no data in it."""
+    keys = {(scope, pk, kind, start) for (kind, start), scopes in candidates.items() for scope, pk in scopes}
     found = defaultdict(set)
-    for kind, start, scope, pk in rows:
-        if (scope, pk) in candidates.get((kind, start), ()):
-            found[(kind, start)].add((scope, pk))
+    for scope, pk, kind, start in _previous_overall(org_id, keys):
+        found[(kind, start)].add((scope, pk))
     return found
 
 
@@ -806,7 +797,7 @@ def recompute_touched(org, touched: Iterable[tuple]) -> list[AlignmentScore]:
                 following = periods.shift(kind, start, step)
                 if following <= today:
                     later[(kind, following)].update(scopes)
-    for key, scopes in _stored_scopes(later).items():
+    for key, scopes in _stored_scopes(org_id, later).items():
         wanted[key].update(scopes)
     return _save(ref, _compute_periods(ref, dict(wanted), timezone.now()))
 
