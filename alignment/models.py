@@ -201,26 +201,35 @@ class PeriodKind(models.TextChoices):
     QUARTER = "quarter", "Quarter"
 
 
-# The measures the alignment scores read (alignment.score_inputs.STANDARD_MEASURES): the ones
-# PeriodRollup keeps.
+# The measures PeriodRollup keeps: what the alignment scores read (alignment.score_inputs
+# STANDARD_MEASURES) and what the store dashboard compares with the region and the company
+# (alignment.selectors.COMPARISON_MEASURES).
 PERIOD_MEASURES = (
     Measure.STD_FEEDBACK,
     Measure.STD_AUDIT,
     Measure.STD_MONITORING,
     Measure.LESSON_STD,
     Measure.POINTS,
+    Measure.NPS,
+    Measure.CSAT,
+    Measure.CES,
+    Measure.FCR,
+    Measure.AUDIT,
+    Measure.MONITORING,
 )
 
 
 class PeriodRollup(TenantModel):
-    """The rollup's score measures summed per period (day, ISO week, month, quarter) and location,
-    over employees, channels, touchpoints and segments.
+    """The rollup's score and comparison measures (``PERIOD_MEASURES``) summed per period (day, ISO
+    week, month, quarter) and location, over employees, channels, touchpoints and segments.
 
     What the organization-, region- and location-level alignment scores of an event read
-    (alignment.score_inputs.gather_touched): a quarter of the whole organization is a few thousand
-    rows here, where the rollup holds a row per employee and day. Derived from ``Rollup`` in the
-    same transaction as every change to it (alignment.rollups.apply_points, and a statement
-    trigger on alignment_rollup for every other writer: see migration 0004). ``rows`` counts the
+    (alignment.score_inputs.gather_touched), and the region and company totals the store
+    dashboard compares with (alignment.selectors.region_totals): a quarter of the whole
+    organization is a few thousand rows here, where the rollup holds a row per employee and day.
+    Derived from ``Rollup`` in the same transaction as every change to it
+    (alignment.rollups.apply_points, and statement triggers on alignment_rollup for every other
+    writer: see migrations 0004 and 0005). ``rows`` counts the
     rollup rows the sums cover, so a group exists exactly while some rollup row does (a GROUP BY
     over the rollup returns groups of all-zero rows too, and the scores list what they find).
     """

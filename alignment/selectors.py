@@ -55,8 +55,17 @@ from django.core.cache import cache
 from django.db.models import DateField, Q, Subquery, Sum
 from django.db.models.functions import Trunc
 
-from alignment.filters import GRAINS, DashboardFilters
-from alignment.models import AlignmentScore, Link, Measure, PeriodKind, Rollup, ScopeKind
+from alignment.filters import GRAINS, MEASURE_DIMENSIONS, DashboardFilters
+from alignment.models import (
+    PERIOD_MEASURES,
+    AlignmentScore,
+    Link,
+    Measure,
+    PeriodKind,
+    PeriodRollup,
+    Rollup,
+    ScopeKind,
+)
 from alignment.rollup_derived import generation
 from cem.category_weights import category_weights, raises_priority
 from cem.models import Employee, InteractionCategory, Location, Standard, Touchpoint
@@ -393,12 +402,15 @@ def region_totals(filters: DashboardFilters, measures=COMPARISON_MEASURES) -> di
     """``{(region_id, measure): (n, total, top, bottom)}`` over the whole organization (region
     None: rows with no location, e.g. points of an employee with no workplace that day).
 
-    One query over the (organization, measure, day) index, which reads every location's rows
-    of the period: the costliest read of a store dashboard, and the same for every store and
-    viewer with the same filters, so it is cached (keyed by tenant, measures, the resolved filter
-    state — relative periods by their dates — and the organization's rollup generation, which
-    every rollup change raises in its transaction: never stale) for up to
-    ``COMPARISON_CACHE_SECONDS``."""
+    The costliest read of a store dashboard, and the same for every store and viewer with the
+    same filters. Read from ``PeriodRollup`` (:func:`_period_region_totals`: the period's whole
+    months and the days around them, per location — a few thousand rows for a year of a hundred
+    stores) when the measures are kept there and no channel, touchpoint or segment filter is
+    set (PeriodRollup has no such column); else one query over the rollup's (organization,
+    measure, day) index, which reads every location's rows of the period. Either way it is
+    cached, keyed by tenant, measures, the resolved filter state (relative periods by their
+    dates) and the organization's rollup generation, which every rollup change raises in its
+    transaction, so never stale, for up to ``COMPARISON_CACHE_SECONDS``."""
     key = "alignment:region_totals:" + ":".join(
         [
             str(current_tenant_id()),
@@ -412,13 +424,32 @@ def region_totals(filters: DashboardFilters, measures=COMPARISON_MEASURES) -> di
     cached = cache.get(key)
     if cached is not None:
         return cached
+    if _in_periods(filters, measures):
+        totals = _period_region_totals(filters, measures)
+    else:
+        totals = _rollup_region_totals(filters, measures)
+    cache.set(key, totals, COMPARISON_CACHE_SECONDS)
+    return totals
+
+
+def _in_periods(filters: DashboardFilters, measures) -> bool:
+    """Whether PeriodRollup answers exactly what ``filters.rollup_filter(measures)`` selects."""
+    measures = {str(m) for m in measures}
+    dims = filters.dimension_values.keys()
+    if not measures <= {str(m) for m in PERIOD_MEASURES} or dims - {"category"}:
+        return False
+    # A category filter must apply to every measure, as it does to the rollup's.
+    return not dims or all("category" in MEASURE_DIMENSIONS.get(m, ()) for m in measures)
+
+
+def _rollup_region_totals(filters: DashboardFilters, measures) -> dict[tuple, tuple]:
     rows = (
         Rollup.objects.filter(filters.rollup_filter(measures))
         .order_by()
         .values("location__region_id", "measure")
         .annotate(**_SUMS)
     )
-    totals = {
+    return {
         (r["location__region_id"], r["measure"]): (
             _int(r["n"]),
             Decimal(r["total"] or 0),
@@ -427,8 +458,59 @@ def region_totals(filters: DashboardFilters, measures=COMPARISON_MEASURES) -> di
         )
         for r in rows
     }
-    cache.set(key, totals, COMPARISON_CACHE_SECONDS)
-    return totals
+
+
+def _first_of_next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def month_cover(start: dt.date | None, end: dt.date | None) -> tuple[dt.date | None, dt.date | None]:
+    """``(first, last)``: the whole months inside the days ``[start, end]`` are those starting on
+    or after ``first`` and before ``last`` (None: unbounded on that side); the days of
+    ``[start, first)`` and ``[last, end]`` are read by day. ``first >= last``: no whole month."""
+    first = None if start is None else start if start.day == 1 else _first_of_next_month(start)
+    last = None if end is None else (end + dt.timedelta(days=1)).replace(day=1)
+    return first, last
+
+
+def _period_region_totals(filters: DashboardFilters, measures) -> dict[tuple, tuple]:
+    """region_totals from PeriodRollup in one query: whole months by month, the days around them
+    by day (month_cover)."""
+    first, last = month_cover(filters.start, filters.end)
+    if first is not None and last is not None and first >= last:  # no whole month: days only
+        parts = Q(period=PeriodKind.DAY, **_between(filters.start, filters.end))
+    else:
+        months = {"period_start__gte": first, "period_start__lt": last}
+        parts = Q(period=PeriodKind.MONTH, **{k: v for k, v in months.items() if v is not None})
+        if first is not None:
+            parts |= Q(period=PeriodKind.DAY, **_between(filters.start, first - dt.timedelta(days=1)))
+        if last is not None:
+            parts |= Q(period=PeriodKind.DAY, **_between(last, filters.end))
+    dims = {"category": filters.category} if filters.category else {}
+    rows = (
+        PeriodRollup.objects.filter(parts, measure__in=[str(m) for m in measures], rows__gt=0, **dims)
+        .order_by()
+        .values("location__region_id", "measure")
+        .annotate(**_SUMS)
+    )
+    return {
+        (r["location__region_id"], r["measure"]): (
+            _int(r["n"]),
+            Decimal(r["total"] or 0),
+            _int(r["top"]),
+            _int(r["bottom"]),
+        )
+        for r in rows
+    }
+
+
+def _between(first: dt.date | None, last: dt.date | None) -> dict:
+    out = {}
+    if first is not None:
+        out["period_start__gte"] = first
+    if last is not None:
+        out["period_start__lte"] = last
+    return out
 
 
 def comparison(

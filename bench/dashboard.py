@@ -162,6 +162,15 @@ def process_tree(*roots: int) -> list[int]:
     return out
 
 
+def backends(owner, db_name: str) -> list[int]:
+    """The PostgreSQL server processes serving the bench database, but the owner connection's."""
+    pids = [r[0] for r in owner.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [db_name]
+    ).fetchall()]  # fmt: skip
+    owner.commit()
+    return pids
+
+
 def cpu_of(pids) -> dict[int, float]:
     return {pid: proc_cpu(pid) for pid in pids}
 
@@ -716,9 +725,11 @@ def changed(owner, w: World) -> None:
     owner.commit()
 
 
-def time_panels(client: Http, owner, w: World, period: str, n: int) -> dict:
+def time_panels(client: Http, owner, w: World, period: str, n: int, server: list[int], db_name: str) -> dict:
     """Per panel: ``n`` cold views (each the first after a change at the store: computed from the
-    rollup) and ``n`` warm ones (repeated views: the cached rows), after 5 warm-up requests."""
+    rollup) and ``n`` warm ones (repeated views: the cached rows), after 5 warm-up requests; and
+    the CPU each request cost the web server (``server``: gunicorn's process tree) and its
+    database processes (the web server keeps its connections), which load does not change."""
     out = {}
     for panel in PANELS:
         path = panel_path(w, panel, period)
@@ -729,6 +740,8 @@ def time_panels(client: Http, owner, w: World, period: str, n: int) -> dict:
         result = {}
         for kind in ("cold", "warm"):
             times, loads = [], []
+            db_pids = backends(owner, db_name)
+            cpu_before = cpu_of([*process_tree(*server), *db_pids])
             for i in range(n):
                 if kind == "cold":
                     changed(owner, w)
@@ -738,15 +751,18 @@ def time_panels(client: Http, owner, w: World, period: str, n: int) -> dict:
                 assert status == 200, (path, status)
                 if i % 50 == 0:
                     loads.append(load1())
-            result[kind] = {"times": times, "load": max(loads), "rows": json.loads(body)["rows"]}
+            cpu = cpu_spent(cpu_before, cpu_of([*process_tree(*server), *db_pids])) / n
+            result[kind] = {"times": times, "load": max(loads), "rows": json.loads(body)["rows"], "cpu": cpu}
         if result["cold"]["rows"] != result["warm"]["rows"]:
             raise RuntimeError(f"{panel}: the cached rows differ from the computed ones")
         out[panel] = {"cold": result["cold"]["times"], "warm": result["warm"]["times"],
+                      "cold_cpu": result["cold"]["cpu"], "warm_cpu": result["warm"]["cpu"],
                       "load": max(result["cold"]["load"], result["warm"]["load"]), "rows": result["warm"]["rows"]}  # fmt: skip
         c, h = result["cold"]["times"], result["warm"]["times"]
         print(
             f"    {panel} (period {period}): cold p50 {ms(pct(c, 0.5))} / p95 {ms(pct(c, 0.95))} ms,"
-            f" warm p50 {ms(pct(h, 0.5))} / p95 {ms(pct(h, 0.95))} ms (load {out[panel]['load']:.1f})",
+            f" warm p50 {ms(pct(h, 0.5))} / p95 {ms(pct(h, 0.95))} ms; CPU per request cold"
+            f" {ms(out[panel]['cold_cpu'])} / warm {ms(out[panel]['warm_cpu'])} ms (load {out[panel]['load']:.1f})",
             flush=True,
         )
     return out
@@ -831,15 +847,18 @@ RAW_SQL = {
 def run_raw(owner, w: World, period: str, repeat: int) -> dict:
     _first, _last, lo, hi = _bounds(w, period)
     params = {"org": w.org.pk, "loc": w.store.pk, "region": w.store.region_id, "lo": lo, "hi": hi}
+    backend = owner.execute("SELECT pg_backend_pid()").fetchone()[0]
+    owner.commit()
     out = {}
     for panel, sql in RAW_SQL.items():
-        times, rows = [], None
+        times, cpus, rows = [], [], None
         for _ in range(repeat):
-            t = time.perf_counter()
+            c, t = proc_cpu(backend), time.perf_counter()
             rows = owner.execute(sql, params).fetchall()
             times.append(time.perf_counter() - t)
+            cpus.append(proc_cpu(backend) - c)  # the database's work: this process only waits
             owner.commit()
-        out[panel] = {"times": times, "rows": rows, "load": load1()}
+        out[panel] = {"times": times, "cpu": sum(cpus) / repeat, "rows": rows, "load": load1()}
         print(
             f"    raw {panel} (period {period}): p50 {ms(pct(times, 0.5))} ms, p95 {ms(pct(times, 0.95))} ms",
             flush=True,
@@ -916,20 +935,23 @@ def check_same(ours: dict, raw: dict) -> list[str]:
     return problems
 
 
-def bench_dashboard(client: Http, owner, w: World, args) -> dict:
+def bench_dashboard(client: Http, owner, w: World, args, server: list[int]) -> dict:
     out = {}
     for period in args.periods:
-        ours = time_panels(client, owner, w, period, args.requests)
+        ours = time_panels(client, owner, w, period, args.requests, server, args.db_name)
         raw = run_raw(owner, w, period, args.raw_repeat)
         problems = check_same(ours, raw)
         if problems:
             print("    !! raw and ours disagree: " + "; ".join(problems[:10]), flush=True)
         out[period] = {
             "ours": {
-                p: {"cold": v["cold"], "warm": v["warm"], "load": v["load"], "n_rows": len(v["rows"])}
+                p: {
+                    **{k: v[k] for k in ("cold", "warm", "cold_cpu", "warm_cpu", "load")},
+                    "n_rows": len(v["rows"]),
+                }
                 for p, v in ours.items()
             },
-            "raw": {p: {"times": v["times"], "load": v["load"]} for p, v in raw.items()},
+            "raw": {p: {"times": v["times"], "cpu": v["cpu"], "load": v["load"]} for p, v in raw.items()},
             "problems": problems,
         }
     return out
@@ -1214,7 +1236,7 @@ def main() -> int:
                 connections.close_all()
                 if not args.skip_http:
                     client = Http(port, {"Cookie": session_cookie(w.manager)})
-                    step["dashboard"] = bench_dashboard(client, owner, w, args)
+                    step["dashboard"] = bench_dashboard(client, owner, w, args, [gunicorn.pid])
                 if not args.skip_latency:
                     client = Http(
                         port, {"Authorization": f"Bearer {w.api_key}", "Content-Type": "application/json"}
@@ -1296,6 +1318,7 @@ def print_report(r: dict, args) -> None:
             for panel in PANELS:
                 o = d["ours"][panel]
                 raw = d["raw"].get(panel, {}).get("times")
+                raw_cpu = d["raw"].get(panel, {}).get("cpu")
 
                 def ratio(times, raw=raw):
                     return (
@@ -1307,11 +1330,14 @@ def print_report(r: dict, args) -> None:
                     f"{ms(pct(o['warm'], 0.5))} / {ms(pct(o['warm'], 0.95))}",
                     f"{ms(pct(raw, 0.5))} / {ms(pct(raw, 0.95))}" if raw else "—",
                     ratio(o["cold"]) if raw else "—", ratio(o["warm"]) if raw else "—",
+                    f"{ms(o['cold_cpu'])} / {ms(o['warm_cpu'])}", ms(raw_cpu) if raw else "—",
+                    f"{raw_cpu / o['cold_cpu']:,.0f}× / {raw_cpu / o['warm_cpu']:,.0f}×" if raw else "—",
                     f"{o['load']:.1f}",
                 ])  # fmt: skip
             table(
                 ["panel", "cold p50 / p95 ms", "warm p50 / p95 ms", "raw GROUP BY p50 / p95 ms",
-                 "raw ÷ cold (p50 / p95)", "raw ÷ warm (p50 / p95)", "load"],
+                 "raw ÷ cold (p50 / p95)", "raw ÷ warm (p50 / p95)", "CPU per request cold / warm ms (web + db)",
+                 "raw CPU ms (db)", "raw CPU ÷ ours (cold / warm)", "load"],
                 rows,
             )  # fmt: skip
             if d["problems"]:

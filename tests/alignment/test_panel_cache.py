@@ -135,3 +135,63 @@ def test_generations_count_per_location_and_sum_for_the_organization(shop):
     with tenant_context(a.org):
         assert (rollup_derived.generation(n1), rollup_derived.generation(s1)) == (before[0], before[1] + 1)
         assert rollup_derived.generation(organization=True) == total + 1
+
+
+def test_month_cover_splits_a_period_into_whole_months_and_edge_days():
+    from alignment.selectors import month_cover
+
+    d = dt.date
+    assert month_cover(d(2025, 3, 1), d(2025, 5, 31)) == (d(2025, 3, 1), d(2025, 6, 1))  # whole months
+    assert month_cover(d(2025, 3, 12), d(2025, 5, 20)) == (d(2025, 4, 1), d(2025, 5, 1))
+    assert month_cover(d(2025, 3, 12), d(2025, 3, 20)) == (d(2025, 4, 1), d(2025, 3, 1))  # none whole
+    assert month_cover(None, d(2025, 2, 28)) == (None, d(2025, 3, 1))
+    assert month_cover(d(2024, 12, 31), None) == (d(2025, 1, 1), None)
+
+
+def test_region_totals_from_period_sums_equal_the_rollups(world):
+    """The comparison's region and company totals read whole months and edge days of PeriodRollup:
+    the same sums as the rollup's for every preset, custom range, open end and category filter."""
+    import random
+
+    from alignment import selectors as sel
+    from alignment.filters import DashboardFilters
+
+    a = world.a
+    rng = random.Random(5)
+    now = today(a.org)
+    places = [a.locations[c].pk for c in ("a-n1", "a-n2", "a-s1")] + [None]
+    rows = [
+        {
+            "measure": rng.choice(["nps", "csat", "ces", "fcr", "audit", "monitoring"]),
+            "location": rng.choice(places),
+            "day": now - dt.timedelta(days=back),
+            "category": rng.choice(["", "critical", "planned"]),
+            "n": rng.randint(1, 4),
+            "total": rng.randint(0, 40),
+            "top": rng.randint(0, 1),
+            "bottom": rng.randint(0, 1),
+        }
+        for back in range(0, 420, 2)
+    ]
+    put(a.org, rows)
+    first_of_month = now.replace(day=1)
+    ranges = [{"period": p} for p in ("7", "30", "90", "180", "365", "all")] + [
+        {
+            "from": (first_of_month - dt.timedelta(days=61)).isoformat(),
+            "to": (first_of_month - dt.timedelta(days=1)).isoformat(),
+        },
+        {"from": (now - dt.timedelta(days=100)).isoformat()},
+        {"to": (now - dt.timedelta(days=45)).isoformat()},
+        {"from": (now - dt.timedelta(days=12)).isoformat(), "to": (now - dt.timedelta(days=9)).isoformat()},
+    ]
+    with tenant_context(a.org):
+        for params in ranges + [{**r, "category": "critical"} for r in ranges]:
+            filters = DashboardFilters.from_params(params, a.org)
+            assert sel._in_periods(filters, sel.COMPARISON_MEASURES), params
+            expected = sel._rollup_region_totals(filters, sel.COMPARISON_MEASURES)
+            assert sel._period_region_totals(filters, sel.COMPARISON_MEASURES) == expected, params
+        assert expected  # the ranges hold data
+        channel = DashboardFilters.from_params({"channel": "1"}, a.org)
+        assert not sel._in_periods(channel, sel.COMPARISON_MEASURES)  # no channel in PeriodRollup
+        category = DashboardFilters.from_params({"category": "critical"}, a.org)
+        assert not sel._in_periods(category, ["points"])  # points carry no category: not filtered
