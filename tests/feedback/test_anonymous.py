@@ -67,7 +67,9 @@ def test_post_stores_a_qr_response_with_the_link_dimensions(sw, client, link):
 
 # The per-address limits (the survey's and cem.public_throttle's) would answer most of them 429
 # first: lifted, so the device guard alone is under test.
-@override_settings(FEEDBACK_PUBLIC_IP_LIMIT_PER_HOUR=100_000, PUBLIC_RATE_LIMITS={"respond_post": (10_000, 600)})
+@override_settings(
+    FEEDBACK_PUBLIC_IP_LIMIT_PER_HOUR=100_000, PUBLIC_RATE_LIMITS={"respond_post": (10_000, 600)}
+)
 def test_a_thousand_posts_from_one_device_count_once(sw, client, link):
     client.get(url_of(link))
     statuses = {}
