@@ -453,6 +453,12 @@ def _customers_upsert(org_id: int, refs: set[str]) -> dict[str, int]:
 
 def rows_from_csv(data: bytes | str) -> list[dict]:
     """CSV columns are the JSON fields; any other column becomes an attribute."""
+    return csv_rows(data, fields=FIELDS, rest="attributes")
+
+
+def csv_rows(data: bytes | str, *, fields, rest: str) -> list[dict]:
+    """A bulk endpoint's CSV upload as its JSON rows: a column named in ``fields`` is that field
+    (an empty cell is None); every other non-empty cell goes into the row's ``rest`` object."""
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
@@ -465,15 +471,15 @@ def rows_from_csv(data: bytes | str) -> list[dict]:
         if reader.fieldnames is None:
             return []
         for record in reader:
-            row = {"attributes": {}}
+            row = {rest: {}}
             for key, value in record.items():
                 if key is None:
                     continue
                 key = key.strip()
-                if key in FIELDS and key != "attributes":
+                if key in fields and key != rest:
                     row[key] = value if value != "" else None
                 elif value not in (None, ""):
-                    row["attributes"][key] = value
+                    row[rest][key] = value
             rows.append(row)
     except csv.Error as exc:
         # e.g. "field larger than field limit": a client error, not a crash.

@@ -555,6 +555,29 @@ def _request_row(
     )
 
 
+def _erasure_recorded(org_id, actor, subject: Subject, model, *, reason, counts, hashed, extra=None):
+    """The erasure's request record and its audit-log row (the same for customers and employees)."""
+    request = _request_row(
+        org_id,
+        actor,
+        PrivacyRequest.Kind.ERASURE,
+        subject,
+        reason=reason,
+        status=PrivacyRequest.Status.DONE,
+        counts=counts,
+        hashed=hashed,
+    )
+    audit_log_write(
+        organization=org_id,
+        actor=actor,
+        action="privacy.erase",
+        object_type=model._meta.label,
+        object_id=subject.pk,
+        changes={"request": request.pk, "reason": reason, "counts": counts, **(extra or {})},
+    )
+    return request
+
+
 def _erase_with_contributors(subject, redactor, reason, options) -> dict:
     counts: dict = {}
     for contributor in contributors():
@@ -600,25 +623,9 @@ def customer_erase(
     # scores and facts) and deletes what only makes sense with the person (CRM purchases, consent).
     customer.delete()
     customer.pk = customer_id  # the request records whom it was about (the collector cleared it)
-    request = _request_row(
-        org_id,
-        actor,
-        PrivacyRequest.Kind.ERASURE,
-        subject,
-        reason=reason,
-        status=PrivacyRequest.Status.DONE,
-        counts=counts,
-        hashed=hashed,
+    return _erasure_recorded(
+        org_id, actor, subject, Customer, reason=reason, counts=counts, hashed=hashed, extra=options
     )
-    audit_log_write(
-        organization=org_id,
-        actor=actor,
-        action="privacy.erase",
-        object_type=Customer._meta.label,
-        object_id=customer_id,
-        changes={"request": request.pk, "reason": reason, "counts": counts, **options},
-    )
-    return request
 
 
 def _anonymise_logins(org_id: int, user_ids: list[int], actor: Actor) -> dict:
@@ -674,25 +681,7 @@ def employee_erase(
     Employee.objects.filter(pk=employee.pk).update(
         name=f"Erased employee #{employee.pk}", email="", external_id=f"erased-{employee.pk}", active=False
     )
-    request = _request_row(
-        org_id,
-        actor,
-        PrivacyRequest.Kind.ERASURE,
-        subject,
-        reason=reason,
-        status=PrivacyRequest.Status.DONE,
-        counts=counts,
-        hashed=hashed,
-    )
-    audit_log_write(
-        organization=org_id,
-        actor=actor,
-        action="privacy.erase",
-        object_type=Employee._meta.label,
-        object_id=subject.pk,
-        changes={"request": request.pk, "reason": reason, "counts": counts},
-    )
-    return request
+    return _erasure_recorded(org_id, actor, subject, Employee, reason=reason, counts=counts, hashed=hashed)
 
 
 # --- export -------------------------------------------------------------------------------------

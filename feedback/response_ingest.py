@@ -11,9 +11,7 @@ round trip. A bad row never drops a good one; an exception rolls the whole call 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import zoneinfo
 from collections import defaultdict
@@ -22,7 +20,6 @@ from dataclasses import dataclass
 
 import psycopg
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Min, OuterRef, Subquery
@@ -30,9 +27,17 @@ from django.utils import timezone
 
 from cem.context import request_id_var
 from cem.events import deliver_on_commit, emit
-from cem.ingest import EVENT_CHUNK, RowResult, TooManyRows, clean_text, ids_by_external_id, row_start
+from cem.ingest import (
+    EVENT_CHUNK,
+    RowResult,
+    TooManyRows,
+    clean_text,
+    csv_rows,
+    ids_by_external_id,
+    row_start,
+)
 from cem.models import AuditLog, Employee, Interaction, InteractionEmployee, Location, OutboxEvent
-from cem.params import UNSTORABLE_MESSAGE, as_utc, id_of, unstorable_path
+from cem.params import as_utc, id_of
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
 from cem.tenancy import current_tenant_id
@@ -828,29 +833,4 @@ def _write(organization, org_id: int, rows: list[_Clean], now: dt.datetime) -> d
 def rows_from_csv(data: bytes | str) -> list[dict]:
     """Columns survey, external_id, interaction, employee, location, submitted_at, locale, source;
     every other column is a question key. An empty cell is an unanswered question."""
-    try:
-        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
-    except UnicodeDecodeError:
-        raise ValidationError({"non_field_errors": ["The CSV file must be encoded as UTF-8."]}) from None
-    if unstorable_path(text) is not None:
-        raise ValidationError({"non_field_errors": [UNSTORABLE_MESSAGE]})
-    reader = csv.DictReader(io.StringIO(text))
-    rows = []
-    try:
-        if reader.fieldnames is None:
-            return []
-        for record in reader:
-            row: dict = {"answers": {}}
-            for key, value in record.items():
-                if key is None:
-                    continue
-                key = key.strip()
-                if key in _FIELD_SET and key != "answers":
-                    row[key] = value if value != "" else None
-                elif value not in (None, ""):
-                    row["answers"][key] = value
-            rows.append(row)
-    except csv.Error as exc:
-        # e.g. "field larger than field limit": a client error, not a crash.
-        raise ValidationError({"non_field_errors": [f"Not a readable CSV file: {exc}."]}) from None
-    return rows
+    return csv_rows(data, fields=_FIELD_SET, rest="answers")
