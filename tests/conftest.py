@@ -7,6 +7,8 @@ Org B ("Beta"): one region, one store — org B's admin is the outsider in every
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 from dataclasses import dataclass, field
 
 import pytest
@@ -134,3 +136,36 @@ def api():
         return client
 
     return make
+
+
+# --- headless chromium --------------------------------------------------------------------------
+# One Playwright for the whole run, here at the root: tests/browser and tests/e2e both drive it,
+# and a second sync_playwright() in the same process fails (its event loop is already running).
+CHROMIUM = os.environ.get("CEM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"chromium not found at {CHROMIUM}; the test command installs it")
+        pytest.skip(f"chromium not found at {CHROMIUM}")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls in fixtures are
+    # still synchronous and safe.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()

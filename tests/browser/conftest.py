@@ -1,38 +1,7 @@
-"""Headless Debian chromium driven by Playwright against pytest-django's live server."""
-
-import os
-import shutil
+"""Pages of headless Debian chromium (the session's `browser`, tests/conftest.py) against
+pytest-django's live server."""
 
 import pytest
-
-CHROMIUM = os.environ.get("CEM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"chromium not found at {CHROMIUM}; the test command installs it")
-        pytest.skip(f"chromium not found at {CHROMIUM}")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls in fixtures are
-    # still synchronous and safe.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

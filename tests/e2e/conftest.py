@@ -30,7 +30,6 @@ from cem.management.commands.seed_demo import PASSWORD as DEMO_PASSWORD
 from cem.management.commands.seed_demo import kicks_left_to_sweep
 from cem.models import Organization
 from cem.tenancy import tenant_context, unscoped
-from tests.browser.conftest import browser  # noqa: F401 - the shared chromium launch
 from tests.browser.test_journey_learning import Console
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -63,7 +62,7 @@ class Demo:
 
 
 @pytest.fixture(scope="package")
-def demo(browser, django_db_setup, django_db_blocker, tmp_path_factory):  # noqa: F811
+def demo(browser, django_db_setup, django_db_blocker, tmp_path_factory):
     """seed_demo in the test database; requested after chromium, so no chromium loads nothing.
 
     The seed commits in one transaction; what it leaves for after the commit then runs here, as
@@ -114,7 +113,7 @@ def demo_server(demo):
 class Journey:
     """One persona's journey: browser pages on the demo server, console errors, screenshots."""
 
-    def __init__(self, browser, server, name: str):  # noqa: F811
+    def __init__(self, browser, server, name: str):
         self.browser, self.server, self.name = browser, server, name
         self.pages = []
         self.consoles: list[Console] = []
@@ -154,7 +153,7 @@ class Journey:
 
 
 @pytest.fixture
-def journey(browser, demo_server, request):  # noqa: F811
+def journey(browser, demo_server, request):
     """Pages for one journey, each screenshotted at the end, passed or failed."""
     j = Journey(browser, demo_server, request.node.name)
     started = time.monotonic()
