@@ -321,6 +321,10 @@ def seed_incentives(org, *, seed: int, scale: float, actor: Actor, step=None, no
         .values_list("employee_id", flat=True)
         .first()
     )
+    # The persona keeps enough for the cheapest gift card handed out at once, so whoever signs in
+    # as them can redeem on the day (their random tries would otherwise spend it, depending on the
+    # date the seed runs).
+    keep = {persona: min((it.cost for it in items if it.kind == GC and it.auto_approve), default=0)}
     for days, name in ((15, "Cinema e-voucher"), (2, "Extra hour off")):
         events.append((now - dt.timedelta(days=days), seq, "force", (persona, name)))
         seq += 1
@@ -363,13 +367,13 @@ def seed_incentives(org, *, seed: int, scale: float, actor: Actor, step=None, no
             if what == "force":
                 emp, name = data
                 item = next(it for it in items if it.name == name)
-                if emp is None or replay.balance[wallets[emp].pk] < item.cost:
+                if emp is None or replay.balance[wallets[emp].pk] - keep[emp] < item.cost:
                     emp = max(employees, key=lambda pk: (replay.balance[wallets[pk].pk], -pk))
                     if replay.balance[wallets[emp].pk] < item.cost:
                         continue
                 data = emp
             else:
-                balance = replay.balance[wallets[data].pk]
+                balance = replay.balance[wallets[data].pk] - keep.get(data, 0)
                 affordable = [
                     it
                     for it in items
