@@ -270,7 +270,6 @@ def start_gunicorn(port: int, bench_url: str, broker: str, log: Path) -> subproc
         "ALLOWED_HOSTS": "127.0.0.1",
         "CELERY_BROKER_URL": broker,
         "REDIS_URL": broker,
-        "CACHE_KEY_PREFIX": "cem-bench-audits",
         "LOG_LEVEL": "WARNING",
     }
     proc = subprocess.Popen(  # noqa: S603 - our own command line
@@ -406,7 +405,6 @@ def start_worker(bench_url: str, broker: str, log: Path) -> subprocess.Popen:
         "DATABASE_URL": bench_url,
         "CELERY_BROKER_URL": broker,
         "REDIS_URL": broker,
-        "CACHE_KEY_PREFIX": "cem-bench-audits",
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "DEBUG": "false",
     }
@@ -532,7 +530,7 @@ def main() -> int:
     print(f"scratch database {args.db_name!r} on {where.hostname}:{where.port or 5432}; broker {broker}")
     recreate_database(admin_url, args.db_name)
 
-    setup_django()
+    setup_django(shared_cache=broker)
     import psycopg
     import redis
     from django.core.management import call_command

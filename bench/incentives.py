@@ -355,8 +355,9 @@ def main() -> int:
     redis_db = free_redis_db()
     broker = f"redis://{REDIS_HOST}/{redis_db}"
     os.environ["CELERY_BROKER_URL"] = broker
+    os.environ["REDIS_URL"] = broker  # the worker's cache too: it clears the outbox doorbell
     recreate_database(admin_url, args.db_name)
-    setup_django()
+    setup_django(shared_cache=broker)
     import psycopg
     import redis
     from django.core.management import call_command

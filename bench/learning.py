@@ -80,7 +80,6 @@ def start_worker(bench_url: str, broker: str, log: Path) -> subprocess.Popen:
         "DATABASE_URL": bench_url,
         "CELERY_BROKER_URL": broker,
         "REDIS_URL": broker,
-        "CACHE_KEY_PREFIX": "cem-bench-learning",
         "PYTHONPATH": str(ROOT),  # this tree's code, whichever checkout the venv was installed from
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "DEBUG": "false",
@@ -510,7 +509,7 @@ def main() -> int:
     print(f"scratch database {args.db_name!r} on {where.hostname}:{where.port or 5432}; broker {broker}")
     recreate_database(admin_url, args.db_name)
 
-    setup_django()
+    setup_django(shared_cache=None if args.only_history else broker)
     import psycopg
     import redis
     from django.core.management import call_command

@@ -43,16 +43,30 @@ def recreate_database(admin_url: str, db_name: str, *, drop_only: bool = False) 
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
 
 
-def setup_django() -> None:
-    """django.setup() with the rate-limit cache in memory, so no bench needs Redis."""
+def setup_django(shared_cache: str | None = None) -> None:
+    """django.setup() with the cache in memory, so no bench needs Redis.
+
+    A bench that runs a real Celery worker passes its broker's Redis URL as ``shared_cache``: the
+    outbox's on-commit kick is a doorbell in the cache (``cem.events.deliver_on_commit``, SET NX)
+    that the worker clears, so both processes must see the same cache, or every kick after the
+    first is swallowed until the doorbell expires.
+    """
     import django
 
     django.setup()
     from django.test.utils import override_settings
 
-    override_settings(
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    ).enable()
+    if shared_cache:
+        from django.conf import settings
+
+        cache = {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": shared_cache,
+            "KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", ""),
+        }
+    else:
+        cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    override_settings(CACHES={"default": cache}).enable()
     warnings.filterwarnings("ignore", message="No directory at", module="django.core.handlers.base")
 
 
