@@ -321,7 +321,7 @@ class MembershipCreateForm(_MembershipScopeMixin, ScopedFormMixin, forms.Form):
         required=False,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Optional. Leave empty for someone who signs in another way or will reset it; "
+        help_text="Optional. Leave empty and they are emailed a link to choose their own; "
         "ignored for an existing user.",
     )
     region = forms.ModelChoiceField(queryset=None, required=False)

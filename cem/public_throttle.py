@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.http import HttpResponse
 from redis.exceptions import RedisError
 
-from cem.throttle import ip_hash, window_limited
+from cem.throttle import ip_hash, keyed_hash, window_limited
 
 LIMITS: dict[str, tuple[int, int]] = {
     "respond_post": (300, 600),  # survey pages POSTed (invitation and anonymous links)
@@ -29,6 +29,8 @@ LIMITS: dict[str, tuple[int, int]] = {
     "unsubscribe": (120, 600),  # mail scanners of one company follow many links from one address
     "certificate_verify": (60, 600),
     "login": (50, 600),  # sign-in POSTs from one address, whichever accounts they name
+    "password_reset": (20, 3600),  # reset requests from one address, whichever emails they name
+    "password_reset_email": (3, 3600),  # reset emails to one address (over it: quietly none)
 }
 
 
@@ -44,6 +46,15 @@ def wait_seconds(request, name: str) -> int | None:
     """Count this request against ``name``; the seconds to wait when over the limit, else None."""
     limit, window = limit_of(name)
     return window_limited(_key(request, name), limit=limit, window=window)
+
+
+def subject_wait_seconds(name: str, subject: str) -> int | None:
+    """As ``wait_seconds``, counted per ``subject`` (an email address) instead of per address.
+
+    The subject is kept only as a keyed hash in the cache key, never as it was typed.
+    """
+    limit, window = limit_of(name)
+    return window_limited(f"public:{name}:{keyed_hash(name, subject)}", limit=limit, window=window)
 
 
 def blocked_for(request, name: str) -> int | None:

@@ -39,6 +39,9 @@ TASK_QUEUES: dict[str, str] = {
     "cem.webhooks_send": ALERTS,
     "cem.webhooks_send_due": ALERTS,
     "feedback.case_notify": ALERTS,
+    # Someone is waiting at the sign-in page for these.
+    "cem.password_reset_send": ALERTS,
+    "cem.password_set_send": ALERTS,
     "feedback.cases_escalate": ALERTS,
     "feedback.cases_escalate_tenant": ALERTS,
     "learning.assignments_notify": ALERTS,

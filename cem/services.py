@@ -254,6 +254,11 @@ def membership_create(
         instance=membership,
         changes={"email": email, "role": role},
     )
+    if not user.has_usable_password():
+        # Nobody told them a password: they get a link to choose one (after the commit).
+        from cem.passwords import invitation_on_commit
+
+        invitation_on_commit(organization_id=org_id, membership_id=membership.pk)
     return membership
 
 

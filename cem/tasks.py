@@ -5,6 +5,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from cem import outbox
+from cem.password_tasks import password_reset_send, password_set_send  # noqa: F401 - registered with the core's tasks
 from cem.privacy_tasks import (  # noqa: F401 - registered with the core's tasks
     privacy_export_build,
     privacy_retention_apply,

@@ -6,7 +6,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from cem import views, views_account
+from cem import views, views_account, views_password
 from cem.health import healthz
 from cem.login import LoginCodeView, LoginView
 
@@ -36,6 +36,24 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("login/code/", LoginCodeView.as_view(), name="login_code"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Forgotten password, and the first one of a login created without it (cem/passwords.py).
+    path("login/reset/", views_password.PasswordResetView.as_view(), name="password_reset"),
+    path("login/reset/sent/", views_password.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "login/reset/done/",
+        views_password.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path(
+        "login/reset/<uidb64>/<token>/",
+        views_password.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "login/welcome/<uidb64>/<token>/",
+        views_password.PasswordSetConfirmView.as_view(),
+        name="password_set",
+    ),
     path("account/", views_account.AccountView.as_view(), name="account"),
     path("account/password/", views_account.PasswordChangeView.as_view(), name="account_password"),
     path("account/two-factor/", views_account.TwoFactorSetupView.as_view(), name="account_two_factor"),

@@ -11,16 +11,20 @@ import hashlib
 import json
 
 import pytest
+from django.contrib.auth.tokens import default_token_generator
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from rest_framework.routers import DefaultRouter
 
 from cem import models as m
 from cem.api.urls import router
+from cem.passwords import invitation_token_generator
 from cem.tenancy import tenant_context, tenant_models, unscoped
 from tests import factories as f
 
 MARK = b"acme"
-PUBLIC_TOKEN_PARAMS = {"token", "public_key"}
+PUBLIC_TOKEN_PARAMS = {"token", "public_key", "uidb64"}
 WRITE_METHODS = ("patch", "put", "delete")
 
 
@@ -299,7 +303,24 @@ def _public_tokens(world) -> dict[str, str]:
         "widget_survey": survey.public_key,
         "widget_submit": survey.public_key,
         "unsubscribe": unsubscribe_token(org.pk, world.a.customer.pk),
+        # The password links name a user and carry a token: one value per parameter.
+        "password_reset_confirm": _password_link(world, default_token_generator),
+        "password_set": _password_link(world, invitation_token_generator),
     }
+
+
+def _password_link(world, generator) -> dict[str, str]:
+    user = world.users["shopper"]
+    return {"uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": generator.make_token(user)}
+
+
+def public_url(route: str, params, token) -> str:
+    """``route`` with its token parameters filled (``token``: one value, or one per parameter)."""
+    values = token if isinstance(token, dict) else dict.fromkeys(params, token)
+    url = "/" + route
+    for param in params:
+        url = url.replace(f"<str:{param}>", values[param]).replace(f"<{param}>", values[param])
+    return url
 
 
 def test_public_routes_never_cross_tenants(sweep_world, client):
@@ -318,9 +339,7 @@ def test_public_routes_never_cross_tenants(sweep_world, client):
             continue
         name = pattern.name
         assert name in tokens, f"public route {route} ({name}) has no token provider in this sweep"
-        url = "/" + route
-        for param in params:
-            url = url.replace(f"<str:{param}>", tokens[name]).replace(f"<{param}>", tokens[name])
+        url = public_url(route, params, tokens[name])
         get = client.get(url, HTTP_ORIGIN="https://shop.acme.test")
         assert get.status_code < 500, (url, get.status_code)
         assert b"beta" not in get.content.lower(), f"{url} showed org B data"

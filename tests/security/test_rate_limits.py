@@ -215,6 +215,9 @@ COVERED = {
     "learning_certificate_verify": "test_certificate_*",
     "unsubscribe": "test_unsubscribe, test_tampered_unsubscribe_tokens",
     "login": "test_login_*",
+    "password_reset": "test_password_reset.py: test_reset_requests_are_limited_per_network, …_per_inbox_…",
+    "password_reset_confirm": "test_password_reset.py: test_a_tampered_link_is_refused_and_counted",
+    "password_set": "the same view and unknown_token limit as password_reset_confirm",
 }
 EXEMPT = {
     # Public by design (the key sits in the host page), the same answer for everyone; each
@@ -238,6 +241,6 @@ def test_every_public_route_is_covered():
     found = {}
     for route, pattern in _patterns():
         params = set(getattr(pattern.pattern, "converters", {}))
-        if params & PUBLIC_PARAMS or pattern.name in {"login", "login_code"}:
+        if params & PUBLIC_PARAMS or pattern.name in {"login", "login_code", "password_reset"}:
             found[pattern.name] = route
     assert set(found) == set(COVERED) | set(EXEMPT), found
