@@ -4,7 +4,7 @@ import time
 import uuid
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 
@@ -123,13 +123,32 @@ class ApiRateLimitMiddleware:
         return response
 
 
+class _Busy(Exception):
+    """The record's row lock is held: the request that holds it is still running."""
+
+
+def _lock_not_available(exc: DatabaseError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == "55P03"
+
+
 class IdempotencyMiddleware:
     """Honour ``Idempotency-Key`` on every API POST (the IETF draft's semantics).
 
-    First request: an in-flight row is committed before the view runs. A retry with the same
-    key and body replays the stored status and body for 24 hours; the same key with another
-    body is 422; a retry while the first is still running is 409. 5xx outcomes are not stored,
-    so the client may retry them.
+    A retry with the same key and body replays the stored status and body for 24 hours
+    (``Idempotent-Replayed: true``); the same key with another body is 422; a retry while the
+    first is still running is 409 with Retry-After. 5xx outcomes are not stored, so the client
+    may retry them.
+
+    The key is claimed by committing an in-flight row. The view then runs in ONE transaction
+    that starts by locking that row and ends by marking it done, so the write and the stored
+    outcome commit together or not at all. A process killed or a connection lost anywhere in
+    between leaves the row in flight with no lock held (PostgreSQL released it with the
+    transaction); the next retry finds it unlocked (NOWAIT), knows nothing of the first attempt
+    was kept, and runs the view itself under the lock. A held lock means the first request is
+    still running: 409. Work deferred to ``transaction.on_commit`` (outbox doorbells, mails,
+    export builds) runs after this outer commit, once the outcome is stored. No API view commits
+    partial progress (every write request, bulk ingests included, is one transaction already:
+    cem.api.base), so nesting the view in this transaction changes nothing it relies on.
     """
 
     HEADER = "Idempotency-Key"
@@ -150,36 +169,72 @@ class IdempotencyMiddleware:
         digest = hashlib.sha256(
             b"POST\n" + request.get_full_path().encode() + b"\n" + request.body
         ).hexdigest()
-        expired_before = timezone.now() - settings.IDEMPOTENCY_TTL
-        IdempotencyRecord.objects.filter(principal=principal, key=key, created_at__lt=expired_before).delete()
+        records = IdempotencyRecord.objects.filter(principal=principal, key=key)
+        records.filter(created_at__lt=timezone.now() - settings.IDEMPOTENCY_TTL).delete()
         try:
             with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
+                IdempotencyRecord.objects.create(
                     principal=principal, key=key, method="POST", path=request.path[:500], request_hash=digest
                 )
+            claimed = True
         except IntegrityError:
-            return self._replay(principal, key, digest)
+            claimed = False
+            record = records.first()
+            outcome = self._settled(record, digest)
+            if outcome is not None:
+                return outcome
 
+        failed = False
         try:
-            response = self.get_response(request)
-        except BaseException:
-            IdempotencyRecord.objects.filter(pk=record.pk).delete()
-            raise
-        if response.status_code >= 500 or getattr(response, "streaming", False):
-            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            with transaction.atomic():
+                # Our own claim waits for the lock: a retry may have taken the row over in the
+                # moment between our claim's commit and this statement. A retry never waits.
+                try:
+                    record = records.select_for_update(nowait=not claimed).first()
+                except DatabaseError as exc:
+                    if _lock_not_available(exc):
+                        raise _Busy from exc
+                    raise
+                # Whoever held the lock before us may have finished (done) or failed (deleted).
+                outcome = self._settled(record, digest)
+                if outcome is not None:
+                    return outcome
+                response = self.get_response(request)
+                if response.status_code >= 500:
+                    # Nothing of a failed request is kept, the view's writes included, so the
+                    # client's retry starts from clean.
+                    transaction.set_rollback(True)
+                    failed = True
+                    return response
+                if getattr(response, "streaming", False):
+                    record.delete()  # a stream cannot be replayed: the key is free again
+                    return response
+                if hasattr(response, "render") and not response.is_rendered:
+                    response.render()
+                record.state = IdempotencyRecord.State.DONE
+                record.response_status = response.status_code
+                record.response_body = bytes(response.content)
+                record.response_content_type = response.get("Content-Type", "")
+                record.save(
+                    update_fields=["state", "response_status", "response_body", "response_content_type"]
+                )
+                return response
+        except _Busy:
+            response = _problem(
+                409, "A request with this Idempotency-Key is still being processed.", field=self.HEADER
+            )
+            response["Retry-After"] = "1"
             return response
-        if hasattr(response, "render") and not response.is_rendered:
-            response.render()
-        IdempotencyRecord.objects.filter(pk=record.pk).update(
-            state=IdempotencyRecord.State.DONE,
-            response_status=response.status_code,
-            response_body=bytes(response.content),
-            response_content_type=response.get("Content-Type", ""),
-        )
-        return response
+        finally:
+            if failed:
+                # After the rollback, on whatever connection is left. Should this fail too, the
+                # row stays in flight without a lock and the retry takes it over.
+                IdempotencyRecord.objects.filter(
+                    pk=record.pk, state=IdempotencyRecord.State.IN_FLIGHT
+                ).delete()
 
-    def _replay(self, principal: str, key: str, digest: str) -> HttpResponse:
-        record = IdempotencyRecord.objects.filter(principal=principal, key=key).first()
+    def _settled(self, record: IdempotencyRecord | None, digest: str) -> HttpResponse | None:
+        """The answer for a key already used, or None when its request must (still) be run."""
         if record is None:  # deleted by a concurrent failure: ask the client to retry
             return _problem(
                 409, "A request with this Idempotency-Key just failed; retry it.", field=self.HEADER
@@ -189,11 +244,7 @@ class IdempotencyMiddleware:
                 422, "This Idempotency-Key was already used with a different request body.", field=self.HEADER
             )
         if record.state == IdempotencyRecord.State.IN_FLIGHT:
-            response = _problem(
-                409, "A request with this Idempotency-Key is still being processed.", field=self.HEADER
-            )
-            response["Retry-After"] = "1"
-            return response
+            return None
         response = HttpResponse(
             bytes(record.response_body or b""),
             status=record.response_status,

@@ -1,6 +1,8 @@
 """Idempotency-Key, rate limits, API keys and /healthz."""
 
 import datetime as dt
+import hashlib
+import json
 import threading
 
 import pytest
@@ -10,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from cem import models as m
-from cem.tenancy import tenant_context
+from cem.tenancy import tenant_context, unscoped
 
 
 def _row(external_id):
@@ -55,28 +57,43 @@ def test_idempotency_key_with_different_body_is_422(world, api):
         assert not m.Interaction.objects.filter(external_id="idem-2").exists()
 
 
-def test_idempotency_key_in_flight_is_409(world, api):
-    client = api(key=world.a.api_key)
+def _in_flight(world, key: str, body: bytes, path: str = "/api/v1/interactions/") -> None:
+    """The row a request leaves behind when its process dies after claiming the key: in flight,
+    committed, and locked by nobody."""
     with tenant_context(world.a.org):
         m.IdempotencyRecord.objects.create(
             principal=f"key:{world.a.api_key_obj.pk}",
-            key="k-3",
+            key=key,
             method="POST",
-            path="/api/v1/interactions/",
-            request_hash="0" * 64,
+            path=path,
+            request_hash=hashlib.sha256(b"POST\n" + path.encode() + b"\n" + body).hexdigest(),
         )
-    import hashlib
-    import json
 
+
+def test_idempotency_key_left_in_flight_by_a_crash_is_taken_over(world, api):
+    """The first attempt died after claiming the key: nothing of it was kept, so the retry runs
+    the request itself (not a 409 for 24 hours), once, and its outcome is replayed after."""
+    client = api(key=world.a.api_key)
     body = json.dumps(_row("idem-3")).encode()
-    digest = hashlib.sha256(b"POST\n/api/v1/interactions/\n" + body).hexdigest()
-    with tenant_context(world.a.org):
-        m.IdempotencyRecord.objects.filter(key="k-3").update(request_hash=digest)
+    _in_flight(world, "k-3", body)
+
     resp = client.post(
         "/api/v1/interactions/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-3"
     )
-    assert resp.status_code == 409
-    assert resp["Retry-After"] == "1"
+    assert resp.status_code == 201, resp.content
+    assert "Idempotent-Replayed" not in resp
+    again = client.post(
+        "/api/v1/interactions/", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-3"
+    )
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == resp.json()
+    with tenant_context(world.a.org):
+        assert m.Interaction.objects.filter(external_id="idem-3").count() == 1
+        record = m.IdempotencyRecord.objects.get(key="k-3")
+        assert (record.state, record.response_status) == (m.IdempotencyRecord.State.DONE, 201)
+    # Another body under the key is still refused.
+    other = client.post("/api/v1/interactions/", _row("idem-4"), format="json", HTTP_IDEMPOTENCY_KEY="k-3")
+    assert other.status_code == 422
 
 
 def test_idempotency_keys_are_per_caller_and_expire(world, api):
@@ -144,6 +161,150 @@ def test_concurrent_duplicates_create_once(world, api):
     assert set(results) <= {201, 409}
     with tenant_context(world.a.org):
         assert m.Interaction.objects.filter(external_id="race-1").count() == 1
+
+
+class _Hold:
+    """Execute wrapper that stops this thread's request just before its first statement holding
+    ``fragment`` until released: the view has written, its transaction is open, the lock held."""
+
+    def __init__(self, fragment: str):
+        self.fragment = fragment
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, execute, sql, params, many, context):
+        if self.fragment in sql and not self.reached.is_set():
+            self.reached.set()
+            assert self.release.wait(30), "never released"
+        return execute(sql, params, many, context)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_idempotency_retry_while_the_first_holds_the_lock_is_409(world, api):
+    """A retry while the first request runs (its transaction holds the row lock) is 409 with
+    Retry-After and writes nothing; once the first commits, the retry replays its outcome."""
+    hold = _Hold('UPDATE "cem_idempotencyrecord"')
+    first: list = []
+
+    def run_first():
+        try:
+            with connection.execute_wrapper(hold):
+                first.append(
+                    api(key=world.a.api_key).post(
+                        "/api/v1/interactions/", _row("held-1"), format="json", HTTP_IDEMPOTENCY_KEY="held"
+                    )
+                )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    try:
+        assert hold.reached.wait(30), "the first request never reached its outcome"
+        retry = api(key=world.a.api_key).post(
+            "/api/v1/interactions/", _row("held-1"), format="json", HTTP_IDEMPOTENCY_KEY="held"
+        )
+        assert retry.status_code == 409, retry.content
+        assert retry["Retry-After"] == "1"
+        assert "still being processed" in retry.json()["detail"]
+        with tenant_context(world.a.org):
+            assert not m.Interaction.objects.filter(external_id="held-1").exists()  # not committed yet
+    finally:
+        hold.release.set()
+        thread.join(30)
+    assert first[0].status_code == 201
+
+    replay = api(key=world.a.api_key).post(
+        "/api/v1/interactions/", _row("held-1"), format="json", HTTP_IDEMPOTENCY_KEY="held"
+    )
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == first[0].json()
+    with tenant_context(world.a.org):
+        assert m.Interaction.objects.filter(external_id="held-1").count() == 1
+
+
+class _Crash(BaseException):
+    """The process dying mid-request (OOM kill, SIGKILL): no handler turns it into a response."""
+
+
+def _crash_at(fragment: str):
+    def wrapper(execute, sql, params, many, context):
+        if fragment in sql:
+            raise _Crash(fragment)
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crash_after_the_write_keeps_neither_the_write_nor_the_outcome(world, api):
+    """The view's write and the record's DONE update are one transaction: dying between them
+    keeps neither, and the key is not stuck — the retry runs the request, once."""
+    client = api(key=world.a.api_key)
+    with connection.execute_wrapper(_crash_at('UPDATE "cem_idempotencyrecord"')), pytest.raises(_Crash):
+        client.post("/api/v1/interactions/", _row("crash-1"), format="json", HTTP_IDEMPOTENCY_KEY="crash")
+    with tenant_context(world.a.org):
+        assert not m.Interaction.objects.filter(external_id="crash-1").exists()
+        assert not m.OutboxEvent.objects.filter(event_type="InteractionRecorded").exists()
+        record = m.IdempotencyRecord.objects.get(key="crash")
+        assert record.state == m.IdempotencyRecord.State.IN_FLIGHT and record.response_status is None
+
+    retry = client.post("/api/v1/interactions/", _row("crash-1"), format="json", HTTP_IDEMPOTENCY_KEY="crash")
+    assert retry.status_code == 201, retry.content
+    replay = client.post(
+        "/api/v1/interactions/", _row("crash-1"), format="json", HTTP_IDEMPOTENCY_KEY="crash"
+    )
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    with tenant_context(world.a.org):
+        assert m.Interaction.objects.filter(external_id="crash-1").count() == 1
+        assert m.OutboxEvent.objects.filter(event_type="InteractionRecorded").count() == 1
+        assert m.IdempotencyRecord.objects.get(key="crash").state == m.IdempotencyRecord.State.DONE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outage_after_the_write_is_a_503_that_keeps_nothing(world, api, monkeypatch):
+    """Redis lost after the view wrote (here: while it reads the row back): 503 + Retry-After,
+    the write rolled back with or without a key, the key free for the retry."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from cem.api.views import InteractionViewSet
+
+    def unreachable(self, queryset):
+        raise RedisConnectionError("Redis went away")
+
+    monkeypatch.setattr(InteractionViewSet, "safely_get_queryset", unreachable)
+    client = api(key=world.a.api_key)
+    for key in ({"HTTP_IDEMPOTENCY_KEY": "out-1"}, {}):
+        resp = client.post("/api/v1/interactions/", _row("out-1"), format="json", **key)
+        assert resp.status_code == 503 and int(resp["Retry-After"]) > 0
+    with tenant_context(world.a.org):
+        assert not m.Interaction.objects.filter(external_id="out-1").exists()
+        assert not m.IdempotencyRecord.objects.filter(key="out-1").exists()
+    monkeypatch.undo()
+    retry = client.post("/api/v1/interactions/", _row("out-1"), format="json", HTTP_IDEMPOTENCY_KEY="out-1")
+    assert retry.status_code == 201, retry.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_commit_work_runs_after_the_outcome_is_stored(world, api, monkeypatch):
+    """The outbox doorbell (transaction.on_commit) of a keyed request fires once the view's write
+    and the DONE record have committed together, not before."""
+    from cem.tasks import events_deliver
+
+    seen = []
+
+    def delay(tenant_id, event_id):
+        with unscoped():
+            record = m.IdempotencyRecord.objects.get(key="hook")
+            seen.append(
+                (connection.in_atomic_block, record.state, m.OutboxEvent.objects.filter(pk=event_id).exists())
+            )
+
+    monkeypatch.setattr(events_deliver, "delay", delay)
+    resp = api(key=world.a.api_key).post(
+        "/api/v1/interactions/", _row("hook-1"), format="json", HTTP_IDEMPOTENCY_KEY="hook"
+    )
+    assert resp.status_code == 201
+    assert seen == [(False, m.IdempotencyRecord.State.DONE, True)]
 
 
 @override_settings(API_RATE_LIMIT_PER_MINUTE=3)

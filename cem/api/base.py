@@ -47,10 +47,14 @@ class TenantViewSetMixin:
         if request.method not in SAFE_METHODS:
             # A write request is one transaction: a connection lost anywhere before the response
             # is ready (PostgreSQL restarted, failover) rolls all of it back and the caller gets a
-            # clean 503 to retry, never a 503 for a write that half or wholly committed. Errors
-            # the handler turns into responses roll it back too (DRF's set_rollback).
+            # clean 503 to retry, never a 503 for a write that half or wholly committed. An
+            # outage the handler turns into a 503 (Redis gone after the write) rolls it back too:
+            # DRF's own set_rollback() does that only under ATOMIC_REQUESTS, which is off here.
             with transaction.atomic():
-                return super().dispatch(request, *args, **kwargs)
+                response = super().dispatch(request, *args, **kwargs)
+                if response.status_code >= 500:
+                    transaction.set_rollback(True)
+                return response
         return super().dispatch(request, *args, **kwargs)
 
     # --- what subclasses may customise ---------------------------------------------------------

@@ -129,6 +129,38 @@ def test_connection_dropped_inside_the_write_is_a_clean_503_and_nothing_is_store
     assert after["events"] == before["events"] + 1
 
 
+def test_connection_dropped_as_the_outcome_is_stored_keeps_neither_and_the_key_is_not_stuck(world):
+    """Cut after the view wrote, right before the Idempotency-Key's row is marked done: the write
+    and the stored outcome are one transaction, so neither stays. The key's row is left in flight
+    with no lock held, and the retry runs the request (once) instead of a 409 for 24 hours."""
+    org = world.a.org
+    survey, _, _ = make_survey(org, name="drop survey 3")
+    body = {"survey": survey.pk, "location": "a-n1", "source": "api", "answers": {"nps": 7}}
+    before = _counts(org)
+    with Cut('UPDATE "cem_idempotencyrecord"') as cut:
+        resp = _client(world.a.api_key).post(
+            "/api/v1/responses/", body, format="json", HTTP_IDEMPOTENCY_KEY="drop-3"
+        )
+    assert cut.cuts == 1, (resp.status_code, resp.content[:500])
+    _assert_clean_503(resp)
+    after = _counts(org)
+    assert after == {**before, "idempotency": before["idempotency"] + 1}
+    with tenant_context(org):
+        assert m.IdempotencyRecord.objects.get(key="drop-3").state == m.IdempotencyRecord.State.IN_FLIGHT
+
+    again = _client(world.a.api_key).post(
+        "/api/v1/responses/", body, format="json", HTTP_IDEMPOTENCY_KEY="drop-3"
+    )
+    assert again.status_code == 201, again.content
+    replay = _client(world.a.api_key).post(
+        "/api/v1/responses/", body, format="json", HTTP_IDEMPOTENCY_KEY="drop-3"
+    )
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    final = _counts(org)
+    assert final["responses"] == before["responses"] + 1
+    assert final["events"] == before["events"] + 1
+
+
 def test_connection_dropped_before_the_view_is_a_clean_503(world):
     """Cut while the middleware writes the Idempotency-Key's in-flight row: outside any view, so
     Django's handler500 answers, and it too must say 503, not 500."""
