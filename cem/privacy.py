@@ -19,10 +19,16 @@ handled by each app's ``privacy_hooks`` module (:class:`Contributor`), discovere
 - An employee: their name, email and external id are replaced, their logins are deactivated and
   anonymised (unless the login also belongs to another organization: then only this
   organization's membership is ended), and their name is redacted from every comment, note,
-  recognition message, learning statement and certificate. Scores, audits, lessons and the
-  points ledger stay attributed to the (now anonymous) employee row, so rollups, rankings and the
-  ledger are unchanged. Ledger transaction notes are append-only (database triggers) and keep
-  their text.
+  recognition message, learning statement, certificate and the notes of their own ledger
+  transactions and redemptions. Scores, audits, lessons and the points ledger stay attributed to
+  the (now anonymous) employee row, so rollups, rankings and the ledger are unchanged: in the
+  ledger only the note text changes, through the one path its append-only guard lets by
+  (``cem.db.purge.ledger_redaction``), never an amount, an account or an id.
+- Both: :func:`redact_everywhere` then removes the person's distinctive identifiers (email,
+  phone, full name) from every free-text column of every tenant table (found from the field
+  types, so a table added later is covered): notes about colleagues, ledger notes, event and
+  webhook payloads, stored API responses, the audit log. The request's own reason is redacted
+  before it is recorded.
 
 Every request leaves a :class:`PrivacyRequest` (type and id of the subject, never its identity)
 and an audit-log row. Exports are ZIP files of JSON, built by a Celery task
@@ -50,7 +56,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Func, Q, Value
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
@@ -273,10 +279,14 @@ class Redactor:
             where |= self.candidates(name)
         changed = []
         total = 0
+        # "[redacted]" can be longer than what it replaces ("Al Li"): never past the column's size.
+        limits = {name: queryset.model._meta.get_field(name).max_length for name in text_fields}
         for obj in queryset.filter(where).only("pk", *fields).iterator(chunk_size=batch):
             dirty = False
             for name in text_fields:
                 new = self.text(getattr(obj, name))
+                if new and limits[name]:
+                    new = new[: limits[name]]
                 dirty |= new != getattr(obj, name)
                 setattr(obj, name, new)
             for name in json_fields:
@@ -293,6 +303,120 @@ class Redactor:
             queryset.model.objects.bulk_update(changed, fields)
             total += len(changed)
         return total
+
+    def rewrite_binary(self, queryset, field_name: str) -> int:
+        """Redact UTF-8 text kept as bytes (stored API responses); rows changed."""
+        if self.pattern is None:
+            return 0
+        escaped = Func(F(field_name), Value("escape"), function="encode", output_field=models.TextField())
+        where = Q(pk__in=[])
+        for word in self.words:
+            where |= Q(_escaped__icontains=_bytea_escape(word.encode()))
+        total = 0
+        rows = queryset.annotate(_escaped=escaped).filter(where).values_list("pk", field_name)
+        for pk, value in rows.iterator(chunk_size=200):
+            try:
+                text = bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            new = self.text(text)
+            if new != text:
+                queryset.model.objects.filter(pk=pk).update(**{field_name: new.encode("utf-8")})
+                total += 1
+        return total
+
+
+def _bytea_escape(data: bytes) -> str:
+    """``data`` as PostgreSQL's ``encode(…, 'escape')`` writes it, to search bytea columns."""
+    out = []
+    for byte in data:
+        if byte == 0x5C:
+            out.append("\\\\")
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\{byte:03o}")
+    return "".join(out)
+
+
+# --- free text anywhere -------------------------------------------------------------------------
+
+# Columns that identify their own row (another customer's email, an employee's or a survey's
+# name, a code) or are keys, hashes and paths: the sweep never rewrites them. The subject's own
+# row is anonymised or deleted explicitly; another person's is theirs, even with the same name.
+_IDENTITY_NAMES = {"name", "email", "phone", "external_id", "code", "key", "username", "locale"}
+_IDENTITY_SUFFIXES = ("_hash", "_path", "_name", "_id", "_key", "secret", "_token")
+
+
+def _unique_fields(model) -> set[str]:
+    names = {f.name for f in model._meta.concrete_fields if f.unique}
+    for constraint in model._meta.constraints:
+        if isinstance(constraint, models.UniqueConstraint):
+            names.update(constraint.fields)
+    for together in model._meta.unique_together:
+        names.update(together)
+    return names
+
+
+def free_text_fields(model) -> tuple[list[str], list[str], list[str]]:
+    """(text, JSON, bytes) columns of a tenant model that can hold someone's words or a copy of
+    them: what the erasure sweep rewrites. Found from the field types, so a model added later is
+    covered; choices, identifiers and unique columns are left out (see ``_IDENTITY_NAMES``), and
+    a model whose columns only code writes, with numbers and ids, says so with
+    ``PRIVACY_FREE_TEXT = ()`` (its columns are then not scanned)."""
+    if getattr(model, "PRIVACY_FREE_TEXT", None) == ():
+        return [], [], []
+    unique = _unique_fields(model)
+    text, json_, binary = [], [], []
+    for f in model._meta.concrete_fields:
+        name = f.name
+        if (
+            f.primary_key
+            or f.choices
+            or name in unique
+            or name in _IDENTITY_NAMES
+            or name.endswith(_IDENTITY_SUFFIXES)
+        ):
+            continue
+        if isinstance(f, models.JSONField):
+            json_.append(name)
+        elif isinstance(f, models.BinaryField):
+            binary.append(name)
+        elif isinstance(f, models.CharField | models.TextField) and not isinstance(
+            f, models.EmailField | models.URLField | models.SlugField
+        ):
+            text.append(name)
+    return text, json_, binary
+
+
+def redact_everywhere(subject: Subject) -> dict:
+    """Redact the subject's distinctive identifiers (email, phone, full name) from every free-text
+    column of every tenant table: notes, messages, ledger notes, event and webhook payloads,
+    stored API responses. Counts per model (rows changed).
+
+    A model whose rows the database keeps append-only names the one way past its guard in
+    ``privacy_redaction_guard`` (the points ledger: ``cem.db.purge.ledger_redaction``, which
+    lets only the note change, so amounts, accounts and ids stay as written).
+    """
+    redactor = Redactor(subject, distinctive_only=True)
+    counts: dict[str, int] = {}
+    if redactor.pattern is None:
+        return counts
+    for model in sorted(tenant_models(), key=lambda m: m._meta.label):
+        text, json_, binary = free_text_fields(model)
+        changed = 0
+        if text or json_:
+            guard = getattr(model, "privacy_redaction_guard", None)
+            if guard is not None:
+                with guard():
+                    changed += redactor.rewrite(model.objects.all(), text, json_)
+            else:
+                changed += redactor.rewrite(model.objects.all(), text, json_)
+        for name in binary:
+            changed += redactor.rewrite_binary(model.objects.all(), name)
+        if changed:
+            counts[f"{model._meta.label}.redacted"] = changed
+    return counts
 
 
 # --- who holds what -----------------------------------------------------------------------------
@@ -525,14 +649,13 @@ def _check_confirm(confirm: str, expected: str, what: str) -> None:
 
 def _redact_audit_log(subject: Subject, redactor: Redactor) -> int:
     """The rows about the subject (and their memberships) lose every identifier; the rest of the
-    log only the distinctive ones, so another employee called Jordan keeps their name there."""
+    log only the distinctive ones (:func:`redact_everywhere`), so another employee called Jordan
+    keeps their name there."""
     about = Q(object_type=subject.model._meta.label, object_id=str(subject.pk))
     if subject.user_ids:
         memberships = Membership.objects.filter(user_id__in=subject.user_ids).values_list("pk", flat=True)
         about |= Q(object_type=Membership._meta.label, object_id__in=[str(pk) for pk in memberships])
-    rows = redactor.rewrite(AuditLog.objects.filter(about), json_fields=["changes"])
-    wide = Redactor(subject, distinctive_only=True)
-    return rows + wide.rewrite(AuditLog.objects.exclude(about), json_fields=["changes"])
+    return redactor.rewrite(AuditLog.objects.filter(about), json_fields=["changes"])
 
 
 def _request_row(
@@ -608,12 +731,15 @@ def customer_erase(
     subject = customer_subject(customer, redact_terms)
     hashed = subject_hash(CUSTOMER, customer)
     redactor = Redactor(subject)
+    # The request's own words may name the person: the record of the erasure must not.
+    reason = redactor.text(reason)
     options = {"delete_responses": bool(delete_responses)}
     counts = _erase_with_contributors(subject, redactor, reason, options)
     counts["interactions_redacted"] = redactor.rewrite(
         Interaction.objects.filter(customer_id=customer.pk), json_fields=["attributes"]
     )
     counts["audit_log_redacted"] = _redact_audit_log(subject, redactor)
+    counts.update(redact_everywhere(subject))
     for model, name in relations_to(Customer):
         n = model.objects.filter(**{name: customer.pk}).count()
         if n:
@@ -675,8 +801,10 @@ def employee_erase(
     subject = employee_subject(employee, redact_terms)
     hashed = subject_hash(EMPLOYEE, employee)
     redactor = Redactor(subject)
+    reason = redactor.text(reason)
     counts = _erase_with_contributors(subject, redactor, reason, {})
     counts["audit_log_redacted"] = _redact_audit_log(subject, redactor)
+    counts.update(redact_everywhere(subject))
     counts.update(_anonymise_logins(org_id, subject.user_ids, actor))
     Employee.objects.filter(pk=employee.pk).update(
         name=f"Erased employee #{employee.pk}", email="", external_id=f"erased-{employee.pk}", active=False
@@ -907,9 +1035,11 @@ __all__ = [
     "export_build",
     "export_request",
     "find_subject",
+    "free_text_fields",
     "holding_counts",
     "holdings",
     "imported_consent_records",
+    "redact_everywhere",
     "register",
     "retention_apply",
     "retention_policy_for",

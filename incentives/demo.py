@@ -282,7 +282,7 @@ def seed_incentives(org, *, seed: int, scale: float, actor: Actor, step=None, no
                     organization_id=org_id,
                     kind=AK.WALLET,
                     employee_id=e.pk,
-                    name=f"Wallet: {e.name} ({e.external_id})",
+                    name=f"Wallet: employee #{e.pk}",
                 )
                 for e in employees.values()
             ]

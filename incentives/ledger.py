@@ -141,7 +141,8 @@ def system_account(*, org, kind) -> Account:
 def wallet_for(*, org, employee) -> Account:
     return _get_or_create(
         {"organization_id": _org_id(org), "kind": AK.WALLET, "employee": employee},
-        {"name": f"Wallet: {employee.name} ({employee.external_id})"},
+        # An id, not the name: account names are copied into reports and logs, and people leave.
+        {"name": f"Wallet: employee #{employee.pk}"},
     )
 
 
@@ -680,7 +681,9 @@ def statement(*, org, employee) -> Statement:
         return Statement(employee, None, 0, LedgerEntry.objects.none(), [])
     entries = (
         LedgerEntry.objects.filter(account=wallet)
-        .select_related("transaction", "transaction__rule", "transaction__reverses")
+        .select_related(
+            "transaction", "transaction__rule", "transaction__reverses", "transaction__recognition"
+        )
         .order_by("-created_at", "-pk")
     )
     expiring = list(

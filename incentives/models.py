@@ -3,10 +3,12 @@ manager bonus periods.
 
 The ledger is the source of truth for points. Every movement is a LedgerTransaction whose
 entries sum to zero; entries are never updated or deleted (a database trigger refuses it), and a
-correction is a new transaction that ``reverses`` the old one. Each account stores its balance,
-updated in the same transaction as its entries under ``select_for_update`` (accounts locked in
-id order), and a CHECK keeps wallets and budgets at or above zero, so no race can overdraw one.
-``manage.py ledger_check`` proves the stored balances equal the sums of entries.
+correction is a new transaction that ``reverses`` the old one (the one edit allowed: an erasure
+redacting a person out of a transaction's ``note``, ``cem.db.purge.ledger_redaction``). Each
+account stores its balance, updated in the same transaction as its entries under
+``select_for_update`` (accounts locked in id order), and a CHECK keeps wallets and budgets at or
+above zero, so no race can overdraw one. ``manage.py ledger_check`` proves the stored balances
+equal the sums of entries.
 
 Points enter through the organization's ISSUANCE account (the only one that goes negative: it is
 minus everything ever issued), are funded into BUDGET accounts, awarded into employees' WALLETs,
@@ -18,6 +20,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from cem.db.purge import ledger_redaction
 from cem.models import Channel, Employee, Location, Region, Standard, Team, Touchpoint
 from cem.models.standards import InteractionCategory
 from cem.tenancy import TenantModel
@@ -138,6 +141,9 @@ class LedgerTransaction(TenantModel):
     # The person it concerns (the wallet's owner) and why, in words shown on their statement.
     employee = models.ForeignKey(Employee, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     note = models.CharField(max_length=400, blank=True)
+    # An erasure redacts a person out of ``note`` through this guard and nothing else changes
+    # (cem.privacy.redact_everywhere; the trigger in migration 0005 checks it).
+    privacy_redaction_guard = staticmethod(ledger_redaction)
     reverses = models.OneToOneField(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by"
     )
@@ -145,6 +151,15 @@ class LedgerTransaction(TenantModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField()
+
+    @property
+    def statement_note(self) -> str:
+        """Why, as the person's statement says it: the note, or a recognition's message, which is
+        kept on the Recognition alone (select_related ``recognition`` to read it in bulk)."""
+        if self.note or self.kind != self.Kind.RECOGNITION:
+            return self.note
+        recognition = getattr(self, "recognition", None) if self.pk else None
+        return f"Recognition: {recognition.message}" if recognition is not None else ""
 
     class Meta(TenantModel.Meta):
         ordering = ["-created_at", "-id"]

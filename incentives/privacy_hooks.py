@@ -1,11 +1,16 @@
-"""What incentives adds to an employee's erasure (cem.privacy): the wallet's name and their name
-in recognition messages. Transactions, entries and balances are untouched, so the ledger stays
-balanced (``manage.py ledger_check``); transaction notes are append-only and keep their text."""
+"""What incentives adds to an employee's erasure (cem.privacy): the wallet's name, their name in
+recognition messages, and the notes of their own ledger transactions and redemptions (every word
+that names them, first names included). Only the note text changes: transactions, entries and
+balances stay as they were, so the ledger stays balanced (``manage.py ledger_check``); the
+append-only guard lets exactly that edit through (``cem.db.purge.ledger_redaction``). Notes
+about other people lose the employee's full name and email with every other table
+(``cem.privacy.redact_everywhere``)."""
 
 from __future__ import annotations
 
+from cem.db.purge import ledger_redaction
 from cem.privacy import EMPLOYEE, Contributor, register
-from incentives.models import Account, Recognition
+from incentives.models import Account, LedgerTransaction, Recognition, Redemption
 
 
 class IncentivesPrivacy(Contributor):
@@ -14,11 +19,19 @@ class IncentivesPrivacy(Contributor):
     def erase(self, subject, *, redactor, reason, options):
         if subject.type != EMPLOYEE:
             return {}
+        with ledger_redaction():
+            ledger_notes = redactor.rewrite(
+                LedgerTransaction.objects.filter(employee_id=subject.pk), text_fields=["note"]
+            )
         return {
             "wallets_renamed": Account.objects.filter(
                 kind=Account.Kind.WALLET, employee_id=subject.pk
             ).update(name=f"Wallet: Erased employee #{subject.pk}"),
             "recognitions_redacted": redactor.rewrite(Recognition.objects.all(), text_fields=["message"]),
+            "ledger_notes_redacted": ledger_notes,
+            "redemption_notes_redacted": redactor.rewrite(
+                Redemption.objects.filter(employee_id=subject.pk), text_fields=["note"]
+            ),
         }
 
 

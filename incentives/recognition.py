@@ -129,7 +129,9 @@ def recognise(
                 kind=LedgerTransaction.Kind.RECOGNITION,
                 legs=[(budget, -points), (wallet, points)],
                 employee=receiver,
-                note=f"Recognition: {message}"[:400],
+                # The message stays on the Recognition only: an append-only ledger note must not
+                # carry a copy of free text that may name people (the statement shows it from there).
+                note="",
                 created_by=membership.user,
             )
         except ledger.InsufficientPoints:

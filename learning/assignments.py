@@ -419,8 +419,9 @@ def assignment_create(*, organization, actor: Actor, membership, data: dict, now
     if len(note) > NOTE_MAX:
         raise ValidationError({"reason": f"At most {NOTE_MAX} characters."})
     if not note:
-        who = getattr(getattr(membership, "user", None), "get_full_name", lambda: "")() or "your trainer"
-        note = f"Assigned by {who}."
+        # The role, not the assigner's name: the note is copied to every assignment and reminder,
+        # and a person's name there would outlive their erasure (assigned_by keeps who it was).
+        note = f"Assigned by your {_role_label(membership)}."
     result = assign_employees(
         org_id=org_id,
         employees=employees,
@@ -516,6 +517,13 @@ def _portal_url() -> str:
     except NoReverseMatch:
         path = "/learning/"
     return dj_settings.SITE_URL.rstrip("/") + path
+
+
+def _role_label(membership) -> str:
+    role = getattr(membership, "role", "")
+    if role not in Role.values or role in (Role.EMPLOYEE, Role.INTEGRATOR):
+        return "trainer"
+    return Role(role).label.split(" (")[0].lower()
 
 
 def _message(template: str, subject: str, context: dict, to: list[str]) -> EmailMultiAlternatives:

@@ -1,4 +1,6 @@
-"""The one code path allowed to delete a whole tenant's append-only rows (the points ledger).
+"""The only code paths allowed past the points ledger's append-only guard: deleting a whole
+tenant's ledger (``tenant_purge``) and redacting a person out of transaction notes on erasure
+(``ledger_redaction``).
 
 ``tenant_purge()`` runs its block as the schema owner (``SET LOCAL ROLE session_user``: the
 login role owns the tables; the application connection only ``SET ROLE``-d away from it) with
@@ -26,4 +28,19 @@ def tenant_purge():
         cur.execute("SET LOCAL cem.ledger_purge = 'on'")
         yield cur
         cur.execute("SET LOCAL cem.ledger_purge = 'off'")
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(previous)))
+
+
+@contextmanager
+def ledger_redaction():
+    """Run the block as the schema owner with ``cem.ledger_redaction`` on: the ledger's trigger
+    (incentives/migrations/0005_ledger_note_redaction.py) then lets an UPDATE of a transaction's
+    ``note`` through, and nothing else (amounts, accounts, ids and entries stay refused)."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT current_user, session_user")
+        previous, owner = cur.fetchone()
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
+        cur.execute("SET LOCAL cem.ledger_redaction = 'on'")
+        yield cur
+        cur.execute("SET LOCAL cem.ledger_redaction = 'off'")
         cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(previous)))

@@ -160,7 +160,7 @@ class PointsStatementEntrySerializer(serializers.ModelSerializer):
     transaction = serializers.IntegerField(source="transaction_id", read_only=True)
     kind = serializers.CharField(source="transaction.kind", read_only=True)
     kind_label = serializers.CharField(source="transaction.get_kind_display", read_only=True)
-    note = serializers.CharField(source="transaction.note", read_only=True)
+    note = serializers.CharField(source="transaction.statement_note", read_only=True)
     rule = serializers.IntegerField(source="transaction.rule_id", read_only=True, allow_null=True)
     rule_name = serializers.CharField(
         source="transaction.rule.name", read_only=True, default=None, allow_null=True

@@ -51,7 +51,9 @@ def test_manager_recognises_someone_in_their_store(world, api, funded):
     assert _balance(world, emp) == 20
     with tenant_context(world.a.org):
         tx = LedgerTransaction.objects.get(pk=body["transaction"])
-        assert tx.kind == "recognition" and tx.note == "Recognition: Great greeting"
+        # The message lives on the recognition alone (no copy in the append-only ledger).
+        assert tx.kind == "recognition" and tx.note == ""
+        assert tx.statement_note == "Recognition: Great greeting"
         assert (
             m.OutboxEvent.objects.filter(event_type="PointsAwarded", payload__kind="recognition").count() == 1
         )

@@ -33,22 +33,24 @@ CUSTOMER_NAME = "Rosalind Vexley"
 EMPLOYEE_NAME = "Jordan Quimby"
 EMPLOYEE_EMAIL = "jordan.quimby@acme.test"
 
-_TEXT_TYPES = ("text", "character varying", "json", "jsonb", "inet", "ARRAY", "USER-DEFINED")
+_TEXT_TYPES = ("text", "character varying", "json", "jsonb", "inet", "ARRAY", "USER-DEFINED", "bytea")
 
 
 def db_columns_containing(needle: str) -> list[str]:
-    """Every "table.column" of the database whose value contains ``needle`` (case-insensitive)."""
+    """Every "table.column" of the database whose value contains ``needle`` (case-insensitive);
+    bytes (stored API responses) are read as text."""
     hits = []
     with unscoped(), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = 'public' AND data_type = ANY(%s) ORDER BY 1, 2",
             [list(_TEXT_TYPES)],
         )
         columns = cursor.fetchall()
-        for table, column in columns:
+        for table, column, data_type in columns:
+            value = f"encode(\"{column}\", 'escape')" if data_type == "bytea" else f'"{column}"::text'
             cursor.execute(
-                f'SELECT EXISTS (SELECT 1 FROM "{table}" WHERE "{column}"::text ILIKE %s)',
+                f'SELECT EXISTS (SELECT 1 FROM "{table}" WHERE {value} ILIKE %s)',
                 [f"%{needle}%"],
             )
             if cursor.fetchone()[0]:
