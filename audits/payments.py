@@ -24,6 +24,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from audits.models import Assignment, Audit, Payable, PaymentBatch
+from cem.local_time import zone_of
 from cem.models import Organization
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
@@ -43,6 +44,7 @@ CSV_COLUMNS = (
     "reimbursement",
     "total",
     "currency",
+    "time_zone",  # the visit dates' zone: the organization's, whether downloaded from a page or the API
 )
 
 
@@ -154,7 +156,9 @@ def payment_batch_create(*, organization, actor: Actor) -> PaymentBatch:
     batch = PaymentBatch.objects.create(
         organization_id=org_id, reference=f"new-{uuid.uuid4().hex[:16]}", created_by_id=actor.user_id
     )
-    batch.reference = f"PAY-{timezone.localdate():%Y%m%d}-{batch.pk}"
+    # The organization's day, whether the export was asked for on a page or through the API.
+    today = timezone.now().astimezone(zone_of(Organization.objects.get(pk=org_id).time_zone)).date()
+    batch.reference = f"PAY-{today:%Y%m%d}-{batch.pk}"
     Payable.objects.filter(pk__in=ids).update(batch=batch)
     totals = Payable.objects.filter(batch=batch).aggregate(
         n=Count("pk"), fee=Sum("fee"), reimbursement=Sum("reimbursement")
@@ -215,6 +219,8 @@ def _visit_dates(items: list[Payable]) -> dict[int, object]:
 def csv_rows(batch: PaymentBatch, items: Iterable[Payable] | None = None) -> Iterator[list]:
     items = list(batch_items(batch) if items is None else items)
     visits = _visit_dates(items)
+    zone_name = Organization.objects.get(pk=batch.organization_id).time_zone or "UTC"
+    zone = zone_of(zone_name)
     for p in items:
         visited = visits.get(p.assignment_id)
         yield [
@@ -225,11 +231,12 @@ def csv_rows(batch: PaymentBatch, items: Iterable[Payable] | None = None) -> Ite
             p.assignment_id,
             escape_cell(p.assignment.program.name),
             escape_cell(p.assignment.location.name),
-            timezone.localtime(visited).date().isoformat() if visited else "",
+            visited.astimezone(zone).date().isoformat() if visited else "",
             f"{p.fee:.2f}",
             f"{p.reimbursement:.2f}",
             f"{p.total:.2f}",
             escape_cell(p.currency),
+            zone_name,
         ]
 
 

@@ -83,6 +83,8 @@ MIDDLEWARE = [
     # Resolves the tenant from the session or the API key and holds it for the whole request,
     # rendering included; everything below runs inside that tenant.
     "cem.middleware.TenantMiddleware",
+    # Pages in the organization's time zone (the API stays in UTC).
+    "cem.local_time.OrganizationTimeZoneMiddleware",
     "cem.middleware.ApiRateLimitMiddleware",
     "cem.middleware.IdempotencyMiddleware",
 ]

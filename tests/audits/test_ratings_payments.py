@@ -245,15 +245,36 @@ def test_export_csv_has_every_column_and_escapes_formulas(rp, world, api):
     assert (
         row["visit_date"] == timezone.localtime(job.window_start + dt.timedelta(minutes=5)).date().isoformat()
     )
-    assert (row["fee"], row["reimbursement"], row["total"], row["currency"]) == (
+    assert (row["fee"], row["reimbursement"], row["total"], row["currency"], row["time_zone"]) == (
         "25.00",
         "4.25",
         "29.25",
         "EUR",
+        "UTC",
     )
     assert row["batch"] == batch["reference"]
     # Exported items are not exported twice.
     assert rp.admin.post("/api/v1/payment-batches/").status_code == 400
+
+
+def test_export_csv_dates_visits_in_the_organizations_zone_from_the_page_and_the_api(rp, client):
+    job = rp.submitted("a-n1")
+    rp.reviewer.post(f"/api/v1/assignments/{job.pk}/approve/")
+    with tenant_context(rp.org):
+        # 03:00 UTC on the 15th is still the evening of the 14th in New York.
+        am.Audit.objects.filter(assignment=job).update(
+            visited_at=dt.datetime(2026, 1, 15, 3, 0, tzinfo=dt.UTC)
+        )
+        m.Organization.objects.filter(pk=rp.org.pk).update(time_zone="America/New_York")
+    batch = rp.admin.post("/api/v1/payment-batches/").json()
+    client.force_login(rp.world.users["admin"])
+    for resp in (
+        rp.admin.get(f"/api/v1/payment-batches/{batch['id']}/csv/"),
+        client.get(f"/audits/shoppers/payments/batches/{batch['id']}/csv/"),
+    ):
+        rows = list(csv.reader(io.StringIO(resp.content.decode())))
+        row = dict(zip(rows[0], rows[1], strict=True))
+        assert (row["visit_date"], row["time_zone"]) == ("2026-01-14", "America/New_York")
 
 
 def test_mark_paid_is_idempotent(rp):

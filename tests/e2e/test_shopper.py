@@ -4,6 +4,7 @@ photo of the receipt and submits it; the reviewer (evaluator@northwind.demo) ret
 reason, the shopper revises and resubmits, and the reviewer approves: the visit is published."""
 
 import datetime as dt
+import zoneinfo
 from decimal import Decimal
 
 import pytest
@@ -49,10 +50,10 @@ def _post_todays_job(api, org, program, store):
     return resp.json()["id"]
 
 
-def _fill_visit(page, wait_seconds: str):
-    page.get_by_test_id("visited-at").fill(
-        timezone.localtime(timezone.now() - dt.timedelta(minutes=40)).strftime("%Y-%m-%dT%H:%M")
-    )
+def _fill_visit(page, org, wait_seconds: str):
+    # The page reads the time typed in as the organization's local time (New York here).
+    local = (timezone.now() - dt.timedelta(minutes=40)).astimezone(zoneinfo.ZoneInfo(org.time_zone))
+    page.get_by_test_id("visited-at").fill(local.strftime("%Y-%m-%dT%H:%M"))
     page.locator("input[name=value-greeted-seconds]").fill(wait_seconds)
     page.locator("textarea[name=comment-greeted-seconds]").fill(
         "Nobody at the entrance; I waited by the door."
@@ -156,7 +157,7 @@ def test_shopper_applies_certifies_and_a_revised_visit_is_approved(demo, journey
     phone.wait_for_url(f"**/audits/jobs/{job_id}/")
 
     # 5. The visit form on the phone: the answers, a photo of the receipt, submit.
-    _fill_visit(phone, wait_seconds="240")
+    _fill_visit(phone, org, wait_seconds="240")
     phone.locator("input[type=file][form=photo-receipt]").set_input_files(str(receipt))
     phone.locator("button[form=photo-receipt]").click()
     phone.wait_for_selector("[data-testid=item-receipt] img[alt='Photo 1']")
