@@ -4,11 +4,13 @@ photo of the receipt and submits it; the reviewer (evaluator@northwind.demo) ret
 reason, the shopper revises and resubmits, and the reviewer approves: the visit is published."""
 
 import datetime as dt
+import re
 import zoneinfo
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core import mail
 from django.utils import timezone
 from PIL import Image
 
@@ -117,11 +119,17 @@ def test_shopper_applies_certifies_and_a_revised_visit_is_approved(demo, journey
     desk.wait_for_selector("[data-testid=shopper-status]:has-text('Approved')")
     with tenant_context(org):
         shopper.refresh_from_db()
-    # The product has no "set your password" step for a new login (no invitation or reset
-    # link): the shopper's password is set here, as an admin would out of band.
     user = shopper.user
-    user.set_password(DEMO_PASSWORD)
-    user.save(update_fields=["password"])
+    # The approval emails the new shopper a link to choose their password, opened on the phone.
+    message = next(msg for msg in mail.outbox if msg.to == [EMAIL])
+    assert message.subject == f"{org.name}: set your password for CEM"
+    phone.goto(re.search(r"https?://\S+?(/login/welcome/\S+/)", message.body).group(1))
+    phone.wait_for_url("**/set-password/")
+    phone.fill("input[name=new_password1]", DEMO_PASSWORD)
+    phone.fill("input[name=new_password2]", DEMO_PASSWORD)
+    _fits_the_phone(phone)
+    phone.get_by_test_id("save-password").click()
+    phone.get_by_test_id("password-set-complete").wait_for()
 
     # 3. Certification: the board sends them to the course; its last lesson ends with the test.
     journey.sign_in(phone, EMAIL)
