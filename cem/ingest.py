@@ -23,8 +23,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from cem import suppression
 from cem.events import emit
 from cem.models import Channel, Customer, Employee, Interaction, InteractionCategory, Location, Touchpoint
+from cem.models.privacy import ConsentChannel, ConsentRecord, ConsentSource, SuppressedIdentifier
 from cem.params import UNSTORABLE_MESSAGE, as_utc, unstorable_path
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
@@ -425,25 +427,61 @@ def ids_by_external_id(table: str, org_id: int, refs) -> dict[str, int]:
         return dict(cur.fetchall())
 
 
+def _suppressed_refs(org_id: int, refs: list[str]) -> list[str]:
+    """The external ids on the suppression list (an erased or opted-out customer's), one query."""
+    hashes = {suppression.identifier_hash(org_id, SuppressedIdentifier.Kind.EXTERNAL_ID, r): r for r in refs}
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT value_hash FROM cem_suppressedidentifier"
+            " WHERE organization_id = %s AND value_hash = ANY(%s::text[])",
+            [org_id, list(hashes)],
+        )
+        return sorted({hashes[row[0]] for row in cur.fetchall()})
+
+
 def _customers_upsert(org_id: int, refs: set[str]) -> dict[str, int]:
+    """Customer ids by external id, creating the missing ones (no contact details).
+
+    A new customer whose external id is on the suppression list is kept, so the interaction
+    links to it, but stored opted out with a consent record saying why (cem.suppression).
+    """
     if not refs:
         return {}
     table = Customer._meta.db_table
     known = ids_by_external_id(table, org_id, refs)
     missing = sorted(refs - set(known))
     if missing:
+        suppressed = _suppressed_refs(org_id, missing)
         with connection.cursor() as cur:
             cur.execute(
                 """
                 INSERT INTO cem_customer (organization_id, external_id, email, phone, locale, consent_email,
-                    consent_sms, created_at)
-                SELECT %s, ref, '', '', '', false, false, now() FROM unnest(%s::text[]) AS ref
+                    consent_sms, opted_out_at, created_at)
+                SELECT %s, ref, '', '', '', false, false,
+                    CASE WHEN ref = ANY(%s::text[]) THEN now() END, now()
+                FROM unnest(%s::text[]) AS ref
                 ON CONFLICT (organization_id, external_id) DO NOTHING
                 RETURNING external_id, id
                 """,
-                [org_id, missing],
+                [org_id, suppressed, missing],
             )
-            known.update(cur.fetchall())
+            inserted = dict(cur.fetchall())
+        known.update(inserted)
+        if suppressed:
+            now = timezone.now()
+            ConsentRecord.objects.bulk_create(
+                ConsentRecord(
+                    organization_id=org_id,
+                    customer_id=inserted[ref],
+                    channel=ConsentChannel.ALL,
+                    granted=False,
+                    source=ConsentSource.SUPPRESSION,
+                    detail=suppression.describe({SuppressedIdentifier.Kind.EXTERNAL_ID: set()}),
+                    recorded_at=now,
+                )
+                for ref in suppressed
+                if ref in inserted
+            )
         # A ref another transaction stored meanwhile conflicted and returned nothing: look it up.
         raced = [ref for ref in missing if ref not in known]
         if raced:

@@ -118,6 +118,7 @@ urlpatterns = [
     path("privacy/retention/", pv.RetentionView.as_view(), name="privacy_retention"),
     path("privacy/requests/<int:pk>/", pv.RequestDetailView.as_view(), name="privacy_request"),
     path(
+    path("privacy/suppressions/", pv.SuppressionView.as_view(), name="privacy_suppressions"),
         "privacy/requests/<int:pk>/download/",
         pv.RequestDownloadView.as_view(),
         name="privacy_request_download",

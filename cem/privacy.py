@@ -60,8 +60,16 @@ from django.db.models import F, Func, Q, Value
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
+from cem import suppression
 from cem.models import AuditLog, Customer, Employee, Interaction, Membership, Organization
-from cem.models.privacy import ConsentChannel, ConsentRecord, ConsentSource, PrivacyRequest, RetentionPolicy
+from cem.models.privacy import (
+    ConsentChannel,
+    ConsentRecord,
+    ConsentSource,
+    PrivacyRequest,
+    RetentionPolicy,
+    SuppressedIdentifier,
+)
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write, record_create, record_update
 from cem.tenancy import tenant_models, unscoped
@@ -509,6 +517,13 @@ def _after_withdrawal(customer: Customer, channel: str) -> dict:
     counts: dict = {}
     for contributor in contributors():
         counts.update(contributor.consent_withdrawn(customer, channel, _WITHDRAWAL_REASONS[channel]))
+    if channel == ConsentChannel.ALL:
+        # A later import of the same address or number, under any record, stays uncontacted.
+        counts["suppressed_identifiers"] = suppression.add(
+            customer.organization_id,
+            suppression.customer_identifiers(customer),
+            SuppressedIdentifier.Reason.OPT_OUT,
+        )
     return counts
 
 
@@ -528,8 +543,9 @@ def consent_record(
 
     ``channel="all"`` is the opt-out (withdrawn) or opting back in (granted; the per-channel
     consents stay as they were). A withdrawal also withdraws what was scheduled on that channel
-    and clears the contact details cases carry. Recorded even when nothing changes: a repeated
-    confirmation is evidence too.
+    and clears the contact details cases carry; opting out puts the customer's identifiers on
+    the suppression list and opting back in takes them off (cem.suppression). Recorded even
+    when nothing changes: a repeated confirmation is evidence too.
     """
     org_id = _check_tenant(organization)
     if channel not in ConsentChannel.values:
@@ -541,7 +557,13 @@ def consent_record(
     if _apply_consent(customer, channel, granted, at):
         customer.save(update_fields=["consent_email", "consent_sms", "opted_out_at"])
     record = _consent_row(org_id, actor, customer, channel, granted, source, detail, at)
-    effects = {} if granted else _after_withdrawal(customer, channel)
+    if not granted:
+        effects = _after_withdrawal(customer, channel)
+    elif channel == ConsentChannel.ALL:
+        # Their fresh consent, recorded with its source: their identifiers leave the list.
+        effects = {"suppression_lifted": suppression.remove(suppression.customer_identifiers(customer))}
+    else:
+        effects = {}
     audit_log_write(
         organization=org_id,
         actor=actor,
@@ -604,15 +626,45 @@ def _record_changes(org_id, actor, customer, changes, source, detail) -> None:
     )
 
 
+_SCREENED = ("external_id", "email", "phone", "opted_out_at")
+
+
+def _screened(org_id: int, data: dict, current: Customer | None, source, detail):
+    """``data`` as the suppression list lets it be stored, and the consent source and detail to
+    record (cem.suppression: opted out, no channel consent, an erased person's address dropped)."""
+    values = {name: data.get(name, getattr(current, name, None)) for name in _SCREENED}
+    if current is not None and current.opted_out_at is not None:
+        values["opted_out_at"] = current.opted_out_at  # the first opt-out time stands
+    changes, found = suppression.screen(org_id, values)
+    if not found:
+        return data, source, detail
+    return {**data, **changes}, ConsentSource.SUPPRESSION, suppression.describe(found)
+
+
+def _keep_suppressed(customer: Customer) -> None:
+    """An opted-out customer's identifiers are on the list, the ones they arrived with too."""
+    if customer.opted_out_at is not None:
+        suppression.add(
+            customer.organization_id,
+            suppression.customer_identifiers(customer),
+            SuppressedIdentifier.Reason.OPT_OUT,
+        )
+
+
 @transaction.atomic
 def customer_create(
     *, organization, actor: Actor, data: dict, source=ConsentSource.API, detail=""
 ) -> Customer:
-    """Create a customer; each consent given with it is recorded (time, source, channel)."""
+    """Create a customer; each consent given with it is recorded (time, source, channel).
+
+    An identifier on the suppression list makes it an opted-out customer (see cem.suppression).
+    """
     org_id = _check_tenant(organization)
+    data, source, detail = _screened(org_id, data, None, source, detail)
     customer = record_create(organization=organization, actor=actor, model=Customer, data=data)
     changes = _consent_changes({"consent_email": False, "consent_sms": False, "opted_out_at": None}, customer)
     _record_changes(org_id, actor, customer, changes, source, detail)
+    _keep_suppressed(customer)
     return customer
 
 
@@ -620,13 +672,19 @@ def customer_create(
 def customer_update(
     *, organization, actor: Actor, customer: Customer, data: dict, source=ConsentSource.API, detail=""
 ) -> Customer:
-    """Update a customer; every consent it grants or withdraws is recorded and applied."""
+    """Update a customer; every consent it grants or withdraws is recorded and applied.
+
+    A suppressed identifier keeps (or makes) them opted out: only their consent, recorded on
+    the consent API or page, opts them back in (see cem.suppression).
+    """
     org_id = _check_tenant(organization)
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     before = {"consent_email": customer.consent_email, "consent_sms": customer.consent_sms}
     before["opted_out_at"] = customer.opted_out_at
+    data, source, detail = _screened(org_id, data, customer, source, detail)
     customer = record_update(organization=organization, actor=actor, instance=customer, data=data)
     _record_changes(org_id, actor, customer, _consent_changes(before, customer), source, detail)
+    _keep_suppressed(customer)
     return customer
 
 
@@ -740,6 +798,10 @@ def customer_erase(
     )
     counts["audit_log_redacted"] = _redact_audit_log(subject, redactor)
     counts.update(redact_everywhere(subject))
+    # Only keyed hashes: a later import of the same address, number or id is never contacted.
+    counts["suppressed_identifiers"] = suppression.add(
+        org_id, suppression.customer_identifiers(customer), SuppressedIdentifier.Reason.ERASURE
+    )
     for model, name in relations_to(Customer):
         n = model.objects.filter(**{name: customer.pk}).count()
         if n:

@@ -7,6 +7,8 @@
 - ``…/<type>/<id>/erase/``: the erasure form — a reason and the external id typed again.
 - ``…/requests/<id>/`` (polls while an export runs) and ``…/requests/<id>/download/``.
 - ``…/retention/``: the organization's retention policy.
+- ``…/suppressions/``: how many identifiers are on the suppression list (by kind and reason),
+  and a form to take one off on the person's fresh consent (cem.suppression).
 
 Writes go through cem.privacy; reads through cem.privacy_selectors.
 """
@@ -15,16 +17,22 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.generic import DetailView, FormView, TemplateView, View
 
-from cem import privacy, privacy_selectors
+from cem import privacy, privacy_selectors, suppression
 from cem.models import Customer, Employee
-from cem.models.privacy import ConsentChannel, ConsentSource, PrivacyRequest, RetentionPolicy
+from cem.models.privacy import (
+    ConsentChannel,
+    ConsentSource,
+    PrivacyRequest,
+    RetentionPolicy,
+    SuppressedIdentifier,
+)
 from cem.views_manage import ManagePage, add_service_errors
 
 REQUESTS_PER_PAGE = 50
@@ -320,6 +328,68 @@ class RetentionView(PrivacyPage, FormView):
             return self.form_invalid(form)
         messages.success(self.request, "Retention policy saved; it applies from tonight's run.")
         return redirect("privacy_retention")
+
+
+class SuppressionLiftForm(forms.Form):
+    kind = forms.ChoiceField(choices=SuppressedIdentifier.Kind.choices, label="Identifier")
+    value = forms.CharField(max_length=254, label="Value", help_text="Typed exactly: only a hash is kept.")
+    reason = forms.CharField(
+        max_length=suppression.LIFT_REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Their consent",
+        help_text="When and how the person agreed to be contacted again, e.g. “signed form, 3 March”.",
+    )
+
+
+class SuppressionView(PrivacyPage, FormView):
+    """The suppression list's counts; org admins take an identifier off on fresh consent."""
+
+    model = SuppressedIdentifier
+    template_name = "cem/privacy/suppressions.html"
+    form_class = SuppressionLiftForm
+    title = "Suppression list"
+
+    def post(self, request, *args, **kwargs):
+        if not self.can("delete"):
+            raise PermissionDenied
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        counts = suppression.summary()
+        ctx.update(
+            summary=counts,
+            by_kind=[(label, counts["by_kind"][value]) for value, label in SuppressedIdentifier.Kind.choices],
+            by_reason=[
+                (label, counts["by_reason"][value]) for value, label in SuppressedIdentifier.Reason.choices
+            ],
+            can_lift=self.can("delete"),
+        )
+        return ctx
+
+    def form_valid(self, form):
+        cd = form.cleaned_data
+        try:
+            removed = suppression.suppression_lift(
+                organization=self.organization,
+                actor=self.actor,
+                kind=cd["kind"],
+                value=cd["value"],
+                reason=cd["reason"],
+            )
+        except ValidationError as error:
+            # The service names the identifier's kind; on this form that is the value typed.
+            errors = getattr(error, "error_dict", {})
+            remapped = {
+                ("value" if k in SuppressedIdentifier.Kind.values else k): v for k, v in errors.items()
+            }
+            add_service_errors(form, ValidationError(remapped) if remapped else error)
+            return self.form_invalid(form)
+        messages.success(
+            self.request,
+            f"Removed from the suppression list ({removed} entr{'y' if removed == 1 else 'ies'}).",
+        )
+        return redirect("privacy_suppressions")
 
 
 def subject_views(subject_type: str, model) -> dict:

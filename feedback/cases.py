@@ -54,6 +54,7 @@ from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from cem import suppression
 from cem.category_weights import category_weights, raises_priority
 from cem.events import emit, handles
 from cem.models import Customer, Employee, Location, Membership, Role
@@ -263,8 +264,8 @@ def responsible_user(location: Location | None, *, from_level: int = LEVEL_STORE
 # --- opening cases -----------------------------------------------------------------------------
 
 
-def _consented_contact(customer: Customer | None) -> dict:
-    if customer is None or customer.opted_out_at is not None:
+def _consented_contact(customer: Customer | None, *, suppressed: bool = False) -> dict:
+    if customer is None or customer.opted_out_at is not None or suppressed:
         return {}
     contact = {}
     if customer.consent_email and customer.email:
@@ -324,6 +325,7 @@ def cases_open_for_responses(*, organization, response_ids, now: dt.datetime | N
         answers[answer.response_id].append(answer)
     locations = Location.objects.in_bulk({r.location_id for r in responses if r.location_id})
     customers = Customer.objects.in_bulk({r.customer_id for r in responses if r.customer_id})
+    suppressed = suppression.suppressed_customer_ids(customers.values())
 
     opened = []
     for response in responses:
@@ -345,7 +347,9 @@ def cases_open_for_responses(*, organization, response_ids, now: dt.datetime | N
             category=response.category,
             sla_due_at=now + dt.timedelta(hours=rule.sla_hours),
             escalation_level=level,
-            customer_contact=_consented_contact(customers.get(response.customer_id)),
+            customer_contact=_consented_contact(
+                customers.get(response.customer_id), suppressed=response.customer_id in suppressed
+            ),
             themes=_themes(mine),
         )
         try:
@@ -499,7 +503,8 @@ def case_add_note(*, organization, actor: Actor, case: Case, text: str) -> CaseN
 def contact_refusal(case: Case) -> str:
     """Why the customer behind a case must not be contacted ("" when nothing forbids it)."""
     customer_id = Response.objects.filter(pk=case.response_id).values_list("customer_id", flat=True).first()
-    if customer_id and Customer.objects.filter(pk=customer_id, opted_out_at__isnull=False).exists():
+    customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
+    if customer is not None and (customer.opted_out_at is not None or suppression.is_suppressed(customer)):
         return "The customer opted out of being contacted; record the outcome without contacting them."
     return ""
 

@@ -1,7 +1,8 @@
 """Feedback invitations: created after interactions, sent, reminded and expired under contact rules.
 
 Lifecycle: SCHEDULED → SENT → RESPONDED, or EXPIRED; SUPPRESSED when a contact rule says no
-(opt-out, no consent, no address, contact cap) and FAILED when the channel refused the address.
+(opt-out, an identifier on the suppression list, no consent, no address, contact cap) and FAILED
+when the channel refused the address.
 
 Scheduling rules (``send_at``):
 
@@ -31,12 +32,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import Exists, Min, Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from cem import suppression
 from cem.events import handles
-from cem.models import Customer, Interaction, InteractionEmployee, Organization
+from cem.models import Customer, Interaction, InteractionEmployee, Organization, SuppressedIdentifier
 from cem.principals import Actor
 from cem.services import _check_tenant, audit_log_write
 from feedback.models import DeliveryChannel, Invitation, Survey, SurveyTrigger, SurveyVersion
@@ -114,12 +116,21 @@ def schedule_send_at(
     return quiet_until(organization, send_at) or send_at
 
 
-def suppression_reason(customer: Customer | None, channel: str) -> str:
-    """Why this customer may not be contacted on this channel now ("" when they may)."""
+SUPPRESSED_IDENTIFIER = "identifier on the suppression list"
+
+
+def suppression_reason(customer: Customer | None, channel: str, *, suppressed: bool = False) -> str:
+    """Why this customer may not be contacted on this channel now ("" when they may).
+
+    ``suppressed``: one of their identifiers is on the suppression list (an erased or opted-out
+    person's address or number under another record; cem.suppression).
+    """
     if customer is None:
         return "no customer"
     if customer.opted_out_at is not None:
         return "customer opted out"
+    if suppressed:
+        return SUPPRESSED_IDENTIFIER
     if channel == DeliveryChannel.EMAIL:
         if not customer.email:
             return "no email address"
@@ -254,12 +265,15 @@ def invitations_create(*, organization, actor: Actor, interaction_ids: list[int]
         ).values_list("customer_id", "send_at"):
             contacted[customer_id].append(send_at)
 
+    suppressed = suppression.suppressed_customer_ids(customers.values())
     rows = []
     counts = {"scheduled": 0, "suppressed": 0}
     for c in candidates:
         survey = c.survey
         customer = customers.get(c.interaction["customer_id"])
-        reason = suppression_reason(customer, survey.delivery_channel)
+        reason = suppression_reason(
+            customer, survey.delivery_channel, suppressed=c.interaction["customer_id"] in suppressed
+        )
         if not reason and window and any(abs(s - c.send_at) < window for s in contacted[customer.pk]):
             reason = f"contact cap: already invited within {window.days} days"
         if not reason and window:
@@ -321,9 +335,17 @@ def _send(org: Organization, invitation: Invitation, now, *, reminder: bool) -> 
     """
     from feedback.senders import SendFailed, send_invitation
 
-    # Checked again in the claiming UPDATE itself: an opt-out or a withdrawn consent committed
-    # after the batch was read still stops the message.
-    reachable = Q(customer__opted_out_at__isnull=True) & channel_consent(invitation.delivery_channel)
+    # Checked again in the claiming UPDATE itself: an opt-out, a withdrawn consent or an
+    # identifier put on the suppression list, committed after the batch was read, still stops it.
+    reachable = (
+        Q(customer__opted_out_at__isnull=True)
+        & channel_consent(invitation.delivery_channel)
+        & ~Exists(
+            SuppressedIdentifier.objects.filter(
+                value_hash__in=suppression.suppressed_hashes_filter(invitation.customer)
+            )
+        )
+    )
     with transaction.atomic():
         if reminder:
             raw = invitation_token(invitation)
@@ -357,8 +379,11 @@ def _send(org: Organization, invitation: Invitation, now, *, reminder: bool) -> 
 
 def _run(org: Organization, invitations: list[Invitation], now, *, reminder: bool) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
+    suppressed = suppression.suppressed_customer_ids(i.customer for i in invitations)
     for invitation in invitations:
-        reason = suppression_reason(invitation.customer, invitation.delivery_channel)
+        reason = suppression_reason(
+            invitation.customer, invitation.delivery_channel, suppressed=invitation.customer_id in suppressed
+        )
         if reason:
             # Re-checked at send time: an opt-out since scheduling wins.
             if reminder:

@@ -11,6 +11,9 @@
 - ``/api/v1/privacy/consents/``: the consent history (``?customer=``); POST records a grant or a
   withdrawal with its channel and source, and applies it.
 - ``/api/v1/privacy/retention/``: the organization's retention policy (one row; PATCH ``{id}/``).
+- ``/api/v1/privacy/suppressions/``: the suppression list (kind, reason, when; only keyed hashes
+  are kept, never shown); ``…/summary/`` counts it; POST ``…/lift/`` ``{email | phone |
+  external_id, reason}`` takes one identifier off on the person's fresh consent (cem.suppression).
 
 POSTs honour ``Idempotency-Key`` like every API POST (cem.middleware).
 """
@@ -26,10 +29,17 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cem import privacy, privacy_selectors
+from cem import privacy, privacy_selectors, suppression
 from cem.api.base import TenantReadOnlyViewSet, TenantViewSetMixin
 from cem.models import Customer
-from cem.models.privacy import ConsentChannel, ConsentRecord, ConsentSource, PrivacyRequest, RetentionPolicy
+from cem.models.privacy import (
+    ConsentChannel,
+    ConsentRecord,
+    ConsentSource,
+    PrivacyRequest,
+    RetentionPolicy,
+    SuppressedIdentifier,
+)
 
 SubjectType = PrivacyRequest.SubjectType
 
@@ -222,7 +232,10 @@ class PrivacySubjectViewSet(mixins.ListModelMixin, TenantViewSetMixin, viewsets.
 
 class ConsentRecordSerializer(serializers.ModelSerializer):
     source = serializers.ChoiceField(
-        choices=[c for c in ConsentSource.choices if c[0] != ConsentSource.ERASURE],
+        # Erasure and suppression records are the platform's own, never posted.
+        choices=[
+            c for c in ConsentSource.choices if c[0] not in (ConsentSource.ERASURE, ConsentSource.SUPPRESSION)
+        ],
         default=ConsentSource.API,
     )
 
@@ -316,12 +329,91 @@ class RetentionPolicyViewSet(mixins.UpdateModelMixin, TenantReadOnlyViewSet):
         )
 
 
+class SuppressedIdentifierSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SuppressedIdentifier
+        fields = ["id", "kind", "reason", "created_at"]
+        read_only_fields = fields
+
+
+class SuppressionSummarySerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    by_kind = serializers.DictField(child=serializers.IntegerField(), help_text="email, phone, external_id")
+    by_reason = serializers.DictField(child=serializers.IntegerField(), help_text="erasure, opt_out")
+
+
+class SuppressionLiftSerializer(serializers.Serializer):
+    email = serializers.CharField(required=False, max_length=254)
+    phone = serializers.CharField(required=False, max_length=40)
+    external_id = serializers.CharField(required=False, max_length=64)
+    reason = serializers.CharField(
+        max_length=suppression.LIFT_REASON_MAX,
+        help_text="The person's fresh consent: when and how they gave it.",
+    )
+
+    def validate(self, data):
+        given = [k for k in ("email", "phone", "external_id") if data.get(k) not in (None, "")]
+        if len(given) != 1:
+            raise serializers.ValidationError({"email": "Give exactly one of email, phone or external_id."})
+        data["kind"], data["value"] = given[0], data[given[0]]
+        return data
+
+
+class SuppressionLiftResultSerializer(serializers.Serializer):
+    removed = serializers.IntegerField()
+    summary = SuppressionSummarySerializer()
+
+
+class SuppressedIdentifierFilter(f.FilterSet):
+    kind = f.ChoiceFilter(choices=SuppressedIdentifier.Kind.choices)
+    reason = f.ChoiceFilter(choices=SuppressedIdentifier.Reason.choices)
+
+
+class SuppressedIdentifierViewSet(TenantReadOnlyViewSet):
+    """The suppression list: what kind of identifier, why and when (never the value or its hash)."""
+
+    queryset = SuppressedIdentifier.objects
+    resource = "privacy"
+    serializer_class = SuppressedIdentifierSerializer
+    filterset_class = SuppressedIdentifierFilter
+    ordering_fields = ["created_at"]
+    action_verbs = {"summary": "view", "lift": "delete"}
+
+    def safely_get_queryset(self, queryset):
+        return queryset.order_by("-created_at", "-id")
+
+    @extend_schema(responses=SuppressionSummarySerializer)
+    @action(detail=False, methods=["get"])
+    def summary(self, request):
+        """How many identifiers are suppressed, by kind and by reason."""
+        return Response(SuppressionSummarySerializer(suppression.summary()).data)
+
+    @extend_schema(request=SuppressionLiftSerializer, responses={200: SuppressionLiftResultSerializer})
+    @action(detail=False, methods=["post"])
+    def lift(self, request):
+        """Take one identifier off the list on the person's fresh consent (audit-logged)."""
+        body = SuppressionLiftSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        removed = suppression.suppression_lift(
+            organization=self.organization,
+            actor=self.actor,
+            kind=data["kind"],
+            value=data["value"],
+            reason=data["reason"],
+        )
+        return Response(
+            SuppressionLiftResultSerializer({"removed": removed, "summary": suppression.summary()}).data
+        )
+
+
 def register(router) -> None:
     router.register("privacy/subjects", PrivacySubjectViewSet, basename="privacy-subject")
     router.register("privacy/exports", PrivacyExportViewSet, basename="privacy-export")
     router.register("privacy/erasures", PrivacyErasureViewSet, basename="privacy-erasure")
     router.register("privacy/consents", ConsentRecordViewSet, basename="privacy-consent")
     router.register("privacy/retention", RetentionPolicyViewSet, basename="privacy-retention")
+    router.register("privacy/suppressions", SuppressedIdentifierViewSet, basename="privacy-suppression")
 
 
 __all__ = ["register"]

@@ -5,7 +5,7 @@ from .events import BeatClaim, HandlerDelivery, IdempotencyRecord, OutboxEvent
 from .hierarchy import Employee, EmployeeAssignment, Location, Region, Team
 from .interactions import Interaction, InteractionEmployee
 from .organization import Organization
-from .privacy import ConsentRecord, PrivacyRequest, RetentionPolicy
+from .privacy import ConsentRecord, PrivacyRequest, RetentionPolicy, SuppressedIdentifier
 from .standards import (
     BrandMessage,
     Channel,
@@ -44,6 +44,7 @@ __all__ = [
     "Segment",
     "SkillCategory",
     "Standard",
+    "SuppressedIdentifier",
     "Team",
     "Touchpoint",
     "WebhookDelivery",

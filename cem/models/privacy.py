@@ -25,6 +25,8 @@ class ConsentSource(models.TextChoices):
     UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link in a message"
     IMPORT = "import", "Import"
     ERASURE = "erasure", "Erasure request"
+    # Written by the platform when a customer arrives with an identifier on the suppression list.
+    SUPPRESSION = "suppression", "Suppression list"
 
 
 class ConsentRecord(TenantModel):
@@ -140,3 +142,37 @@ class PrivacyRequest(TenantModel):
 
     def __str__(self):
         return f"{self.get_kind_display()} of {self.subject_type} #{self.subject_id}"
+
+
+class SuppressedIdentifier(TenantModel):
+    """An email, phone number or external id that must never be contacted again: an erased
+    customer's, or an opted-out one's. Only a keyed hash is kept (``cem.suppression``), so the
+    list itself identifies nobody; a customer created or updated later with the same identifier
+    is stored opted out, and no invitation goes to it, until the person consents again.
+    """
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email address"
+        PHONE = "phone", "Phone number"
+        EXTERNAL_ID = "external_id", "External id"
+
+    class Reason(models.TextChoices):
+        ERASURE = "erasure", "Erased on request"
+        OPT_OUT = "opt_out", "Opted out"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    value_hash = models.CharField(max_length=64)
+    reason = models.CharField(max_length=8, choices=Reason.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "value_hash", "reason"], name="suppressed_identifier_uniq"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "created_at"], name="suppressed_org_created")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.get_reason_display().lower()})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cem import privacy
+from cem import privacy, suppression
 from cem.models.privacy import ConsentSource, PrivacyRequest
 from cem.principals import Actor
 from cem.tenancy import tenant_context
@@ -21,6 +21,10 @@ def populate(world) -> None:
             detail="acme consent form",
         )
         privacy.retention_policy_for(org)
+        # A suppressed identifier (only its hash): /api/v1/privacy/suppressions/ has a row to hide.
+        suppression.add(
+            org.pk, suppression.identifiers(org.pk, email="acme-suppressed@example.com"), "opt_out"
+        )
         # A finished export request (the file itself is not needed to sweep the routes).
         PrivacyRequest.objects.create(
             organization=org,
