@@ -10,7 +10,9 @@ Forms validate; they never save. Views hand ``cleaned_data`` to :mod:`cem.servic
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
+from functools import lru_cache
 
 from django import forms
 from django.contrib.auth import password_validation
@@ -381,3 +383,27 @@ class ApiKeyCreateForm(forms.Form):
         label="Rate limit per minute",
         help_text="Leave empty for the platform default.",
     )
+
+
+@lru_cache(maxsize=1)
+def time_zone_choices() -> list[tuple[str, str]]:
+    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
+
+
+class OrganizationSettingsForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    time_zone = forms.ChoiceField(
+        choices=(),
+        help_text="Pages show dates and times in this zone; local days (quiet hours, due dates, "
+        "reward periods, dashboards) follow it.",
+    )
+    require_admin_two_factor = forms.BooleanField(
+        required=False,
+        label="Require two-factor authentication for administrators",
+        help_text="Organization admins must sign in with a code from an authenticator app; those "
+        "without one are asked to set it up before anything else. API keys are not affected.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = time_zone_choices()

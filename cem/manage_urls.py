@@ -61,6 +61,8 @@ urlpatterns = [
     *crud("brand-messages", v.BRAND_MESSAGES),
     *crud("channels", v.CHANNELS),
     *crud("touchpoints", v.TOUCHPOINTS),
+    # The organization itself
+    path("organization/", v.OrganizationSettingsView.as_view(), name="organization_settings"),
     # Users
     *crud(
         "users",
@@ -116,9 +118,9 @@ urlpatterns = [
     # Privacy (GDPR / CCPA): data-subject exports and erasures, consent, retention
     path("privacy/", pv.PrivacyHomeView.as_view(), name="privacy"),
     path("privacy/retention/", pv.RetentionView.as_view(), name="privacy_retention"),
+    path("privacy/suppressions/", pv.SuppressionView.as_view(), name="privacy_suppressions"),
     path("privacy/requests/<int:pk>/", pv.RequestDetailView.as_view(), name="privacy_request"),
     path(
-    path("privacy/suppressions/", pv.SuppressionView.as_view(), name="privacy_suppressions"),
         "privacy/requests/<int:pk>/download/",
         pv.RequestDownloadView.as_view(),
         name="privacy_request_download",

@@ -85,6 +85,8 @@ MIDDLEWARE = [
     "cem.middleware.TenantMiddleware",
     # Pages in the organization's time zone (the API stays in UTC).
     "cem.local_time.OrganizationTimeZoneMiddleware",
+    # Admins of an organization that requires two-factor reach only the enrolment page until then.
+    "cem.two_factor.AdminTwoFactorMiddleware",
     "cem.middleware.ApiRateLimitMiddleware",
     "cem.middleware.IdempotencyMiddleware",
 ]

@@ -22,7 +22,12 @@ from cem.services import audit_log_write
 class AccountView(LoginRequiredMixin, View):
     def get(self, request):
         return TemplateResponse(
-            request, "cem/account/account.html", {"two_factor_on": two_factor.has_two_factor(request.user)}
+            request,
+            "cem/account/account.html",
+            {
+                "two_factor_on": two_factor.has_two_factor(request.user),
+                "two_factor_required": two_factor.required_anywhere(request.memberships),
+            },
         )
 
 
@@ -61,8 +66,11 @@ class TwoFactorSetupView(LoginRequiredMixin, View):
 
     def render(self, form):
         user = self.request.user
+        required = two_factor.required_anywhere(self.request.memberships)
         if two_factor.has_two_factor(user):
-            return TemplateResponse(self.request, self.template_name, {"form": form, "enabled": True})
+            return TemplateResponse(
+                self.request, self.template_name, {"form": form, "enabled": True, "required": required}
+            )
         device = two_factor.pending_device(user)
         return TemplateResponse(
             self.request,
@@ -70,6 +78,7 @@ class TwoFactorSetupView(LoginRequiredMixin, View):
             {
                 "form": form,
                 "enabled": False,
+                "required": required,
                 "qr": two_factor.qr_svg(device),
                 "manual_key": two_factor.manual_key(device),
             },
@@ -85,6 +94,11 @@ class TwoFactorSetupView(LoginRequiredMixin, View):
         code = form.cleaned_data["code"]
         common = {"organization": request.tenant, "actor": Actor.from_request(request), "user": request.user}
         if two_factor.has_two_factor(request.user):
+            if two_factor.required_anywhere(request.memberships):
+                form.add_error(
+                    "code", "An organization you administer requires two-factor sign-in: it stays on."
+                )
+                return self.render(form)
             if not two_factor.two_factor_disable(**common, token=code):
                 form.add_error("code", "That code is not right. Enter the one your app shows now.")
                 return self.render(form)

@@ -146,6 +146,7 @@ SECTIONS = {
         ("Touchpoints", "touchpoints", "standards.view"),
     ],
     "admin": [
+        ("Organization", "organization_settings", "organization.change"),
         ("Users", "members", "memberships.view"),
         ("API keys", "api_keys", "apikeys.view"),
         ("Webhooks", "webhooks", "webhooks.view"),
@@ -880,6 +881,38 @@ class TeamOptionsView(ManagePage, TemplateView):
             teams = teams.filter(location_id=location_id)
         ctx["teams"] = teams
         return ctx
+
+
+# --- the organization ---------------------------------------------------------------------------
+
+
+class OrganizationSettingsView(ManagePage, FormView):
+    """Org admins: the organization's name, time zone and whether its admins need two-factor."""
+
+    resource = "organization"
+    verb = "change"
+    section = "admin"
+    nav_current = "organization_settings"
+    title = "Organization"
+    template_name = "cem/manage/organization.html"
+    form_class = f.OrganizationSettingsForm
+    FIELDS = ("name", "time_zone", "require_admin_two_factor")
+
+    def get_initial(self):
+        return {name: getattr(self.organization, name) for name in self.FIELDS}
+
+    def form_valid(self, form):
+        try:
+            services.organization_update(
+                organization=self.organization,
+                actor=self.actor,
+                data={name: form.cleaned_data[name] for name in self.FIELDS},
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+            return self.form_invalid(form)
+        messages.success(self.request, "Organization settings saved.")
+        return redirect("organization_settings")
 
 
 # --- users ------------------------------------------------------------------------------------

@@ -30,8 +30,18 @@ from cem.permissions import API_KEY_SCOPES
 class OrganizationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organization
-        fields = ["id", "name", "slug", "time_zone", "locale", "settings", "created_at"]
-        read_only_fields = ["slug", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "time_zone",
+            "locale",
+            "settings",
+            "require_admin_two_factor",
+            "created_at",
+        ]
+        # Who must use two-factor is a people's setting: changed on the page by an admin, never by a key.
+        read_only_fields = ["slug", "require_admin_two_factor", "created_at"]
 
     def validate_settings(self, value):
         if not isinstance(value, dict):

@@ -29,6 +29,10 @@ class Organization(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     locale = models.CharField(max_length=16, default="en")
     settings = models.JSONField(default=default_org_settings, blank=True)
+    # Org admins must sign in with an authenticator code; those without one enrol before anything else.
+    require_admin_two_factor = models.BooleanField(
+        "Require two-factor authentication for administrators", default=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantManager()
