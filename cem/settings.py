@@ -35,6 +35,13 @@ DEBUG = env.bool("DEBUG", default=CEM_ENV == "dev")
 SECRET_KEY = env.str("SECRET_KEY", default="" if PRODUCTION else "dev-only-insecure-key-" + "x" * 40)
 if not SECRET_KEY:
     raise ValueError("SECRET_KEY must be set when CEM_ENV=production")
+# The key of the suppression list's hashes (cem.suppression: the erased and opted-out people's
+# email, phone and external id, kept only as HMACs). Unset, it is SECRET_KEY — and then rotating
+# SECRET_KEY orphans the list: every stored hash stops matching, so an erased or opted-out
+# person imported again is stored and contacted as new. The list cannot be re-hashed (it holds
+# no identifiers). So in production set it once — to the current SECRET_KEY when the list
+# already has rows — and keep it when SECRET_KEY rotates; rotating it empties the list in effect.
+PRIVACY_HASH_KEY = env.str("PRIVACY_HASH_KEY", default="") or SECRET_KEY
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")

@@ -3,9 +3,10 @@
 **What goes on it.** When a customer is erased, or opts out of everything (the unsubscribe link,
 a consent withdrawal on channel ``all``, a customer update that sets ``opted_out_at``), their email
 (stripped, lower-cased), phone (E.164 digits: ``+1 (555) 010-0000`` → ``15550100000``) and external
-id are added as HMAC-SHA256 hashes under a server secret (``settings.PRIVACY_HASH_KEY``, else
-``SECRET_KEY``) and the organization's id, so the list names nobody, cannot be reversed without
-the secret, and one organization's list says nothing about another's.
+id are added as HMAC-SHA256 hashes under a server secret (``settings.PRIVACY_HASH_KEY``, which
+falls back to ``SECRET_KEY``: pin it before rotating that) and the organization's id, so the
+list names nobody, cannot be reversed without the secret, and one organization's list says
+nothing about another's.
 
 **What it does.** Every path that creates or updates a customer consults it (the customers API,
 the interaction ingest that creates customers by external id, single or bulk, JSON or CSV); every
@@ -69,7 +70,8 @@ def normalise(kind: str, value) -> str:
 
 
 def _key() -> bytes:
-    return str(getattr(settings, "PRIVACY_HASH_KEY", "") or settings.SECRET_KEY).encode()
+    # Its own setting, so a SECRET_KEY rotation leaves the list valid (cem/settings.py says how).
+    return settings.PRIVACY_HASH_KEY.encode()
 
 
 def identifier_hash(org_id: int, kind: str, value) -> str:

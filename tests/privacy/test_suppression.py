@@ -123,6 +123,15 @@ def test_normalised_before_hashing():
     assert a != suppression.identifier_hash(2, "email", "jane@example.com")
 
 
+def test_the_hashes_are_keyed_by_privacy_hash_key_so_a_secret_key_rotation_keeps_the_list(settings):
+    settings.PRIVACY_HASH_KEY = "pinned-" + "p" * 50
+    pinned = suppression.identifier_hash(1, "email", "jane@example.com")
+    settings.SECRET_KEY = "rotated-" + "s" * 50
+    assert suppression.identifier_hash(1, "email", "jane@example.com") == pinned
+    settings.PRIVACY_HASH_KEY = "another-" + "p" * 50
+    assert suppression.identifier_hash(1, "email", "jane@example.com") != pinned
+
+
 def test_erasure_keeps_only_hashes_and_a_reimport_by_api_is_kept_but_never_contacted(
     pw, api, django_capture_on_commit_callbacks
 ):
