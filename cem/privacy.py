@@ -7,28 +7,39 @@ added later is exported and detached without anyone editing this file. What a fo
 cannot reach (a customer's answers hang off their responses; names written into comments) is
 handled by each app's ``privacy_hooks`` module (:class:`Contributor`), discovered like admin.py.
 
-**Erasure keeps the numbers and drops the person.**
+**Erasure keeps the numbers and drops the person**, in two steps.
 
-- A customer: their comments, the case notes about them, their interactions' attributes and
-  the audit log are redacted of their email, phone, external id and any name the request gives
-  (``redact_terms``); scheduled invitations are withdrawn; responses, interactions and
-  invitations lose the link to them (``customer = NULL``) but keep their scores, so every
-  aggregate stays as it was; their CRM purchases and consent history are deleted, then the
-  customer row itself. With ``delete_responses`` their responses are deleted instead, and
-  ``ResponseErased`` takes them out of the rollups and reverses what they earned.
-- An employee: their name, email and external id are replaced, their logins are deactivated and
-  anonymised (unless the login also belongs to another organization: then only this
-  organization's membership is ended), and their name is redacted from every comment, note,
-  recognition message, learning statement, certificate and the notes of their own ledger
-  transactions and redemptions. Scores, audits, lessons and the points ledger stay attributed to
-  the (now anonymous) employee row, so rollups, rankings and the ledger are unchanged: in the
-  ledger only the note text changes, through the one path its append-only guard lets by
-  (``cem.db.purge.ledger_redaction``), never an amount, an account or an id.
-- Both: :func:`redact_everywhere` then removes the person's distinctive identifiers (email,
-  phone, full name) from every free-text column of every tenant table (found from the field
-  types, so a table added later is covered): notes about colleagues, ledger notes, event and
-  webhook payloads, stored API responses, the audit log. The request's own reason is redacted
-  before it is recorded.
+1. **In the request** (one transaction): the person's own records. The request record is written
+   (status ``redacting``) with the audit-log row, and the sweep is queued for when they commit.
+
+   - A customer: their comments, the case notes about them, their interactions' attributes and
+     the audit log about them are redacted of their email, phone, external id and any name the
+     request gives (``redact_terms``); scheduled invitations are withdrawn; their identifiers go
+     on the suppression list; responses, interactions and invitations lose the link to them
+     (``customer = NULL``) but keep their scores, so every aggregate stays as it was; their CRM
+     purchases and consent history are deleted, then the customer row itself. With
+     ``delete_responses`` their responses are deleted instead, and ``ResponseErased`` takes them
+     out of the rollups and reverses what they earned.
+   - An employee: their name, email and external id are replaced, their logins are deactivated
+     and anonymised (unless the login also belongs to another organization: then only this
+     organization's membership is ended), their wallet renamed, their name redacted from their
+     learning statements, certificates and the notes of their own ledger transactions and
+     redemptions. Scores, audits, lessons and the points ledger stay attributed to the (now
+     anonymous) employee row, so rollups, rankings and the ledger are unchanged: in the ledger
+     only the note text changes, through the one path its append-only guard lets by
+     (``cem.db.purge.ledger_redaction``), never an amount, an account or an id.
+
+   The request's own reason is redacted before it is recorded.
+
+2. **After it** (:func:`erasure_sweep`, Celery task ``cem.privacy_erasure_sweep``, retried,
+   idempotent): the organization's free text. What the apps name in ``Contributor.sweep`` (an
+   employee's every name in comments, case notes, audit answers, disputes and recognitions),
+   then the distinctive identifiers (email, phone, full name) in every free-text column of every
+   tenant table, found from the field types so a table added later is covered: notes about
+   colleagues, ledger notes, event and webhook payloads, stored API responses, the audit log.
+   Whole tables are read there, which on a large organization takes minutes: never inside a
+   web request, and in short transactions (primary-key windows). Then the request is ``done``
+   with the counts and ``finished_at``.
 
 Every request leaves a :class:`PrivacyRequest` (type and id of the subject, never its identity)
 and an audit-log row. Exports are ZIP files of JSON, built by a Celery task
@@ -36,13 +47,16 @@ and an audit-log row. Exports are ZIP files of JSON, built by a Celery task
 
 **Retention** (:func:`retention_apply`, daily from beat per organization): comments, invitations,
 contact details on closed cases and the abuse-control hashes older than the organization's
-limits are removed; aggregates stay.
+limits are removed; aggregates stay. It also queues again the sweep of an erasure still
+``redacting`` an hour after it was asked.
 """
 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
+import hashlib
 import json
 import re
 import uuid
@@ -55,8 +69,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
-from django.db.models import F, Func, Q, Value
+from django.db import DatabaseError, connection, models, transaction
+from django.db.models import F, Func, Min, Q, Value
+from django.db.models.functions import Cast, Left
+from django.db.models.lookups import IRegex, Regex
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
@@ -76,6 +92,7 @@ from cem.tenancy import tenant_models, unscoped
 from cem.throttle import keyed_hash
 
 REDACTED = "[redacted]"
+UPDATE_CHUNK = 5000
 REASON_MAX = 500
 EXPORT_CHUNK = 2000
 CUSTOMER = PrivacyRequest.SubjectType.CUSTOMER
@@ -204,7 +221,9 @@ class Contributor:
     """What an app adds to exports, erasures, consent withdrawals and retention.
 
     Each method runs inside the caller's transaction and tenant and returns counts for the
-    audit log; the default does nothing.
+    audit log; the default does nothing. ``erase`` handles the subject's own rows, in the
+    erasure's request; text anyone may have written about them, across the organization, is
+    named by ``sweep`` and rewritten after the request by the erasure's sweep task.
     """
 
     name = ""
@@ -214,6 +233,9 @@ class Contributor:
 
     def erase(self, subject: Subject, *, redactor: Redactor, reason: str, options: dict) -> dict:
         return {}
+
+    def sweep(self, subject_type: str) -> Iterable[SweepTarget]:
+        return ()
 
     def consent_withdrawn(self, customer: Customer, channel: str, reason: str) -> dict:
         return {}
@@ -243,18 +265,38 @@ def contributors() -> list[Contributor]:
 
 
 class Redactor:
-    """Replaces a subject's identifiers with ``[redacted]`` in text and in JSON string values."""
+    """Replaces a subject's identifiers with ``[redacted]`` in text and in JSON string values.
 
-    def __init__(self, subject: Subject, *, distinctive_only: bool = False):
-        terms = [t for t in subject.terms if distinctive(t)] if distinctive_only else subject.terms
+    ``terms`` match case-insensitively, ``name_parts`` ("Jane") only as written, both as whole
+    words. Text columns are rewritten by PostgreSQL (:meth:`rewrite`: one UPDATE with
+    ``regexp_replace``, the same pattern as :meth:`text` written for its regex engine), so rows
+    are never loaded into Python; JSON and bytes are walked in Python, on the rows the database
+    picked out.
+    """
+
+    def __init__(self, terms: Iterable[str], name_parts: Iterable[str] = (), *, distinctive_only=False):
+        terms = [t for t in terms if distinctive(t)] if distinctive_only else list(terms)
         insensitive = sorted(terms, key=len, reverse=True)
-        parts = [] if distinctive_only else subject.name_parts
+        parts = [] if distinctive_only else list(name_parts)
         sensitive = [p for p in parts if p.lower() not in {t.lower() for t in insensitive}]
         alternatives = [rf"(?i:{re.escape(t)})" for t in insensitive] + [re.escape(p) for p in sensitive]
+        self.terms, self.name_parts = insensitive, sensitive
         self.words = insensitive + sensitive
         self.pattern = (
             re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)") if alternatives else None
         )
+        # PostgreSQL's regex has no case-insensitive group: [jJ][aA]… stands for (?i:ja…).
+        sql_alternatives = [_sql_literal(t, fold=True) for t in insensitive]
+        sql_alternatives += [_sql_literal(p, fold=False) for p in sensitive]
+        word = "[[:alnum:]_]"
+        self.sql_pattern = f"(?<!{word})(?:{'|'.join(sql_alternatives)})(?!{word})"
+        # Rows that may mention a word, for what is checked in Python (JSON): a superset, so
+        # case-insensitive and without the word boundaries (JSON text escapes what is around).
+        self.sql_candidates = "(?:" + "|".join(_sql_literal(w, fold=False) for w in self.words) + ")"
+
+    @classmethod
+    def of(cls, subject: Subject, *, distinctive_only: bool = False) -> Redactor:
+        return cls(subject.terms, subject.name_parts, distinctive_only=distinctive_only)
 
     def text(self, value: str) -> str:
         if not value or self.pattern is None:
@@ -270,47 +312,66 @@ class Redactor:
             return {k: self.json(v) for k, v in value.items()}
         return value
 
-    def candidates(self, field_name: str) -> Q:
-        """Rows that may contain a term (a superset: the exact match happens in Python)."""
-        q = Q(pk__in=[])
-        for word in self.words:
-            q |= Q(**{f"{field_name}__icontains": word})
-        return q
+    def mentions(self, field_name: str, *, json: bool = False) -> Q:
+        """Rows whose ``field_name`` may mention a word (a superset; JSON is cast to text)."""
+        value = Cast(field_name, models.TextField()) if json else F(field_name)
+        return Q(IRegex(value, self.sql_candidates))
 
     def rewrite(self, queryset, text_fields=(), json_fields=(), batch: int = 500) -> int:
         """Redact the fields of every row of ``queryset`` that mentions the subject; rows changed."""
         if self.pattern is None:
             return 0
-        fields = [*text_fields, *json_fields]
+        changed = set()
+        if text_fields:
+            changed |= self._rewrite_text(queryset, list(text_fields))
+        if json_fields:
+            changed |= self._rewrite_json(queryset, list(json_fields), batch)
+        return len(changed)
+
+    def _rewrite_text(self, queryset, fields: list[str]) -> set:
+        model = queryset.model
+        match = Q(pk__in=[])
+        for name in fields:
+            match |= Q(Regex(F(name), self.sql_pattern)) & ~Q(**{name: ""})
+        pks = set(queryset.filter(match).values_list("pk", flat=True))
+        if not pks:
+            return pks
+        values = {}
+        for name in fields:
+            new = Func(
+                F(name), Value(self.sql_pattern), Value(REDACTED), Value("g"), function="regexp_replace"
+            )
+            # "[redacted]" can be longer than what it replaces ("Al Li"): never past the column's size.
+            limit = model._meta.get_field(name).max_length
+            values[name] = Left(new, limit) if limit else new
+        # The pattern again: a row another sweep redacted meanwhile is left alone. In chunks: an
+        # employee's own notes can be more rows than one statement takes parameters.
+        ordered = sorted(pks)
+        for start in range(0, len(ordered), UPDATE_CHUNK):
+            chunk = ordered[start : start + UPDATE_CHUNK]
+            model._base_manager.filter(pk__in=chunk).filter(match).update(**values)
+        return pks
+
+    def _rewrite_json(self, queryset, fields: list[str], batch: int) -> set:
         where = Q(pk__in=[])
         for name in fields:
-            where |= self.candidates(name)
-        changed = []
-        total = 0
-        # "[redacted]" can be longer than what it replaces ("Al Li"): never past the column's size.
-        limits = {name: queryset.model._meta.get_field(name).max_length for name in text_fields}
+            where |= self.mentions(name, json=True)
+        changed, pks = [], set()
         for obj in queryset.filter(where).only("pk", *fields).iterator(chunk_size=batch):
             dirty = False
-            for name in text_fields:
-                new = self.text(getattr(obj, name))
-                if new and limits[name]:
-                    new = new[: limits[name]]
-                dirty |= new != getattr(obj, name)
-                setattr(obj, name, new)
-            for name in json_fields:
+            for name in fields:
                 new = self.json(getattr(obj, name))
                 dirty |= new != getattr(obj, name)
                 setattr(obj, name, new)
             if dirty:
                 changed.append(obj)
+                pks.add(obj.pk)
             if len(changed) >= batch:
-                queryset.model.objects.bulk_update(changed, fields)
-                total += len(changed)
+                queryset.model._base_manager.bulk_update(changed, fields)
                 changed = []
         if changed:
-            queryset.model.objects.bulk_update(changed, fields)
-            total += len(changed)
-        return total
+            queryset.model._base_manager.bulk_update(changed, fields)
+        return pks
 
     def rewrite_binary(self, queryset, field_name: str) -> int:
         """Redact UTF-8 text kept as bytes (stored API responses); rows changed."""
@@ -332,6 +393,23 @@ class Redactor:
                 queryset.model.objects.filter(pk=pk).update(**{field_name: new.encode("utf-8")})
                 total += 1
         return total
+
+
+def _sql_literal(value: str, *, fold: bool) -> str:
+    """``value`` as a literal in a PostgreSQL regex; ``fold``: every cased letter as [xX]."""
+    out = []
+    for char in value:
+        lower, upper = char.lower(), char.upper()
+        if fold and lower != upper and len(lower) == len(upper) == 1:
+            out.append(f"[{lower}{upper}]")
+        elif char in _SQL_REGEX_SPECIAL:
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+_SQL_REGEX_SPECIAL = set("\\^$.|?*+()[]{}")
 
 
 def _bytea_escape(data: bytes) -> str:
@@ -371,10 +449,11 @@ def free_text_fields(model) -> tuple[list[str], list[str], list[str]]:
     them: what the erasure sweep rewrites. Found from the field types, so a model added later is
     covered; choices, identifiers and unique columns are left out (see ``_IDENTITY_NAMES``), and
     a model whose columns only code writes, with numbers and ids, says so with
-    ``PRIVACY_FREE_TEXT = ()`` (its columns are then not scanned)."""
+    ``PRIVACY_FREE_TEXT = ()`` (its columns are then not scanned), and one column the sweep must
+    not touch with ``PRIVACY_SWEEP_SKIP`` (the erasure's own ``sweep_identifiers``)."""
     if getattr(model, "PRIVACY_FREE_TEXT", None) == ():
         return [], [], []
-    unique = _unique_fields(model)
+    unique = _unique_fields(model) | set(getattr(model, "PRIVACY_SWEEP_SKIP", ()))
     text, json_, binary = [], [], []
     for f in model._meta.concrete_fields:
         name = f.name
@@ -397,34 +476,148 @@ def free_text_fields(model) -> tuple[list[str], list[str], list[str]]:
     return text, json_, binary
 
 
-def redact_everywhere(subject: Subject) -> dict:
-    """Redact the subject's distinctive identifiers (email, phone, full name) from every free-text
-    column of every tenant table: notes, messages, ledger notes, event and webhook payloads,
-    stored API responses. Counts per model (rows changed).
+@dataclass(frozen=True)
+class SweepTarget:
+    """Rows an erasure's sweep rewrites (``Contributor.sweep``): the fields to redact in them,
+    and the name of their count on the request. ``distinctive_only``: only the identifiers
+    nobody else shares (email, phone, full name), for text about anyone."""
 
-    A model whose rows the database keeps append-only names the one way past its guard in
-    ``privacy_redaction_guard`` (the points ledger: ``cem.db.purge.ledger_redaction``, which
-    lets only the note change, so amounts, accounts and ids stay as written).
-    """
-    redactor = Redactor(subject, distinctive_only=True)
-    counts: dict[str, int] = {}
-    if redactor.pattern is None:
-        return counts
+    key: str
+    queryset: models.QuerySet
+    text_fields: tuple[str, ...] = ()
+    json_fields: tuple[str, ...] = ()
+    binary_fields: tuple[str, ...] = ()
+    distinctive_only: bool = False
+
+
+def everywhere_targets() -> list[SweepTarget]:
+    """Every free-text column of every tenant table (:func:`free_text_fields`): notes, messages,
+    ledger notes, event and webhook payloads, stored API responses, the audit log."""
+    targets = []
     for model in sorted(tenant_models(), key=lambda m: m._meta.label):
         text, json_, binary = free_text_fields(model)
-        changed = 0
-        if text or json_:
-            guard = getattr(model, "privacy_redaction_guard", None)
-            if guard is not None:
-                with guard():
-                    changed += redactor.rewrite(model.objects.all(), text, json_)
-            else:
-                changed += redactor.rewrite(model.objects.all(), text, json_)
-        for name in binary:
-            changed += redactor.rewrite_binary(model.objects.all(), name)
-        if changed:
-            counts[f"{model._meta.label}.redacted"] = changed
-    return counts
+        if text or json_ or binary:
+            targets.append(
+                SweepTarget(
+                    f"{model._meta.label}.redacted",
+                    model.objects.all(),
+                    tuple(text),
+                    tuple(json_),
+                    tuple(binary),
+                    distinctive_only=True,
+                )
+            )
+    return targets
+
+
+# Primary-key values per sweep transaction: short transactions (a few tens of ms each on the
+# demo's 600,000 answers) instead of one that holds its row locks for the whole tenant.
+SWEEP_WINDOW = 20_000
+_INTEGER_PKS = {"AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField"}
+
+
+def _pk_windows(queryset) -> Iterator[models.QuerySet]:
+    """``queryset`` cut into ranges of ``SWEEP_WINDOW`` primary-key values (skipping gaps)."""
+    if queryset.model._meta.pk.get_internal_type() not in _INTEGER_PKS:
+        yield queryset
+        return
+    low = queryset.aggregate(low=Min("pk"))["low"]
+    while low is not None:
+        high = low + SWEEP_WINDOW
+        yield queryset.filter(pk__gte=low, pk__lt=high)
+        low = queryset.filter(pk__gte=high).aggregate(low=Min("pk"))["low"]
+
+
+def _add_counts(request_id: int, counts: dict[str, int]) -> None:
+    request = PrivacyRequest.objects.select_for_update().only("counts").get(pk=request_id)
+    for key, n in counts.items():
+        request.counts[key] = request.counts.get(key, 0) + n
+    PrivacyRequest.objects.filter(pk=request_id).update(counts=request.counts)
+
+
+def sweep_target(request_id: int, target: SweepTarget, redactor: Redactor) -> int:
+    """Redact one target window by window, each window's rewrite and its count on the request in
+    one transaction: a sweep stopped half-way has lost nothing and counted nothing twice, and
+    the next run finds nothing left in the windows already done. A model the database keeps
+    append-only names the one way past its guard in ``privacy_redaction_guard`` (the points
+    ledger: ``cem.db.purge.ledger_redaction``, which lets only the note change)."""
+    if redactor.pattern is None:
+        return 0  # nothing to look for (a customer known by an external id only)
+    guard = getattr(target.queryset.model, "privacy_redaction_guard", None) or contextlib.nullcontext
+    total = 0
+    for window in _pk_windows(target.queryset):
+        with transaction.atomic():
+            with guard():
+                changed = redactor.rewrite(window, target.text_fields, target.json_fields)
+                for name in target.binary_fields:
+                    changed += redactor.rewrite_binary(window, name)
+            if changed:
+                _add_counts(request_id, {target.key: changed})
+        total += changed
+    return total
+
+
+def _sweep_lock(request_id: int) -> int:
+    digest = hashlib.sha256(f"privacy-erasure-sweep:{request_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def erasure_sweep(request_id: int) -> dict:
+    """The second half of an erasure (``cem.privacy_erasure_sweep``, queued when the request
+    commits): the person's identifiers out of the organization's free text — what the apps'
+    contributors name (comments, case notes, audit answers and recognitions mentioning an
+    employee: every name they go by), then every free-text column of every tenant table (email,
+    phone, full name). Then the request is ``done``: counts, ``finished_at``, the identifiers
+    it kept for this emptied, an audit-log row. Running it again changes nothing: a finished
+    request is left as it is, and an interrupted one only redoes what is left."""
+    request = PrivacyRequest.objects.filter(pk=request_id, kind=PrivacyRequest.Kind.ERASURE).first()
+    if request is None or request.status != PrivacyRequest.Status.REDACTING:
+        return {}
+    lock = _sweep_lock(request_id)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock])
+        if not cursor.fetchone()[0]:
+            return {}  # a redelivered copy while the first still runs: that one finishes it
+    try:
+        identifiers = request.sweep_identifiers or {}
+        full = Redactor(identifiers.get("terms", ()), identifiers.get("name_parts", ()))
+        distinctive_only = Redactor(full.terms, distinctive_only=True)
+        targets = [t for c in contributors() for t in c.sweep(request.subject_type)]
+        for target in [*targets, *everywhere_targets()]:
+            sweep_target(request_id, target, distinctive_only if target.distinctive_only else full)
+        return _erasure_completed(request_id)
+    finally:
+        # A lost connection took the lock with it.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [lock])
+
+
+@transaction.atomic
+def _erasure_completed(request_id: int) -> dict:
+    request = PrivacyRequest.objects.select_for_update().get(pk=request_id)
+    if request.status != PrivacyRequest.Status.REDACTING:
+        return {}
+    request.status = PrivacyRequest.Status.DONE
+    request.finished_at = timezone.now()
+    request.sweep_identifiers = {}
+    request.error = ""
+    request.save(update_fields=["status", "finished_at", "sweep_identifiers", "error"])
+    audit_log_write(
+        organization=request.organization_id,
+        actor=Actor.system(),
+        action="privacy.erase.completed",
+        instance=request,
+        changes={"counts": request.counts},
+    )
+    return request.counts
+
+
+def erasure_sweep_failed(request_id: int, exc: Exception) -> None:
+    """The request stays ``redacting`` (the task retries); the error names the kind of failure
+    only, since a message could quote a row or the pattern."""
+    PrivacyRequest.objects.filter(pk=request_id, status=PrivacyRequest.Status.REDACTING).update(
+        error=f"Redacting free text was interrupted ({type(exc).__name__}); it is retried."
+    )
 
 
 # --- who holds what -----------------------------------------------------------------------------
@@ -707,7 +900,7 @@ def _check_confirm(confirm: str, expected: str, what: str) -> None:
 
 def _redact_audit_log(subject: Subject, redactor: Redactor) -> int:
     """The rows about the subject (and their memberships) lose every identifier; the rest of the
-    log only the distinctive ones (:func:`redact_everywhere`), so another employee called Jordan
+    log only the distinctive ones (:func:`erasure_sweep`), so another employee called Jordan
     keeps their name there."""
     about = Q(object_type=subject.model._meta.label, object_id=str(subject.pk))
     if subject.user_ids:
@@ -717,7 +910,17 @@ def _redact_audit_log(subject: Subject, redactor: Redactor) -> int:
 
 
 def _request_row(
-    org_id, actor, kind, subject: Subject, *, reason="", status, counts=None, hashed="", file_path=""
+    org_id,
+    actor,
+    kind,
+    subject: Subject,
+    *,
+    reason="",
+    status,
+    counts=None,
+    hashed="",
+    file_path="",
+    sweep_identifiers=None,
 ):
     now = timezone.now()
     return PrivacyRequest.objects.create(
@@ -730,23 +933,42 @@ def _request_row(
         reason=reason,
         status=status,
         counts=counts or {},
+        sweep_identifiers=sweep_identifiers or {},
         requested_by_id=actor.user_id,
         requested_by_api_key_id=actor.api_key_id,
         finished_at=now if status == PrivacyRequest.Status.DONE else None,
     )
 
 
+def _sweep_identifiers(subject: Subject) -> dict:
+    """What the sweep needs to find the person once their records are gone, and no more: a
+    customer's distinctive identifiers (no contributor sweeps for customers); an employee's
+    every term and name part (their colleagues' comments name them by first name)."""
+    if subject.type == CUSTOMER:
+        return {"terms": [t for t in subject.terms if distinctive(t)], "name_parts": []}
+    return {"terms": list(subject.terms), "name_parts": list(subject.name_parts)}
+
+
 def _erasure_recorded(org_id, actor, subject: Subject, model, *, reason, counts, hashed, extra=None):
-    """The erasure's request record and its audit-log row (the same for customers and employees)."""
+    """The erasure's request record (``redacting``) and its audit-log row, and the sweep of the
+    organization's free text queued for when they commit (the same for customers and employees).
+
+    The sweep's identifiers stay on the request (``sweep_identifiers``) rather than in the task's
+    arguments: the task then carries ids only (no identifiers in the broker, its logs or a
+    monitoring tool), a lost or exhausted task can be queued again from the database
+    (``retention_apply`` does, daily), and the identifiers are emptied in the transaction that
+    completes the sweep — they live exactly as long as it does.
+    """
     request = _request_row(
         org_id,
         actor,
         PrivacyRequest.Kind.ERASURE,
         subject,
         reason=reason,
-        status=PrivacyRequest.Status.DONE,
+        status=PrivacyRequest.Status.REDACTING,
         counts=counts,
         hashed=hashed,
+        sweep_identifiers=_sweep_identifiers(subject),
     )
     audit_log_write(
         organization=org_id,
@@ -756,7 +978,19 @@ def _erasure_recorded(org_id, actor, subject: Subject, model, *, reason, counts,
         object_id=subject.pk,
         changes={"request": request.pk, "reason": reason, "counts": counts, **(extra or {})},
     )
+    _queue_sweep(org_id, request.pk)
     return request
+
+
+def _queue_sweep(org_id: int, request_id: int) -> None:
+    def enqueue():
+        from cem.privacy_tasks import privacy_erasure_sweep
+
+        privacy_erasure_sweep.delay(org_id, request_id)
+
+    # Robust: the erasure is committed; a broker that refuses the task leaves the request
+    # "redacting" for the daily requeue instead of failing the page after the fact.
+    transaction.on_commit(enqueue, robust=True)
 
 
 def _erase_with_contributors(subject, redactor, reason, options) -> dict:
@@ -788,7 +1022,7 @@ def customer_erase(
     customer_id = customer.pk
     subject = customer_subject(customer, redact_terms)
     hashed = subject_hash(CUSTOMER, customer)
-    redactor = Redactor(subject)
+    redactor = Redactor.of(subject)
     # The request's own words may name the person: the record of the erasure must not.
     reason = redactor.text(reason)
     options = {"delete_responses": bool(delete_responses)}
@@ -797,7 +1031,6 @@ def customer_erase(
         Interaction.objects.filter(customer_id=customer.pk), json_fields=["attributes"]
     )
     counts["audit_log_redacted"] = _redact_audit_log(subject, redactor)
-    counts.update(redact_everywhere(subject))
     # Only keyed hashes: a later import of the same address, number or id is never contacted.
     counts["suppressed_identifiers"] = suppression.add(
         org_id, suppression.customer_identifiers(customer), SuppressedIdentifier.Reason.ERASURE
@@ -862,11 +1095,10 @@ def employee_erase(
     _check_confirm(confirm, employee.external_id, "employee")
     subject = employee_subject(employee, redact_terms)
     hashed = subject_hash(EMPLOYEE, employee)
-    redactor = Redactor(subject)
+    redactor = Redactor.of(subject)
     reason = redactor.text(reason)
     counts = _erase_with_contributors(subject, redactor, reason, {})
     counts["audit_log_redacted"] = _redact_audit_log(subject, redactor)
-    counts.update(redact_everywhere(subject))
     counts.update(_anonymise_logins(org_id, subject.user_ids, actor))
     Employee.objects.filter(pk=employee.pk).update(
         name=f"Erased employee #{employee.pk}", email="", external_id=f"erased-{employee.pk}", active=False
@@ -1057,6 +1289,24 @@ def _expire_exports(policy: RetentionPolicy, now: dt.datetime) -> int:
     return expired
 
 
+# An erasure still redacting this long after it was asked lost its task (broker flushed, retries
+# spent): queue its sweep again. A copy still running holds the sweep's lock; the new one stops.
+SWEEP_REQUEUE_AFTER = dt.timedelta(hours=1)
+
+
+def _requeue_sweeps(org_id: int, now: dt.datetime) -> int:
+    stalled = list(
+        PrivacyRequest.objects.filter(
+            kind=PrivacyRequest.Kind.ERASURE,
+            status=PrivacyRequest.Status.REDACTING,
+            created_at__lt=now - SWEEP_REQUEUE_AFTER,
+        ).values_list("pk", flat=True)
+    )
+    for request_id in stalled:
+        _queue_sweep(org_id, request_id)
+    return len(stalled)
+
+
 @transaction.atomic
 def retention_apply(*, organization, now=None) -> dict:
     """Remove what the organization's policy says is kept too long; counts per kind."""
@@ -1067,6 +1317,7 @@ def retention_apply(*, organization, now=None) -> dict:
     for contributor in contributors():
         counts.update(contributor.retention(policy, now))
     counts["export_files_deleted"] = _expire_exports(policy, now)
+    counts["erasure_sweeps_requeued"] = _requeue_sweeps(org_id, now)
     RetentionPolicy.objects.filter(pk=policy.pk).update(last_run_at=now, last_run_counts=counts)
     if any(counts.values()):
         audit_log_write(
@@ -1088,12 +1339,14 @@ __all__ = [
     "Contributor",
     "Redactor",
     "Subject",
+    "SweepTarget",
     "consent_changes_record",
     "consent_record",
     "customer_create",
     "customer_erase",
     "customer_update",
     "employee_erase",
+    "erasure_sweep",
     "export_build",
     "export_request",
     "find_subject",
@@ -1101,7 +1354,6 @@ __all__ = [
     "holding_counts",
     "holdings",
     "imported_consent_records",
-    "redact_everywhere",
     "register",
     "retention_apply",
     "retention_policy_for",

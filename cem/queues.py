@@ -65,6 +65,7 @@ TASK_QUEUES: dict[str, str] = {
     "alignment.rollups_verify_dispatch": BULK,
     # Privacy: a data-subject export and the nightly retention deletes touch whole histories.
     "cem.privacy_export_build": BULK,
+    "cem.privacy_erasure_sweep": BULK,  # whole tables of the organization, after the request
     "cem.privacy_retention_apply": BULK,
     "cem.privacy_retention_dispatch": BULK,
     # Survey invitations go to customers in batches; due within minutes, not seconds.

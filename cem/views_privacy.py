@@ -222,8 +222,17 @@ class SubjectEraseView(_SubjectMixin, FormView):
         except ValidationError as error:
             add_service_errors(form, error)
             return self.form_invalid(form)
-        messages.success(self.request, f"Erased {self.subject_type} #{done.subject_id}.")
+        messages.success(
+            self.request,
+            f"Erased {self.subject_type} #{done.subject_id}: their own records at once; their "
+            "identifiers are being redacted from the organization's free text (this page shows when "
+            "that is complete).",
+        )
         return redirect("privacy_request", done.pk)
+
+
+# The page polls while these last: an export being built, an erasure's free-text sweep.
+_UNFINISHED = (PrivacyRequest.Status.QUEUED, PrivacyRequest.Status.RUNNING, PrivacyRequest.Status.REDACTING)
 
 
 class RequestDetailView(PrivacyPage, DetailView):
@@ -245,7 +254,7 @@ class RequestDetailView(PrivacyPage, DetailView):
         [row] = privacy_selectors.requests_with_subjects([job])
         ctx.update(
             row=row,
-            running=job.status in (PrivacyRequest.Status.QUEUED, PrivacyRequest.Status.RUNNING),
+            running=job.status in _UNFINISHED,
             download_url=reverse("privacy_request_download", args=[job.pk])
             if privacy.export_file(job) is not None
             else "",

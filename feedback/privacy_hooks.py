@@ -5,7 +5,8 @@
 - Erasure: a customer's comments and the notes on their cases are redacted, their cases lose the
   contact details, scheduled invitations are withdrawn; with ``delete_responses`` the responses
   go and ``ResponseErased`` takes them out of the rollups and reverses what they earned. An
-  employee's name is redacted from every comment and case note of the organization.
+  employee's name is redacted from every comment and case note of the organization, by the
+  erasure's sweep after the request (``sweep``).
 - Consent withdrawn: invitations still to be sent on that channel are suppressed, reminders
   called off, and the case contact details for the channel cleared.
 - Retention: comment text, invitations, closed cases' contact details and the abuse-control
@@ -20,7 +21,7 @@ from django.db.models import Q
 
 from cem.events import emit
 from cem.models.privacy import ConsentChannel
-from cem.privacy import EMPLOYEE, Contributor, months_before, register
+from cem.privacy import EMPLOYEE, Contributor, SweepTarget, months_before, register
 from cem.tenancy import current_tenant_id
 from feedback.models import Answer, Case, CaseNote, DeliveryChannel, Invitation, QuestionType, Response
 
@@ -55,12 +56,7 @@ class FeedbackPrivacy(Contributor):
 
     def erase(self, subject, *, redactor, reason, options):
         if subject.type == EMPLOYEE:
-            return {
-                "comments_redacted": redactor.rewrite(
-                    Answer.objects.filter(question_type=QuestionType.TEXT), text_fields=["text"]
-                ),
-                "case_notes_redacted": redactor.rewrite(CaseNote.objects.all(), text_fields=["text"]),
-            }
+            return {}  # no row of theirs here; what names them is swept (below)
         response_ids = list(_customer_responses(subject.pk).values_list("pk", flat=True))
         counts = {
             "comments_redacted": redactor.rewrite(
@@ -80,6 +76,16 @@ class FeedbackPrivacy(Contributor):
         if options.get("delete_responses") and response_ids:
             counts.update(self._delete_responses(response_ids))
         return counts
+
+    def sweep(self, subject_type):
+        if subject_type != EMPLOYEE:
+            return []
+        return [
+            SweepTarget(
+                "comments_redacted", Answer.objects.filter(question_type=QuestionType.TEXT), ("text",)
+            ),
+            SweepTarget("case_notes_redacted", CaseNote.objects.all(), ("text",)),
+        ]
 
     def _delete_responses(self, response_ids: list[int]) -> dict:
         cases = Case.objects.filter(response_id__in=response_ids)

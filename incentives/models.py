@@ -142,7 +142,7 @@ class LedgerTransaction(TenantModel):
     employee = models.ForeignKey(Employee, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     note = models.CharField(max_length=400, blank=True)
     # An erasure redacts a person out of ``note`` through this guard and nothing else changes
-    # (cem.privacy.redact_everywhere; the trigger in migration 0005 checks it).
+    # (cem.privacy.sweep_target; the trigger in migration 0005 checks it).
     privacy_redaction_guard = staticmethod(ledger_redaction)
     reverses = models.OneToOneField(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by"

@@ -95,6 +95,12 @@ class PrivacyRequest(TenantModel):
     The subject is kept as a type and an id only, never a name or an address, so the record of
     an erasure does not undo it; ``subject_hash`` lets the organization show a later request
     from the same person that it was handled.
+
+    An erasure is ``redacting`` from the moment the person's own records are erased (in the
+    request) until the sweep of the organization's free text (``cem.privacy_erasure_sweep``)
+    has removed their identifiers everywhere else; then ``done``, with ``finished_at``. The
+    sweep finds the person by ``sweep_identifiers``, the one place their identifiers outlive
+    their records: it is emptied in the transaction that completes the sweep.
     """
 
     class Kind(models.TextChoices):
@@ -108,7 +114,9 @@ class PrivacyRequest(TenantModel):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
-        DONE = "done", "Done"
+        # An erasure whose subject's own records are gone while the free-text sweep runs.
+        REDACTING = "redacting", "Erased — redacting free text"
+        DONE = "done", "Completed"
         FAILED = "failed", "Failed"
         EXPIRED = "expired", "File deleted (retention)"
 
@@ -117,8 +125,11 @@ class PrivacyRequest(TenantModel):
     subject_id = models.BigIntegerField()
     subject_hash = models.CharField(max_length=64, blank=True)
     reason = models.CharField(max_length=500, blank=True)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     counts = models.JSONField(default=dict, blank=True)
+    # {"terms": [...], "name_parts": [...]} while an erasure's sweep runs, {} otherwise (never
+    # shown, exported or swept: see the class docstring).
+    sweep_identifiers = models.JSONField(default=dict, blank=True, editable=False)
     file_path = models.CharField(max_length=300, blank=True)
     file_size = models.PositiveBigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -130,6 +141,9 @@ class PrivacyRequest(TenantModel):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    # The erasure sweep must not rewrite what it is reading (cem.privacy.free_text_fields).
+    PRIVACY_SWEEP_SKIP = ("sweep_identifiers",)
 
     class Meta(TenantModel.Meta):
         ordering = ["-created_at", "-id"]

@@ -60,7 +60,13 @@ def test_customer_erasure_keeps_scores_and_drops_identity(pw, api, django_captur
     )
     assert resp.status_code == 201, resp.content
     body = resp.json()
-    assert body["kind"] == "erasure" and body["status"] == "done" and body["subject_id"] == pw.customer.pk
+    # Their own records are gone when the request answers; the free-text sweep follows it.
+    assert (
+        body["kind"] == "erasure" and body["status"] == "redacting" and body["subject_id"] == pw.customer.pk
+    )
+    assert body["finished_at"] is None
+    done = api(pw.admin).get(f"{ERASURES}{body['id']}/").json()
+    assert done["status"] == "done" and done["finished_at"]
 
     # Identity gone: not in any column of any table (comments, notes, case contacts, audit log…).
     for needle in (CUSTOMER_EMAIL, CUSTOMER_PHONE, CUSTOMER_NAME, "acme-cust-rv"):

@@ -167,7 +167,10 @@ def test_employee_erasure_leaves_the_name_in_no_column_and_the_ledger_as_it_was(
         assert log.object_id == str(pw.employee.pk)
         assert log.changes["reason"] == "Erasure asked by [redacted] on 2 March"
         assert log.changes["counts"]["ledger_notes_redacted"] == 2
-        assert log.changes["counts"]["incentives.LedgerTransaction.redacted"] == 1
+        # The colleague's note is the sweep's, after the request: on its completion row.
+        done = m.AuditLog.objects.get(action="privacy.erase.completed")
+        assert done.changes["counts"]["incentives.LedgerTransaction.redacted"] == 1
+        assert done.changes["counts"]["recognitions_redacted"] == 1
     assert (_balance(pw.org, wallet), _balance(pw.org, colleague_wallet)) == balances
 
 
