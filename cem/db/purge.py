@@ -20,27 +20,24 @@ from psycopg import sql
 
 
 @contextmanager
-def tenant_purge():
+def _as_owner_with(flag: str):
+    """The block as the schema owner with the guard's ``flag`` GUC on; both put back after."""
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT current_user, session_user")
         previous, owner = cur.fetchone()
         cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
-        cur.execute("SET LOCAL cem.ledger_purge = 'on'")
+        cur.execute(sql.SQL("SET LOCAL {} = 'on'").format(sql.SQL(flag)))
         yield cur
-        cur.execute("SET LOCAL cem.ledger_purge = 'off'")
+        cur.execute(sql.SQL("SET LOCAL {} = 'off'").format(sql.SQL(flag)))
         cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(previous)))
 
 
-@contextmanager
+def tenant_purge():
+    return _as_owner_with("cem.ledger_purge")
+
+
 def ledger_redaction():
     """Run the block as the schema owner with ``cem.ledger_redaction`` on: the ledger's trigger
     (incentives/migrations/0005_ledger_note_redaction.py) then lets an UPDATE of a transaction's
     ``note`` through, and nothing else (amounts, accounts, ids and entries stay refused)."""
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT current_user, session_user")
-        previous, owner = cur.fetchone()
-        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
-        cur.execute("SET LOCAL cem.ledger_redaction = 'on'")
-        yield cur
-        cur.execute("SET LOCAL cem.ledger_redaction = 'off'")
-        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(previous)))
+    return _as_owner_with("cem.ledger_redaction")
