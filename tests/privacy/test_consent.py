@@ -24,15 +24,6 @@ pytestmark = pytest.mark.django_db
 CHANNELS = ("email", "sms", "ivr")
 
 
-@pytest.fixture(autouse=True)
-def _clear_outboxes():
-    senders.sms_outbox.clear()
-    senders.ivr_outbox.clear()
-    yield
-    senders.sms_outbox.clear()
-    senders.ivr_outbox.clear()
-
-
 def _records(pw, **filters) -> list[ConsentRecord]:
     with tenant_context(pw.org):
         return list(ConsentRecord.objects.filter(customer=pw.customer, **filters).order_by("pk"))

@@ -30,15 +30,6 @@ ERASURES = "/api/v1/privacy/erasures/"
 SUPPRESSIONS = "/api/v1/privacy/suppressions/"
 
 
-@pytest.fixture(autouse=True)
-def _clear_outboxes():
-    senders.sms_outbox.clear()
-    senders.ivr_outbox.clear()
-    yield
-    senders.sms_outbox.clear()
-    senders.ivr_outbox.clear()
-
-
 def _sent() -> int:
     return len(mail.outbox) + len(senders.sms_outbox) + len(senders.ivr_outbox)
 
