@@ -13,3 +13,8 @@ class AlignmentConfig(AppConfig):
 
         # The weights live in the alignment settings; feedback reads them through cem.
         register_reader(stored_category_weights)
+
+        from alignment.panel_cache import PANEL_ROUTE
+        from cem import fast_reads
+
+        fast_reads.register_route(PANEL_ROUTE)

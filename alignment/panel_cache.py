@@ -8,6 +8,11 @@ cached under (panel, store, viewer scope, filters, generation) are served until 
 to them commits, and the first view after it computes them again: a new response shows at once,
 and repeated views of an unchanged store cost a cache read and two small queries.
 
+The API's panel endpoint goes one step further for repeated views (cem.fast_reads): its JSON
+response may be replayed in front of Django while the store's (for the comparison: the
+organization's) replay version and the tenant's are unchanged — :func:`replay_watch` reads them
+before the view reads the database, :func:`replay_offer` hands the response over.
+
 Which panels: those computed from the rollup alone (``CACHED``: key figures, trends, audit
 scores, the standards heatmap and matrix, the comparison, whose generation is the sum of the
 organization's). The standards' codes and titles are not part of that: they are read afresh on
@@ -17,17 +22,23 @@ names, settings and other tables and are always computed.
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from alignment import selectors as sel
+from alignment.filters import local_today
 from alignment.models import RollupGeneration
-from alignment.rollup_derived import generation
+from alignment.rollup_derived import generation, location_version, organization_version
+from cem import fast_reads
+from cem.fast_reads import tenant_version
 from cem.scoping import scope_of
 from cem.tenancy import current_tenant_id
+from feedback.selectors import org_tz
 
 STORE, ORGANIZATION = "store", "organization"
 CACHED = {
@@ -109,3 +120,48 @@ def rows(spec, view) -> list:
     elif spec.key in NAMED:
         sel.rename_standards(found)
     return found
+
+
+# --- replays of the API's panel responses (cem.fast_reads) -----------------------------------------
+
+PANEL_ROUTE = r"/api/v1/alignment/dashboard/stores/\d+/(?:" + "|".join(sorted(CACHED)) + ")/"
+
+
+def replay_watch(organization_id: int, location_id: int | None, panel: str) -> dict | None:
+    """The replay versions a panel's response depends on, read before the view reads the database:
+    a change committing while it computes then leaves the kept response outdated, never current."""
+    if panel not in CACHED or location_id is None:
+        return None
+    names = [tenant_version(organization_id), location_version(organization_id, location_id)]
+    if CACHED[panel] == ORGANIZATION:
+        names.append(organization_version(organization_id))
+    return fast_reads.versions(names)
+
+
+def replay_offer(request, view, seen: dict | None) -> None:
+    """Offer the panel's response for replay to viewers of the same role and scope, until the next
+    change, for at most a minute, and never past the organization's midnight (relative periods move)."""
+    if seen is None or not _replica_caught_up(view):
+        return
+    organization = view.organization
+    tomorrow = local_today(organization) + dt.timedelta(days=1)
+    midnight = dt.datetime.combine(tomorrow, dt.time(0), tzinfo=org_tz(organization))
+    caller = view.caller
+    fast_reads.offer(
+        request, viewer=f"{caller.role}:{_viewer(caller)}", seen=seen, expires_at=midnight.timestamp()
+    )
+
+
+def _replica_caught_up(view) -> bool:
+    """With a streaming replica, the rows may predate the change whose version was read: keep them
+    only when the replica's generation is the primary's."""
+    if not settings.DATABASE_REPLICA_URL:
+        return True
+    location = view.location
+    spans_stores = CACHED.get(view.panel_key) == ORGANIZATION
+    rows = RollupGeneration.objects.using("default")
+    if spans_stores:
+        primary = rows.aggregate(total=Sum("generation"))["total"] or 0
+    else:
+        primary = rows.filter(location_id=location.pk).values_list("generation", flat=True).first() or 0
+    return primary == _current(location, spans_stores)

@@ -483,6 +483,7 @@ def repair_days(org, days) -> dict:
             rollups.merge(inside, _split(rollups._from_json(source.rows), day_keys)[0])
     before = rollups.stored(org_id, day__in=window.days)
     Rollup.objects.filter(organization_id=org_id, day__in=window.days).delete()
+    rollup_derived.replay_versions_changed(org_id)  # the delete may empty a store apply_points never sees
     inside = {k: v for k, v in inside.items() if any(v)}
     rollups.apply_points(org_id, inside)
     rollups.apply_points(org_id, outside_delta)

@@ -3,7 +3,9 @@
 - ``PeriodRollup``: the score measures per period and location (what the organization-, region-
   and location-level alignment scores read);
 - ``RollupGeneration``: a counter per location raised by every change to its rows (what the
-  store dashboard's panel cache is keyed by).
+  store dashboard's panel cache is keyed by); and, once the change commits, the store's and the
+  organization's replay versions in Redis (what the panels' fast reads are checked against,
+  cem.fast_reads) — :func:`replay_versions_changed`, called by every writer.
 
 Two writers keep them, and the tests hold them equal to a GROUP BY over the rollup:
 
@@ -27,6 +29,8 @@ from django.db.models import Sum
 
 from alignment import score_periods as periods
 from alignment.models import PERIOD_MEASURES, RollupGeneration
+from cem import fast_reads
+from cem.fast_reads import tenant_version
 
 FLAG = "alignment.derived_by_caller"
 _MEASURES = frozenset(str(m) for m in PERIOD_MEASURES)
@@ -103,6 +107,7 @@ def apply(cursor, org_id: int, items: list[tuple[tuple, tuple]], inserted: set[t
     if locations:
         params = [v for location in locations for v in (org_id, location, 1)]
         cursor.execute(_GENERATION_UPSERT.format(values=", ".join(["(%s, %s, %s)"] * len(locations))), params)
+        replay_versions_changed(org_id, locations)
 
 
 _REFRESH = """
@@ -136,6 +141,27 @@ def refresh(cursor, org_id: int) -> None:
            ON CONFLICT (organization_id, location_id) DO NOTHING""",
         [org_id],
     )
+    replay_versions_changed(org_id)
+
+
+def location_version(org_id: int, location_id: int) -> str:
+    return f"l:{org_id}:{location_id}"
+
+
+def organization_version(org_id: int) -> str:
+    return f"o:{org_id}"
+
+
+def replay_versions_changed(org_id: int, locations: list | None = None) -> None:
+    """After this transaction commits, stop replaying the store panels it changed (cem.fast_reads):
+    the locations' and the organization's versions, or (``None``: the whole rollup, e.g. a rebuild
+    or a repair) the tenant's. Every writer of the rollup calls this where it raises generations."""
+    if locations is None:
+        names = [tenant_version(org_id)]
+    else:
+        names = [location_version(org_id, loc) for loc in locations if loc is not None]
+        names.append(organization_version(org_id))
+    fast_reads.changed_on_commit(names)
 
 
 def generation(location_id: int | None = None, *, organization: bool = False) -> int:

@@ -519,6 +519,7 @@ def rebuild(org, *, replace: bool = False) -> dict:
     if replace:
         with transaction.atomic():
             Rollup.objects.filter(organization_id=org_id).delete()
+            rollup_derived.replay_versions_changed(org_id)
             apply_points(org_id, total)
             RollupSource.objects.filter(organization_id=org_id).delete()
             RollupSource.objects.bulk_create(

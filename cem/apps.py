@@ -10,6 +10,9 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         from cem import handlers  # noqa: F401 - registers the core's event handlers
+        from cem.fast_reads_signals import connect as connect_fast_reads
+
+        connect_fast_reads()
 
         post_migrate.connect(_apply_rls, dispatch_uid="cem.rls")
         checks.register(check_tenant_models, checks.Tags.models)

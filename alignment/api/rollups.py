@@ -306,7 +306,10 @@ class StoreDashboardViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"], url_path=r"(?P<panel>[a-z_]+)", url_name="panel")
     def panel(self, request, pk=None, panel=None):
+        # Before anything reads the database (alignment.panel_cache.replay_watch).
+        seen = panel_cache.replay_watch(self.organization.pk, id_of(pk or ""), panel)
         self.filters = _filters(request, self.organization)
+        self.panel_key = panel
         self.location = self.get_object()
         self.caller = _caller(request)
         self.subject = sel.Subject(location=self.location.pk)
@@ -314,6 +317,7 @@ class StoreDashboardViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
         if spec is None:
             raise NotFound("No such panel.")
         rows = panel_cache.rows(spec, self)
+        panel_cache.replay_offer(request, self, seen)
         return Response(
             {
                 "panel": spec.key,
