@@ -715,20 +715,63 @@ def panel_path(w: World, panel: str, period: str) -> str:
     return f"/api/v1/alignment/dashboard/stores/{w.store.pk}/{panel}/?{urlencode({'period': period})}"
 
 
-def changed(owner, w: World) -> None:
-    """What an event at the store does to the panel cache (alignment.panel_cache): its rollup
-    generation goes up, so the next view computes every panel of the store again."""
+class ReplayVersions:
+    """The store's and the organization's replay versions in gunicorn's Redis (cem.fast_reads),
+    raised as the commit of an event at the store raises them (alignment.rollup_derived)."""
+
+    def __init__(self, broker: str, w: World):
+        import redis
+
+        from alignment.rollup_derived import location_version, organization_version
+
+        # gunicorn's cache.make_key("fr:v:…"): its CACHE_KEY_PREFIX, version 1.
+        prefix = "cem-bench-dashboard:1:fr:v:"
+        self.redis = redis.Redis.from_url(broker)
+        self.names = [
+            prefix + location_version(w.org.pk, w.store.pk),
+            prefix + organization_version(w.org.pk),
+        ]
+
+    def raise_(self) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for name in self.names:
+            pipe.incr(name)
+        pipe.execute()
+
+
+def changed(owner, w: World, versions: ReplayVersions) -> None:
+    """What an event at the store does: its rollup generation goes up in the event's transaction
+    (the panel cache misses: alignment.panel_cache), then its replay versions (no replay)."""
     owner.execute(
         "UPDATE alignment_rollupgeneration SET generation = generation + 1 WHERE organization_id = %s AND location_id = %s",
         [w.org.pk, w.store.pk],
     )
     owner.commit()
+    versions.raise_()
 
 
-def time_panels(client: Http, owner, w: World, period: str, n: int, server: list[int], db_name: str) -> dict:
-    """Per panel: ``n`` cold views (each the first after a change at the store: computed from the
-    rollup) and ``n`` warm ones (repeated views: the cached rows), after 5 warm-up requests; and
-    the CPU each request cost the web server (``server``: gunicorn's process tree) and its
+KINDS = ("cold", "django", "warm")
+
+
+def time_panels(
+    client: Http,
+    owner,
+    w: World,
+    period: str,
+    n: int,
+    server: list[int],
+    db_name: str,
+    versions: ReplayVersions,
+) -> dict:
+    """Per panel, after 5 warm-up requests, ``n`` views of each kind:
+
+    - cold: each the first view after a change at the store (computed from the rollup);
+    - django: the replay versions raised before each, the generation not: Django answers from
+      its panel cache (what a repeated view cost before cem.fast_reads, and what any view costs
+      when Redis lost the kept response);
+    - warm: repeated views of an unchanged store (replayed in front of Django);
+
+    and the CPU each request cost the web server (``server``: gunicorn's process tree) and its
     database processes (the web server keeps its connections), which load does not change."""
     out = {}
     for panel in PANELS:
@@ -738,13 +781,15 @@ def time_panels(client: Http, owner, w: World, period: str, n: int, server: list
             if status != 200:
                 raise RuntimeError(f"GET {path}: {status} {body[:300]!r}")
         result = {}
-        for kind in ("cold", "warm"):
+        for kind in KINDS:
             times, loads = [], []
             db_pids = backends(owner, db_name)
             cpu_before = cpu_of([*process_tree(*server), *db_pids])
             for i in range(n):
                 if kind == "cold":
-                    changed(owner, w)
+                    changed(owner, w, versions)
+                elif kind == "django":
+                    versions.raise_()
                 t = time.perf_counter()
                 status, body = client.request("GET", path)
                 times.append(time.perf_counter() - t)
@@ -753,18 +798,22 @@ def time_panels(client: Http, owner, w: World, period: str, n: int, server: list
                     loads.append(load1())
             cpu = cpu_spent(cpu_before, cpu_of([*process_tree(*server), *db_pids])) / n
             result[kind] = {"times": times, "load": max(loads), "rows": json.loads(body)["rows"], "cpu": cpu}
-        if result["cold"]["rows"] != result["warm"]["rows"]:
-            raise RuntimeError(f"{panel}: the cached rows differ from the computed ones")
-        out[panel] = {"cold": result["cold"]["times"], "warm": result["warm"]["times"],
-                      "cold_cpu": result["cold"]["cpu"], "warm_cpu": result["warm"]["cpu"],
-                      "load": max(result["cold"]["load"], result["warm"]["load"]), "rows": result["warm"]["rows"]}  # fmt: skip
-        c, h = result["cold"]["times"], result["warm"]["times"]
+        if not result["cold"]["rows"] == result["django"]["rows"] == result["warm"]["rows"]:
+            raise RuntimeError(f"{panel}: the cached or replayed rows differ from the computed ones")
+        out[panel] = {
+            **{kind: result[kind]["times"] for kind in KINDS},
+            **{f"{kind}_cpu": result[kind]["cpu"] for kind in KINDS},
+            "load": max(result[kind]["load"] for kind in KINDS),
+            "rows": result["warm"]["rows"],
+        }
         print(
-            f"    {panel} (period {period}): cold p50 {ms(pct(c, 0.5))} / p95 {ms(pct(c, 0.95))} ms,"
-            f" warm p50 {ms(pct(h, 0.5))} / p95 {ms(pct(h, 0.95))} ms; CPU per request cold"
-            f" {ms(out[panel]['cold_cpu'])} / warm {ms(out[panel]['warm_cpu'])} ms (load {out[panel]['load']:.1f})",
+            f"    {panel} (period {period}): "
+            + ", ".join(f"{kind} p50 {ms(pct(result[kind]['times'], 0.5))} / p95 {ms(pct(result[kind]['times'], 0.95))} ms"
+                        for kind in KINDS)
+            + "; CPU per request " + " / ".join(f"{kind} {ms(result[kind]['cpu'])}" for kind in KINDS)
+            + f" ms (load {out[panel]['load']:.1f})",
             flush=True,
-        )
+        )  # fmt: skip
     return out
 
 
@@ -935,10 +984,10 @@ def check_same(ours: dict, raw: dict) -> list[str]:
     return problems
 
 
-def bench_dashboard(client: Http, owner, w: World, args, server: list[int]) -> dict:
+def bench_dashboard(client: Http, owner, w: World, args, server: list[int], versions: ReplayVersions) -> dict:
     out = {}
     for period in args.periods:
-        ours = time_panels(client, owner, w, period, args.requests, server, args.db_name)
+        ours = time_panels(client, owner, w, period, args.requests, server, args.db_name, versions)
         raw = run_raw(owner, w, period, args.raw_repeat)
         problems = check_same(ours, raw)
         if problems:
@@ -946,7 +995,7 @@ def bench_dashboard(client: Http, owner, w: World, args, server: list[int]) -> d
         out[period] = {
             "ours": {
                 p: {
-                    **{k: v[k] for k in ("cold", "warm", "cold_cpu", "warm_cpu", "load")},
+                    **{k: v[k] for k in (*KINDS, *(f"{kind}_cpu" for kind in KINDS), "load")},
                     "n_rows": len(v["rows"]),
                 }
                 for p, v in ours.items()
@@ -1236,7 +1285,9 @@ def main() -> int:
                 connections.close_all()
                 if not args.skip_http:
                     client = Http(port, {"Cookie": session_cookie(w.manager)})
-                    step["dashboard"] = bench_dashboard(client, owner, w, args, [gunicorn.pid])
+                    step["dashboard"] = bench_dashboard(
+                        client, owner, w, args, [gunicorn.pid], ReplayVersions(broker, w)
+                    )
                 if not args.skip_latency:
                     client = Http(
                         port, {"Authorization": f"Bearer {w.api_key}", "Content-Type": "application/json"}
@@ -1312,7 +1363,7 @@ def print_report(r: dict, args) -> None:
             continue
         for period, d in s["dashboard"].items():
             print(f"\nStore dashboard endpoints, {s['responses']:,} responses, ?period={period} "
-                  f"({args.requests} cold and {args.requests} warm requests each over HTTP; raw: {args.raw_repeat} runs "
+                  f"({args.requests} cold, Django-cached and warm requests each over HTTP; raw: {args.raw_repeat} runs "
                   "as the owner; load = the highest 1-min load average seen):\n")  # fmt: skip
             rows = []
             for panel in PANELS:
@@ -1325,19 +1376,23 @@ def print_report(r: dict, args) -> None:
                         f"{pct(raw, 0.5) / pct(times, 0.5):,.0f}× / {pct(raw, 0.95) / pct(times, 0.95):,.0f}×"
                     )
 
+                django = o.get("django", o["warm"])  # a report from before the replays had no such kind
+                django_cpu = o.get("django_cpu", o["warm_cpu"])
                 rows.append([
                     panel, f"{ms(pct(o['cold'], 0.5))} / {ms(pct(o['cold'], 0.95))}",
+                    f"{ms(pct(django, 0.5))} / {ms(pct(django, 0.95))}",
                     f"{ms(pct(o['warm'], 0.5))} / {ms(pct(o['warm'], 0.95))}",
                     f"{ms(pct(raw, 0.5))} / {ms(pct(raw, 0.95))}" if raw else "—",
-                    ratio(o["cold"]) if raw else "—", ratio(o["warm"]) if raw else "—",
-                    f"{ms(o['cold_cpu'])} / {ms(o['warm_cpu'])}", ms(raw_cpu) if raw else "—",
-                    f"{raw_cpu / o['cold_cpu']:,.0f}× / {raw_cpu / o['warm_cpu']:,.0f}×" if raw else "—",
+                    ratio(o["cold"]) if raw else "—", ratio(django) if raw else "—", ratio(o["warm"]) if raw else "—",
+                    f"{ms(o['cold_cpu'])} / {ms(django_cpu)} / {ms(o['warm_cpu'])}", ms(raw_cpu) if raw else "—",
+                    f"{raw_cpu / o['warm_cpu']:,.0f}×" if raw else "—",
                     f"{o['load']:.1f}",
                 ])  # fmt: skip
             table(
-                ["panel", "cold p50 / p95 ms", "warm p50 / p95 ms", "raw GROUP BY p50 / p95 ms",
-                 "raw ÷ cold (p50 / p95)", "raw ÷ warm (p50 / p95)", "CPU per request cold / warm ms (web + db)",
-                 "raw CPU ms (db)", "raw CPU ÷ ours (cold / warm)", "load"],
+                ["panel", "cold p50 / p95 ms", "Django-cached p50 / p95 ms", "warm (replayed) p50 / p95 ms",
+                 "raw GROUP BY p50 / p95 ms", "raw ÷ cold (p50 / p95)", "raw ÷ Django-cached (p50 / p95)",
+                 "raw ÷ warm (p50 / p95)", "CPU per request cold / Django-cached / warm ms (web + db)",
+                 "raw CPU ms (db)", "raw CPU ÷ warm CPU", "load"],
                 rows,
             )  # fmt: skip
             if d["problems"]:

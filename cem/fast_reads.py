@@ -28,9 +28,9 @@ What keeps a replay from being stale or over-permissive:
   memberships or the organization change (cem.fast_reads_signals); a response is only replayed
   to the viewer scope it was computed for, and only for the store Django already found in scope.
 - **Time bounds** for what a signal cannot see (a ``QuerySet.update``, a process killed between
-  its commit and the counter): principals live at most ``WHO_TTL`` seconds (and never past the
-  session's expiry), responses at most ``BODY_TTL`` seconds and never past the organization's
-  local midnight, when relative periods ("last 90 days") move.
+  its commit and the counter): principals live at most ``WHO_TTL`` seconds, responses at most
+  ``BODY_TTL`` seconds and never past the organization's local midnight, when relative periods
+  ("last 90 days") move.
 
 Single Redis (or Sentinel): the script computes its key names, which Redis Cluster would refuse.
 """

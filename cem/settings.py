@@ -284,6 +284,9 @@ SPECTACULAR_SETTINGS = {
     },
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
+# Repeated reads of an unchanged store-dashboard panel are replayed in front of Django from Redis
+# (cem/fast_reads.py): on whenever the cache is Redis; FAST_READS=false sends every read to Django.
+FAST_READS = env.bool("FAST_READS", default=True)
 # How many proxies of ours (load balancer, TLS terminator) append to X-Forwarded-For: per-address
 # limits (public pages, sign-in) read the address the outermost of them saw (cem/throttle.py).
 # Leave 0 when clients reach gunicorn directly, or every address could be forged.
