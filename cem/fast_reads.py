@@ -336,6 +336,9 @@ class FastReads:
     def _keep(client, pending: dict, headers: list, who: str, key: str, body: bytes) -> None:
         if any(name.lower() == "set-cookie" for name, _ in headers):
             return  # a response that changes the client's cookies is never replayed
+        content_type = next((v for n, v in headers if n.lower() == "content-type"), "")
+        if not content_type.startswith("application/json"):
+            return  # e.g. the browsable API's HTML, which names the user and carries their CSRF token
         now = time.time()
         body_ttl = int(min(BODY_TTL, pending["expires_at"] - now))
         who_ttl = int(min(WHO_TTL, pending["session_age"]))

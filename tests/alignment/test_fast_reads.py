@@ -383,3 +383,14 @@ def test_uncached_panels_and_other_routes_are_not_replayed(shop, app):
         get(fast, url, session=session)
         get(fast, url, session=session)
     assert django.calls == 6
+
+
+def test_only_json_is_kept_never_the_browsable_apis_html(shop, app):
+    """The HTML names the signed-in user and carries their CSRF token: never replayed to another."""
+    fast, django = app
+    session, url = session_of(shop.users["manager"]), store(shop, panel="kpis")
+    for _ in range(2):
+        status, headers, _ = get(fast, url, session=session, accept="text/html")
+    if not headers["Content-Type"].startswith("text/html"):
+        pytest.skip("no browsable API in these settings")
+    assert django.calls == 2
