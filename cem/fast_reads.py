@@ -279,13 +279,15 @@ class FastReads:
         path = environ.get("PATH_INFO", "")
         if not any(route.fullmatch(path) for route in _routes):
             return None
-        if settings.SECURE_SSL_REDIRECT and not _is_secure(environ):
+        secure = _is_secure(environ)
+        if settings.SECURE_SSL_REDIRECT and not secure:
             return None  # Django answers with its redirect
         session_key = parse_cookie(environ.get("HTTP_COOKIE", "")).get(settings.SESSION_COOKIE_NAME, "")
         if not session_key:
             return None
         request = "\n".join(
             [
+                "https" if secure else "http",  # Django's headers differ (HSTS)
                 environ.get("HTTP_HOST", ""),
                 environ.get("SCRIPT_NAME", "") + path,
                 environ.get("QUERY_STRING", ""),
