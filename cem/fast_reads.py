@@ -47,7 +47,9 @@ from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.signals import setting_changed
 from django.db import transaction
+from django.dispatch import receiver
 from django.http.cookie import parse_cookie
 from redis.exceptions import RedisError
 
@@ -71,7 +73,6 @@ _PER_REQUEST = {
 _routes: list[re.Pattern] = []
 # The request being answered by Django on the fast path's behalf: what the view offers to keep.
 _offer: ContextVar[dict | None] = ContextVar("cem_fast_reads_offer", default=None)
-_scripts: dict = {}
 
 # ARGV: prefix, principal digest, request digest, rate-limit key prefix, window, rate-limit ttl.
 # Returns {0} without a principal, {1} on a miss, {2, headers, body, used, limit} on a hit.
@@ -89,7 +90,7 @@ for name, seen in string.gmatch(e[1], '(%S+)=(%S*)') do
 end
 local rk = ARGV[4] .. uid .. ':' .. ARGV[5]
 local used = redis.call('INCR', rk)
-if redis.call('TTL', rk) < 0 then redis.call('EXPIRE', rk, ARGV[6]) end
+if used == 1 then redis.call('EXPIRE', rk, ARGV[6]) end
 if used > tonumber(limit) then return {1} end
 return {2, e[2], e[3], used, tonumber(limit)}
 """
@@ -105,17 +106,44 @@ def register_route(pattern: str) -> None:
     _routes.append(re.compile(pattern))
 
 
+class _Redis:
+    """The Redis behind the shared cache, its lookup script and our key prefixes, resolved once per
+    process: the cache proxy's per-call look-ups cost more than the replay's own Python."""
+
+    def __init__(self):
+        redis_cache = getattr(cache, "_cache", None)
+        self.on = getattr(settings, "FAST_READS", True) and hasattr(redis_cache, "get_client")
+        # Under the cache's prefix and version, as every other key of ours.
+        self.prefix = cache.make_key("fr:")
+        self.rate_prefix = cache.make_key("ratelimit:user:")
+        self.client = _redis_client(redis_cache, self.prefix) if self.on else None
+        self.lookup = self.client.register_script(_LOOKUP) if self.on else None
+
+
+_resolved: _Redis | None = None
+
+
+def _redis() -> _Redis:
+    global _resolved
+    if _resolved is None:
+        _resolved = _Redis()
+    return _resolved
+
+
+@receiver(setting_changed)
+def _settings_changed(setting, **kwargs):
+    global _resolved
+    if setting in ("CACHES", "FAST_READS"):
+        _resolved = None
+
+
 def _client():
     """Redis behind the shared cache, or None when the cache is not Redis (tests, LocMem)."""
-    redis_cache = getattr(cache, "_cache", None)
-    if not getattr(settings, "FAST_READS", True) or not hasattr(redis_cache, "get_client"):
-        return None
-    return _redis_client(redis_cache, cache.make_key("fr:"))
+    return _redis().client
 
 
 def _prefix() -> str:
-    # Under the cache's prefix and version, as every other key of ours.
-    return cache.make_key("fr:")
+    return _redis().prefix
 
 
 def _digest(value: str) -> str:
@@ -248,28 +276,19 @@ class FastReads:
         if request is None:
             return self.app(environ, start_response)
         who, key, session_key = request
-        client = _client()
+        redis = _redis()
+        client = redis.client
         if client is None:
             return self.app(environ, start_response)
-        now = time.time()
-        window = int(now // RATE_WINDOW)
+        window = int(time.time() // RATE_WINDOW)
         try:
-            found = self._script(client)(
-                args=[_prefix(), who, key, cache.make_key("ratelimit:user:"), window, RATE_WINDOW + 5]
-            )
+            found = redis.lookup(args=[redis.prefix, who, key, redis.rate_prefix, window, RATE_WINDOW + 5])
         except RedisError as exc:
             _cache_unavailable(exc, "fast reads are off")
             return self.app(environ, start_response)
         if found[0] == 2:
             return self._replay(environ, start_response, found, (window + 1) * RATE_WINDOW)
         return self._through_django(environ, start_response, client, who, key, session_key)
-
-    @staticmethod
-    def _script(client):
-        script = _scripts.get(client)
-        if script is None:
-            script = _scripts[client] = client.register_script(_LOOKUP)
-        return script
 
     @staticmethod
     def _eligible(environ) -> tuple[str, str, str] | None:
