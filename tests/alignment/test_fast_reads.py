@@ -394,3 +394,15 @@ def test_only_json_is_kept_never_the_browsable_apis_html(shop, app):
     if not headers["Content-Type"].startswith("text/html"):
         pytest.skip("no browsable API in these settings")
     assert django.calls == 2
+
+
+def test_a_redis_that_forgot_the_script_or_closed_the_connection_still_replays(shop, app, redis_cache):
+    fast, django = app
+    session, url = session_of(shop.users["manager"]), store(shop, panel="kpis")
+    get(fast, url, session=session)
+    assert get(fast, url, session=session)[0] == 200 and django.calls == 1
+    client = redis_cache._cache.get_client(redis_cache.make_key("x"), write=True)
+    client.script_flush()  # a restarted Redis has no scripts
+    assert get(fast, url, session=session)[0] == 200 and django.calls == 1
+    client.client_kill_filter(_type="normal", skipme=True)  # idle connections closed by the server
+    assert get(fast, url, session=session)[0] == 200 and django.calls == 1
