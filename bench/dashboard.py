@@ -763,7 +763,8 @@ def time_panels(
     db_name: str,
     versions: ReplayVersions,
 ) -> dict:
-    """Per panel, after 5 warm-up requests, ``n`` views of each kind:
+    """Per panel, after a warm-up (20 rounds of every panel, then 20 requests of this one), ``n``
+    views of each kind:
 
     - cold: each the first view after a change at the store (computed from the rollup);
     - django: the replay versions raised before each, the generation not: Django answers from
@@ -774,12 +775,17 @@ def time_panels(
     and the CPU each request cost the web server (``server``: gunicorn's process tree) and its
     database processes (the web server keeps its connections), which load does not change."""
     out = {}
+    # Warm-up, as a server that has been up a while: the web processes' lazy imports, each server
+    # thread's database and Redis connections, the first plans. Timed only after it.
+    for _ in range(20):
+        for panel in PANELS:
+            status, body = client.request("GET", panel_path(w, panel, period))
+            if status != 200:
+                raise RuntimeError(f"GET {panel_path(w, panel, period)}: {status} {body[:300]!r}")
     for panel in PANELS:
         path = panel_path(w, panel, period)
-        for _ in range(5):  # warm-up: imports, connections, the first plans
-            status, body = client.request("GET", path)
-            if status != 200:
-                raise RuntimeError(f"GET {path}: {status} {body[:300]!r}")
+        for _ in range(20):
+            client.request("GET", path)
         result = {}
         for kind in KINDS:
             times, loads = [], []
