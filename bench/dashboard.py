@@ -862,6 +862,14 @@ RAW_SQL = {
          WHERE r.organization_id = %(org)s AND r.location_id = %(loc)s AND r.submitted_at >= %(lo)s AND r.submitted_at < %(hi)s
         UNION ALL
         SELECT 'audit', count(au.score), sum(au.score), 0, 0 FROM audits_audit au WHERE {_AUDITS} AND au.location_id = %(loc)s
+        UNION ALL
+        SELECT 'interactions', count(*), 0, 0, 0 FROM cem_interaction i
+         WHERE i.organization_id = %(org)s AND i.location_id = %(loc)s AND i.occurred_at >= %(lo)s AND i.occurred_at < %(hi)s
+        UNION ALL
+        SELECT 'lessons', count(*), 0, count(*) FILTER (WHERE c.on_time), count(*) FILTER (WHERE NOT c.on_time)
+          FROM learning_completion c
+         WHERE c.organization_id = %(org)s AND c.location_id = %(loc)s AND c.employee_id IS NOT NULL
+           AND c.completed_at >= %(lo)s AND c.completed_at < %(hi)s
         """,
     "nps": f"""
         SELECT date_trunc('week', {_LOCAL})::date AS week, a.question_type, {_METRICS} FROM feedback_answer a
@@ -949,7 +957,7 @@ def check_same(ours: dict, raw: dict) -> list[str]:
     kpis = {r["measure"]: r for r in ours["kpis"]["rows"]}
     for measure, n, total, top, bottom in raw["kpis"]["rows"]:
         same_n(kpis[measure]["n"], n, f"kpis {measure}")
-        if measure != "responses":
+        if measure not in ("responses", "interactions", "lessons"):
             close(kpis[measure]["value"], _figure(measure, n, total, top, bottom), f"kpis {measure}")
     trend = {(r["period"], r["metric"]): r for r in ours["nps"]["rows"]}
     raw_trend = {
