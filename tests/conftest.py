@@ -169,3 +169,30 @@ def browser():
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def redis_cache():
+    """The shared cache on Redis, as in production (the tests' default is in memory), under a key
+    prefix of its own that is emptied afterwards."""
+    import uuid
+
+    from django.conf import settings
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    config = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": settings.REDIS_URL,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+    with override_settings(CACHES=config):
+        from django.core.cache import cache as redis_backed
+
+        yield redis_backed
+        client = redis_backed._cache.get_client(redis_backed.make_key("x"), write=True)
+        for key in client.scan_iter(match=redis_backed.make_key("*")):
+            client.delete(key)
+    caches["default"].clear()

@@ -430,30 +430,13 @@ def test_schema_and_docs(db, client):
     assert "cdn.jsdelivr" not in docs.content.decode()  # assets are served by us (sidecar)
 
 
-def test_rate_limit_counter_on_redis_is_one_round_trip_and_expires(settings):
+def test_rate_limit_counter_on_redis_is_one_round_trip_and_expires(redis_cache):
     """Production counts in Redis with INCR + EXPIRE NX in one pipeline; the window expires."""
-    import uuid
-
-    from django.core.cache import caches
-    from django.test import override_settings
-
     from cem.throttle import count_hit as _count_hit
 
-    redis_cache = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": settings.REDIS_URL,
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
-        }
-    }
-    with override_settings(CACHES=redis_cache):
-        from django.core.cache import cache
-
-        assert [_count_hit("window", ttl=30) for _ in range(3)] == [1, 2, 3]
-        client = cache._cache.get_client(cache.make_key("window"))
-        assert 0 < client.ttl(cache.make_key("window")) <= 30
-        cache.delete("window")
-    caches["default"].clear()
+    assert [_count_hit("window", ttl=30) for _ in range(3)] == [1, 2, 3]
+    client = redis_cache._cache.get_client(redis_cache.make_key("window"))
+    assert 0 < client.ttl(redis_cache.make_key("window")) <= 30
 
 
 def test_openapi_schema_is_valid_and_warning_free(tmp_path):

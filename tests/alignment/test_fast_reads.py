@@ -8,11 +8,9 @@ import io
 import json
 import sys
 import time
-import uuid
 
 import pytest
 from django.conf import settings
-from django.core.cache import caches
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
@@ -36,26 +34,6 @@ class Django:
     def __call__(self, environ, start_response):
         self.calls += 1
         return self.handler(environ, start_response)
-
-
-@pytest.fixture
-def redis_cache():
-    """The shared cache on Redis (the tests' default is in memory), under a prefix of its own."""
-    config = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": settings.REDIS_URL,
-            "KEY_PREFIX": f"test-fast-{uuid.uuid4().hex}",
-        }
-    }
-    with override_settings(CACHES=config):
-        from django.core.cache import cache
-
-        yield cache
-        client = cache._cache.get_client(cache.make_key("x"), write=True)
-        for key in client.scan_iter(match=cache.make_key("*")):
-            client.delete(key)
-    caches["default"].clear()
 
 
 @pytest.fixture
