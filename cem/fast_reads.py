@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 import threading
 import time
@@ -57,8 +56,6 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cem.throttle import _cache_unavailable, _redis_client
-
-logger = logging.getLogger(__name__)
 
 WHO_TTL = 30
 BODY_TTL = 60
