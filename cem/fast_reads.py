@@ -117,7 +117,7 @@ class _Redis:
         self.prefix = cache.make_key("fr:")
         self.rate_prefix = cache.make_key("ratelimit:user:")
         self.client = _redis_client(redis_cache, self.prefix) if self.on else None
-        self.sha = hashlib.sha1(_LOOKUP.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        self.sha = hashlib.sha1(_LOOKUP.encode(), usedforsecurity=False).hexdigest()  # Redis names scripts so
         self._connections = threading.local()
 
     def lookup(self, args: list) -> list:
