@@ -431,7 +431,7 @@ def test_schema_and_docs(db, client):
 
 
 def test_rate_limit_counter_on_redis_is_one_round_trip_and_expires(redis_cache):
-    """Production counts in Redis with INCR + EXPIRE NX in one pipeline; the window expires."""
+    """Production counts in Redis with SET NX EX + INCR in one pipeline; the window expires."""
     from cem.throttle import count_hit as _count_hit
 
     assert [_count_hit("window", ttl=30) for _ in range(3)] == [1, 2, 3]
