@@ -159,9 +159,5 @@ def _replica_caught_up(view) -> bool:
         return True
     location = view.location
     spans_stores = CACHED.get(view.panel_key) == ORGANIZATION
-    rows = RollupGeneration.objects.using("default")
-    if spans_stores:
-        primary = rows.aggregate(total=Sum("generation"))["total"] or 0
-    else:
-        primary = rows.filter(location_id=location.pk).values_list("generation", flat=True).first() or 0
+    primary = generation(location.pk, organization=spans_stores, using="default")
     return primary == _current(location, spans_stores)

@@ -164,9 +164,12 @@ def replay_versions_changed(org_id: int, locations: list | None = None) -> None:
     fast_reads.changed_on_commit(names)
 
 
-def generation(location_id: int | None = None, *, organization: bool = False) -> int:
-    """The location's generation (0 before its first rollup row), or the sum of the organization's."""
-    rows = RollupGeneration.objects.all()
+def generation(
+    location_id: int | None = None, *, organization: bool = False, using: str | None = None
+) -> int:
+    """The location's generation (0 before its first rollup row), or the sum of the organization's;
+    ``using`` names a database alias (the primary, where a view otherwise reads a replica)."""
+    rows = RollupGeneration.objects.using(using) if using else RollupGeneration.objects.all()
     if organization:
         return rows.aggregate(total=Sum("generation"))["total"] or 0
     return rows.filter(location_id=location_id).values_list("generation", flat=True).first() or 0

@@ -117,7 +117,8 @@ class _Redis:
         self.prefix = cache.make_key("fr:")
         self.rate_prefix = cache.make_key("ratelimit:user:")
         self.client = _redis_client(redis_cache, self.prefix) if self.on else None
-        self.sha = hashlib.sha1(_LOOKUP.encode(), usedforsecurity=False).hexdigest()  # Redis names scripts so
+        # EVALSHA names a script by the SHA-1 of its text (a name, not a security measure).
+        self.sha = hashlib.sha1(_LOOKUP.encode(), usedforsecurity=False).hexdigest()
         self._connections = threading.local()
 
     def lookup(self, args: list) -> list:

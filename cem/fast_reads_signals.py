@@ -25,27 +25,23 @@ def _structure_changed(sender, instance, **kwargs):
 def _membership_changed(sender, instance, **kwargs):
     _structure_changed(sender, instance)
     user_id = instance.user_id
-    _on_commit(lambda: fast_reads.forget_user(user_id))
+    transaction.on_commit(lambda: fast_reads.forget_user(user_id))
 
 
 def _organization_changed(sender, instance, **kwargs):
     tenant_id = instance.pk
     fast_reads.changed_on_commit([tenant_version(tenant_id)])
-    _on_commit(lambda: fast_reads.forget_tenant(tenant_id))
+    transaction.on_commit(lambda: fast_reads.forget_tenant(tenant_id))
 
 
 def _user_changed(sender, instance, **kwargs):
     user_id = instance.pk
-    _on_commit(lambda: fast_reads.forget_user(user_id))
+    transaction.on_commit(lambda: fast_reads.forget_user(user_id))
 
 
 def _logged_out(sender, request, user, **kwargs):
     session = getattr(request, "session", None)
     fast_reads.forget_session(getattr(session, "session_key", None))
-
-
-def _on_commit(callback) -> None:
-    transaction.on_commit(callback)
 
 
 def connect() -> None:

@@ -384,3 +384,22 @@ def test_a_redis_that_forgot_the_script_or_closed_the_connection_still_replays(s
     assert get(fast, url, session=session)[0] == 200 and django.calls == 1
     client.client_kill_filter(_type="normal", skipme=True)  # idle connections closed by the server
     assert get(fast, url, session=session)[0] == 200 and django.calls == 1
+
+
+def test_with_a_streaming_replica_only_rows_as_new_as_the_primary_are_kept(shop, app, settings, monkeypatch):
+    """The versions are read from Redis, the rows from the replica: a replica behind the primary
+    must not have its rows kept under the newer versions."""
+    from alignment import panel_cache
+
+    fast, django = app
+    settings.DATABASE_REPLICA_URL = "postgres://replica.invalid/cem"  # routing itself stays as in the tests
+    session, url = session_of(shop.users["manager"]), store(shop, panel="kpis")
+    current = panel_cache._current
+    monkeypatch.setattr(panel_cache, "_current", lambda location, spans: current(location, spans) - 1)
+    get(fast, url, session=session)
+    get(fast, url, session=session)
+    assert django.calls == 2  # the replica's generation was behind: nothing kept
+    monkeypatch.setattr(panel_cache, "_current", current)
+    get(fast, url, session=session)
+    get(fast, url, session=session)
+    assert django.calls == 3  # caught up: kept and replayed
