@@ -101,7 +101,10 @@ def lesson_effect(treated: Sequence[float], control: Sequence[float]) -> Effect:
     if se2 == 0:
         # Every case changed by exactly the same amount: no noise to speak of.
         return Effect(nt, nc, mt, mc, diff, diff, diff, EFFECTIVE if diff > 0 else INEFFECTIVE)
-    df = se2**2 / ((vt / nt) ** 2 / (nt - 1) + (vc / nc) ** 2 / (nc - 1)) if vt or vc else math.inf
+    # Welch-Satterthwaite. Variances so small that their squares underflow (subnormal floats)
+    # leave nothing to divide: the interval is then the difference itself, as in the normal limit.
+    denominator = (vt / nt) ** 2 / (nt - 1) + (vc / nc) ** 2 / (nc - 1)
+    df = se2**2 / denominator if denominator and se2**2 else math.inf
     half = t_quantile(1 - (1 - CONFIDENCE) / 2, df) * math.sqrt(se2)
     low, high = diff - half, diff + half
     return Effect(nt, nc, mt, mc, diff, low, high, EFFECTIVE if low > 0 else INEFFECTIVE)

@@ -66,6 +66,14 @@ def test_window_change_needs_points_on_both_sides():
     assert eff.window_change([40.0, 60.0], [80.0, 90.0]) == pytest.approx(35.0)
 
 
+def test_variances_whose_squares_underflow_still_give_an_interval():
+    """Found by hypothesis: subnormal changes made the Welch denominator 0.0 (ZeroDivisionError)."""
+    tiny = 1e-100  # variance ~1e-200 > 0, its square underflows to 0.0
+    effect = eff.lesson_effect([0.0] * 19 + [tiny], [0.0] * 7 + [tiny])
+    assert effect.ci_low <= effect.difference <= effect.ci_high
+    assert effect.verdict in (eff.EFFECTIVE, eff.INEFFECTIVE)
+
+
 @given(
     st.lists(st.floats(-100, 100), min_size=20, max_size=60),
     st.lists(st.floats(-100, 100), min_size=8, max_size=30),
